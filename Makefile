@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
+run: $(STAMP)
+	$(PY) -m eventrouter run
+
+## Lint, type-check and run the whole test suite.
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(PY) -m ruff check eventrouter handlers tests benchmarks
+	$(PY) -m ruff format --check eventrouter handlers tests benchmarks
+
+typecheck: $(STAMP)
+	$(PY) -m mypy --strict eventrouter
+
+unit: $(STAMP)
+	$(PY) -m pytest -q
+
+## The benchmarks of benchmarks/ (ratios against baselines measured in the same run).
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .eventrouter out .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,53 @@
+"""eventrouter: AWS Lambda's event model for your own machines.
+
+>>> from eventrouter import Router, to_directory
+>>> router = Router("shop")
+>>> @router.on_event(None, timeout=3, on_failure=to_directory("failed"))
+... async def charge(order: dict, ctx) -> dict: ...
+"""
+
+from eventrouter.context import Context
+from eventrouter.destinations import to_directory, to_function, to_queue
+from eventrouter.errors import (
+    ConfigError,
+    DestinationError,
+    EventRouterError,
+    FunctionError,
+    FunctionNotFound,
+    FunctionTimeout,
+    InvalidRequestContent,
+    InvokeError,
+    PayloadTooLarge,
+    SourceError,
+    StateDirInUse,
+    Throttled,
+)
+from eventrouter.router import Router, default_router, on_event
+from eventrouter.runtime.engine import Engine
+from eventrouter.sources import Queue
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Context",
+    "DestinationError",
+    "Engine",
+    "EventRouterError",
+    "FunctionError",
+    "FunctionNotFound",
+    "FunctionTimeout",
+    "InvalidRequestContent",
+    "InvokeError",
+    "PayloadTooLarge",
+    "Queue",
+    "Router",
+    "SourceError",
+    "StateDirInUse",
+    "Throttled",
+    "default_router",
+    "on_event",
+    "to_directory",
+    "to_function",
+    "to_queue",
+]

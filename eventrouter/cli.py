@@ -1,0 +1,155 @@
+"""``python -m eventrouter run | invoke | routes``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+import anyio
+import msgspec
+import structlog
+
+from eventrouter.errors import EventRouterError, FunctionError
+from eventrouter.loader import load_router
+from eventrouter.observability.logging import configure_logging, flush_logs
+from eventrouter.router import FunctionSpec, Router
+from eventrouter.runtime.engine import DEFAULT_GRACE, Engine
+
+log = structlog.get_logger("eventrouter")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m eventrouter", description="Run Lambda-style event handlers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--state-dir", help="folder of the durable queue (default .eventrouter)")
+        p.add_argument("--log-format", choices=["auto", "console", "json"], default="auto")
+        p.add_argument("--log-level", default="info")
+
+    run = sub.add_parser("run", help="serve the functions until SIGINT / SIGTERM")
+    run.add_argument("target", nargs="?", help="module:router (default: the handlers package)")
+    run.add_argument("--http", metavar="HOST:PORT", help="serve HTTP (not available yet)")
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help="seconds in-flight work may take to finish at shutdown (default 30)",
+    )
+    common(run)
+
+    invoke = sub.add_parser("invoke", help="invoke a function once")
+    invoke.add_argument("name")
+    invoke.add_argument("target", nargs="?", help="module:router (default: the handlers package)")
+    invoke.add_argument("--payload", default="{}", help="JSON payload; - reads standard input")
+    invoke.add_argument(
+        "--async",
+        dest="is_async",
+        action="store_true",
+        help="queue the event for a running router and print its request id",
+    )
+    common(invoke)
+
+    routes = sub.add_parser("routes", help="list functions, sources and settings")
+    routes.add_argument("target", nargs="?", help="module:router (default: the handlers package)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "routes":
+            print(routes_table(load_router(args.target)))
+            return 0
+        configure_logging(args.log_format, args.log_level)
+        router = load_router(args.target)
+        if args.command == "run":
+            return anyio.run(_serve, router, args)
+        return anyio.run(_invoke, router, args)
+    except EventRouterError as exc:
+        flush_logs()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        flush_logs()
+
+
+async def _serve(router: Router, args: argparse.Namespace) -> int:
+    if args.http:
+        log.warning("HTTP is not available in this version; --http is ignored", http=args.http)
+    engine = Engine(router, state_dir=args.state_dir)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        await engine.start()
+        async for signum in signals:
+            log.info("stopping", signal=signal.Signals(signum).name, grace=args.grace)
+            break
+    await engine.shutdown(grace=args.grace)
+    return 0
+
+
+async def _invoke(router: Router, args: argparse.Namespace) -> int:
+    raw = sys.stdin.read() if args.payload == "-" else args.payload
+    payload = raw.encode()
+    async with Engine(router, state_dir=args.state_dir, consume=False) as engine:
+        if args.is_async:
+            print(await engine.invoke_async(args.name, payload))
+            return 0
+        outcome = await engine.invoke_outcome(args.name, payload)
+        try:
+            engine.result(outcome)
+        except FunctionError as exc:
+            print(msgspec.json.encode(exc.body).decode())
+            return 1
+        assert outcome.response is not None
+        print(outcome.response.decode())
+        return 0
+
+
+def _describe(destination: Any) -> str:
+    return "-" if destination is None else str(destination.describe())
+
+
+def routes_table(router: Router) -> str:
+    """A plain-text table of the router's functions."""
+    header = [
+        "function",
+        "source",
+        "timeout",
+        "reserved",
+        "memory",
+        "retries",
+        "max_age",
+        "on_success",
+        "on_failure",
+        "handler",
+    ]
+    rows = [header]
+    for spec in sorted(router.functions.values(), key=lambda s: s.name):
+        rows.append(_route_row(spec))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join([f"router {router.name!r}", *lines])
+
+
+def _route_row(spec: FunctionSpec) -> list[str]:
+    s = spec.settings
+    return [
+        spec.name,
+        spec.source.describe() if spec.source is not None else "invoke",
+        f"{s.timeout:g}s",
+        "-" if s.reserved_concurrency is None else str(s.reserved_concurrency),
+        f"{s.memory_mb}MB",
+        str(s.max_retries),
+        f"{s.max_event_age:g}s",
+        _describe(s.on_success),
+        _describe(s.on_failure),
+        f"{spec.module}.{getattr(spec.handler, '__qualname__', '?')}"
+        + ("" if spec.is_async else " (sync)"),
+    ]

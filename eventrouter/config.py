@@ -1,0 +1,110 @@
+"""Settings objects: frozen, keyword-only msgspec Structs validated where they are built.
+
+A value out of range raises :class:`~eventrouter.errors.ConfigError` naming the field, the
+value and the allowed range, e.g.::
+
+    >>> FunctionSettings(timeout=901)
+    Traceback (most recent call last):
+    ConfigError: timeout=901 is out of range: allowed 0 < timeout <= 900 (seconds)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from eventrouter.errors import ConfigError
+
+#: Lambda's payload limits (bytes).
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+#: Lambda's limit on the Init phase (seconds).
+INIT_TIMEOUT = 10.0
+
+
+def check_range(
+    field: str, value: float, low: float, high: float, *, low_open: bool = False, unit: str = ""
+) -> None:
+    """Raise ``ConfigError`` unless ``low <= value <= high`` (``low < value`` if ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{field}={value!r} must be a number")
+    ok_low = value > low if low_open else value >= low
+    if not (ok_low and value <= high):
+        op = "<" if low_open else "<="
+        suffix = f" ({unit})" if unit else ""
+        raise ConfigError(
+            f"{field}={value!r} is out of range: allowed {low:g} {op} {field} <= {high:g}{suffix}"
+        )
+
+
+class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The settings of one function, with Lambda's defaults and ranges.
+
+    ``on_success`` / ``on_failure`` take a destination (``to_function``, ``to_queue``,
+    ``to_directory``); ``init`` a callable (sync or async, no arguments) that runs once before
+    the first invocation, under the 10 s Init limit.
+    """
+
+    timeout: float = 3.0
+    reserved_concurrency: int | None = None
+    memory_mb: int = 128
+    max_retries: int = 2
+    max_event_age: float = 21_600.0
+    retry_delays: tuple[float, ...] = (60.0, 120.0)
+    on_success: Any = None
+    on_failure: Any = None
+    init: Callable[[], Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
+        if self.reserved_concurrency is not None:
+            if isinstance(self.reserved_concurrency, bool) or not isinstance(
+                self.reserved_concurrency, int
+            ):
+                raise ConfigError(
+                    f"reserved_concurrency={self.reserved_concurrency!r} must be an int or None"
+                )
+            check_range("reserved_concurrency", self.reserved_concurrency, 0, 1_000_000)
+        _check_int("memory_mb", self.memory_mb, 128, 10_240, "MB")
+        _check_int("max_retries", self.max_retries, 0, 2)
+        check_range("max_event_age", self.max_event_age, 60, 21_600, unit="seconds")
+        if not isinstance(self.retry_delays, tuple) or not 1 <= len(self.retry_delays) <= 2:
+            raise ConfigError(
+                f"retry_delays={self.retry_delays!r} must be a tuple of 1 or 2 delays in seconds"
+            )
+        for delay in self.retry_delays:
+            check_range("retry_delays", delay, 0, 21_600, unit="seconds")
+        for field in ("on_success", "on_failure"):
+            target = getattr(self, field)
+            if target is not None and not hasattr(target, "send"):
+                raise ConfigError(
+                    f"{field}={target!r} is not a destination: "
+                    "use to_function(), to_queue() or to_directory()"
+                )
+        if self.init is not None and not callable(self.init):
+            raise ConfigError(f"init={self.init!r} must be callable")
+
+    def retry_delay(self, attempt: int) -> float:
+        """The wait before attempt ``attempt + 1`` after ``attempt`` failed (1-based)."""
+        return self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
+
+
+def _check_int(field: str, value: int, low: int, high: int, unit: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{field}={value!r} must be an int")
+    check_range(field, value, low, high, unit=unit)
+
+
+def build_settings(settings: dict[str, Any]) -> FunctionSettings:
+    """Build :class:`FunctionSettings` from keyword arguments, naming an unknown one."""
+    known = set(FunctionSettings.__struct_fields__)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}"
+        )
+    if isinstance(settings.get("retry_delays"), list):
+        settings = {**settings, "retry_delays": tuple(settings["retry_delays"])}
+    return FunctionSettings(**settings)

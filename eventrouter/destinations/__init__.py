@@ -1,0 +1,39 @@
+"""Destinations: where the invocation record of an asynchronous invocation goes.
+
+Each is a small frozen Struct with one job: ``send(engine, record, key)``. ``key`` is a
+stable id of the event (its request id), so a record delivered twice lands once where the
+target can tell (a file of that name).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from eventrouter.destinations.directory import ToDirectory, to_directory
+from eventrouter.destinations.function import ToFunction, to_function
+from eventrouter.destinations.queue import ToQueue, to_queue
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+
+class Destination(Protocol):
+    """What ``on_success`` / ``on_failure`` accept."""
+
+    def describe(self) -> str: ...
+
+    def check(self, engine: Engine) -> None:
+        """Raise ``ConfigError`` at start-up if the destination cannot work."""
+
+    async def send(self, engine: Engine, record: bytes, key: str) -> None: ...
+
+
+__all__ = [
+    "Destination",
+    "ToDirectory",
+    "ToFunction",
+    "ToQueue",
+    "to_directory",
+    "to_function",
+    "to_queue",
+]

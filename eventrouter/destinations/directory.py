@@ -1,0 +1,50 @@
+"""``to_directory``: one JSON file per record, written atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+import msgspec
+
+from eventrouter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+class ToDirectory(msgspec.Struct, frozen=True):
+    path: str
+
+    def describe(self) -> str:
+        return f"directory:{self.path}"
+
+    def check(self, engine: Engine) -> None:
+        try:
+            Path(self.path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"destination {self.describe()}: {exc}") from exc
+
+    async def send(self, engine: Engine, record: bytes, key: str) -> None:
+        await anyio.to_thread.run_sync(self._write, record, key)
+
+    def _write(self, record: bytes, key: str) -> None:
+        # The file name comes from the request id only, never from payload data, and is
+        # stripped to a safe alphabet so that no record can steer it out of the directory.
+        name = _UNSAFE.sub("_", key)[:128] or "record"
+        folder = Path(self.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(record)
+        os.replace(tmp, folder / f"{name}.json")
+
+
+def to_directory(path: str | os.PathLike[str]) -> ToDirectory:
+    """Write each invocation record as ``<path>/<request id>.json`` (temporary file + rename)."""
+    return ToDirectory(os.fspath(path))

@@ -1,0 +1,34 @@
+"""``to_queue``: the record goes into a named queue of the embedded store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from eventrouter.events import new_request_id
+from eventrouter.sources.queue import check_queue_name
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+
+class ToQueue(msgspec.Struct, frozen=True):
+    name: str
+
+    def __post_init__(self) -> None:
+        check_queue_name(self.name)
+
+    def describe(self) -> str:
+        return f"queue:{self.name}"
+
+    def check(self, engine: Engine) -> None:
+        pass
+
+    async def send(self, engine: Engine, record: bytes, key: str) -> None:
+        await engine.store.enqueue(self.name, new_request_id(), record)
+
+
+def to_queue(name: str) -> ToQueue:
+    """Send the invocation record to the embedded queue ``name`` (a ``Queue`` source reads it)."""
+    return ToQueue(name)

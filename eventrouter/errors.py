@@ -1,0 +1,104 @@
+"""The exceptions eventrouter raises, in one hierarchy.
+
+    EventRouterError
+    ├── ConfigError(ValueError)          a setting out of range, a duplicate name, a bad target
+    ├── InvokeError                      an invocation that did not produce a result
+    │   ├── FunctionNotFound(LookupError)   ResourceNotFoundException
+    │   ├── InvalidRequestContent(ValueError) the payload is not JSON
+    │   ├── PayloadTooLarge(ValueError)     RequestTooLargeException
+    │   ├── Throttled                       TooManyRequestsException (with a reason)
+    │   └── FunctionError                   the handler failed; carries the Lambda error body
+    │       └── FunctionTimeout(TimeoutError)  Sandbox.Timedout
+    ├── SourceError                      a source could not receive or acknowledge
+    ├── DestinationError                 a destination could not take a record
+    └── StateDirInUse(SourceError)       another router consumes the same state dir
+
+Each error that has a Lambda counterpart carries its Lambda name in ``error_type`` so the
+HTTP layer and the CLI can answer in Lambda's shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EventRouterError(Exception):
+    """Base class of every error eventrouter raises."""
+
+    error_type = "EventRouterError"
+
+
+class ConfigError(EventRouterError, ValueError):
+    """A function, source or router setting that cannot be accepted."""
+
+    error_type = "InvalidParameterValueException"
+
+
+class InvokeError(EventRouterError):
+    """An invocation that did not produce a result."""
+
+    error_type = "ServiceException"
+
+
+class FunctionNotFound(InvokeError, LookupError):
+    """No function with that name is registered."""
+
+    error_type = "ResourceNotFoundException"
+
+
+class InvalidRequestContent(InvokeError, ValueError):
+    """The payload is not a JSON document."""
+
+    error_type = "InvalidRequestContentException"
+
+
+class PayloadTooLarge(InvokeError, ValueError):
+    """The payload is over the limit of its invocation type."""
+
+    error_type = "RequestTooLargeException"
+
+
+class Throttled(InvokeError):
+    """No concurrency was left for the invocation.
+
+    ``reason`` is Lambda's: ``ReservedFunctionConcurrentInvocationLimitExceeded`` or
+    ``ConcurrentInvocationLimitExceeded``.
+    """
+
+    error_type = "TooManyRequestsException"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class FunctionError(InvokeError):
+    """The handler raised, timed out, or returned something that cannot be encoded.
+
+    ``body`` is Lambda's error document:
+    ``{"errorMessage", "errorType", "requestId", "stackTrace"}``.
+    """
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(f"{body.get('errorType')}: {body.get('errorMessage')}")
+        self.body = body
+
+    @property
+    def error_type(self) -> str:  # type: ignore[override]
+        return str(self.body.get("errorType", "Unhandled"))
+
+
+class FunctionTimeout(FunctionError, TimeoutError):
+    """The handler ran past its timeout (``Sandbox.Timedout``)."""
+
+
+class SourceError(EventRouterError):
+    """A source could not receive, acknowledge or commit."""
+
+
+class StateDirInUse(SourceError):
+    """Another running router already consumes this state directory."""
+
+
+class DestinationError(EventRouterError):
+    """A destination could not take a record."""

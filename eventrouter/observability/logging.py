@@ -1,0 +1,171 @@
+"""structlog set-up: console lines on a TTY, JSON lines otherwise, written through a buffer.
+
+The REPORT record of every invocation goes through here, so the JSON path is kept cheap: a
+short processor chain, msgspec for encoding, and a sink that collects the lines of one
+event-loop iteration into a single write (or writes at once past 64 KiB, or off the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import sys
+import threading
+from typing import IO, Any, Literal
+
+import msgspec
+import structlog
+
+LogFormat = Literal["auto", "console", "json"]
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+class BufferedSink:
+    """Collects encoded lines and writes them once per event-loop iteration."""
+
+    def __init__(self, stream: IO[bytes] | _BytesAdapter, flush_bytes: int = 65_536) -> None:
+        self._stream = stream
+        self._flush_bytes = flush_bytes
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def write(self, line: bytes) -> None:
+        with self._lock:
+            self._buffer += line
+            self._buffer += b"\n"
+            full = len(self._buffer) >= self._flush_bytes
+            schedule = not (full or self._scheduled)
+            self._scheduled = self._scheduled or schedule
+        if full:
+            self.flush()
+            return
+        if schedule:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # not on the loop's thread: no iteration to wait for
+                self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            data, self._buffer = self._buffer, bytearray()
+            self._scheduled = False
+        if data:
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (OSError, ValueError):  # closed pipe or stream: logs must never crash work
+                pass
+
+
+class SinkLogger:
+    """The structlog "logger": takes the rendered bytes of a record."""
+
+    def __init__(self, sink: BufferedSink) -> None:
+        self._sink = sink
+
+    def msg(self, message: bytes) -> None:
+        self._sink.write(message)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class ConsoleLogger(SinkLogger):
+    """Human-readable lines, written at once."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def msg(self, message: Any) -> None:
+        try:
+            self._stream.write(f"{message}\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+_json_encoder = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _render_json(_: Any, __: str, event_dict: dict[str, Any]) -> bytes:
+    return _json_encoder.encode(event_dict)
+
+
+_sink: BufferedSink | None = None
+
+
+def configure_logging(
+    fmt: LogFormat = "auto", level: str = "info", stream: IO[str] | None = None
+) -> None:
+    """Configure structlog for the whole process.
+
+    ``fmt="auto"`` picks console lines on a TTY and JSON lines otherwise.
+    """
+    global _sink
+    stream = stream if stream is not None else sys.stderr
+    if level.lower() not in _LEVELS:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(_LEVELS)}")
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    if _sink is not None:
+        _sink.flush()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    logger_factory: Any
+    if fmt == "json":
+        binary: IO[bytes] | _BytesAdapter = getattr(stream, "buffer", None) or _BytesAdapter(stream)
+        _sink = BufferedSink(binary)
+        sink = _sink
+        processors = [
+            *shared,
+            structlog.processors.format_exc_info,
+            _render_json,
+        ]
+
+        def logger_factory(*_: Any) -> SinkLogger:
+            return SinkLogger(sink)
+    elif fmt == "console":
+        _sink = None
+        processors = [*shared, structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+
+        def logger_factory(*_: Any) -> SinkLogger:
+            return ConsoleLogger(stream)
+    else:
+        raise ValueError(f"log format {fmt!r} is not one of auto, console, json")
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level.lower()]),
+        logger_factory=logger_factory,
+        cache_logger_on_first_use=False,
+    )
+    # Libraries that log through the standard library end up on the same stream.
+    logging.basicConfig(level=max(_LEVELS[level.lower()], logging.WARNING), stream=stream)
+
+
+def flush_logs() -> None:
+    """Write out whatever the JSON sink still holds."""
+    if _sink is not None:
+        _sink.flush()
+
+
+class _BytesAdapter:
+    """Lets the sink write to a text stream that has no binary buffer (e.g. StringIO)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes | bytearray) -> int:
+        return self._stream.write(bytes(data).decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+atexit.register(flush_logs)

@@ -1,0 +1,210 @@
+"""``Router`` and ``on_event``: the registry of functions. No I/O happens here."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+
+from eventrouter.config import FunctionSettings, build_settings, check_range
+from eventrouter.errors import ConfigError, FunctionNotFound
+from eventrouter.sources.queue import Queue
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_RAW_TYPES: tuple[Any, ...] = (inspect.Parameter.empty, Any, dict, object)
+
+
+@dataclass(slots=True, eq=False)
+class FunctionSpec:
+    """One registered function: its handler, settings, source and payload codec."""
+
+    name: str
+    handler: Callable[..., Any]
+    settings: FunctionSettings
+    source: Queue | None
+    is_async: bool
+    takes_context: bool
+    payload_type: Any
+    #: Decodes one event (or one message of a batch) into what the handler asks for.
+    decoder: msgspec.json.Decoder[Any]
+    #: Decodes the payload of a direct invocation (a list of messages for a batch handler).
+    event_decoder: msgspec.json.Decoder[Any]
+    batch: bool
+    init: Callable[[], Any] | None = None
+    #: Seconds spent importing the handler's module, when the loader measured it.
+    import_duration: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        return getattr(self.handler, "__module__", "?")
+
+
+def _payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool]:
+    """The annotation of the handler's first parameter and whether it takes a context."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"function {name!r}: cannot read the handler's signature: {exc}") from exc
+    params = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if not 1 <= len(params) <= 2:
+        raise ConfigError(
+            f"function {name!r}: a handler takes (event) or (event, context); "
+            f"it has {len(params)} positional parameters"
+        )
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception as exc:
+        raise ConfigError(
+            f"function {name!r}: cannot resolve the handler's annotations: {exc}"
+        ) from exc
+    return hints.get(params[0].name, inspect.Parameter.empty), len(params) == 2
+
+
+def _decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
+    if tp in _RAW_TYPES:
+        return msgspec.json.Decoder()
+    try:
+        return msgspec.json.Decoder(tp)
+    except TypeError as exc:
+        raise ConfigError(
+            f"function {name!r}: the payload type {tp!r} cannot be decoded by msgspec: {exc}"
+        ) from exc
+
+
+def build_spec(
+    handler: Callable[..., Any], name: str, source: Queue | None, settings: FunctionSettings
+) -> FunctionSpec:
+    if not callable(handler):
+        raise ConfigError(f"function {name!r}: the handler {handler!r} is not callable")
+    if source is not None and not isinstance(source, Queue):
+        raise ConfigError(f"function {name!r}: {source!r} is not a source this router knows")
+    tp, takes_context = _payload_type(handler, name)
+    batch = source is not None and source.batch_size > 1
+    item_type = tp
+    if batch:
+        origin = typing.get_origin(tp)
+        if tp in _RAW_TYPES or tp is list:
+            item_type = inspect.Parameter.empty
+        elif origin is list:
+            (item_type,) = typing.get_args(tp) or (Any,)
+        else:
+            raise ConfigError(
+                f"function {name!r}: batch_size > 1 hands the handler a list of messages; "
+                f"annotate the first parameter as list[...] (it is {tp!r})"
+            )
+    return FunctionSpec(
+        name=name,
+        handler=handler,
+        settings=settings,
+        source=source,
+        is_async=inspect.iscoroutinefunction(handler),
+        takes_context=takes_context,
+        payload_type=tp,
+        decoder=_decoder_for(item_type, name),
+        event_decoder=_decoder_for(tp, name),
+        batch=batch,
+        init=settings.init,
+    )
+
+
+class Router:
+    """A named set of functions and the router-wide settings.
+
+    >>> router = Router("shop", state_dir=".eventrouter")
+    >>> @router.on_event(None, timeout=3.0)
+    ... async def charge(order: dict, ctx) -> dict: ...
+
+    ``state_dir`` holds the embedded durable queue (default ``.eventrouter``);
+    ``max_concurrency`` caps the invocations in flight across every function.
+    """
+
+    def __init__(
+        self, name: str = "default", *, state_dir: str | None = None, max_concurrency: int = 1000
+    ) -> None:
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise ConfigError(f"max_concurrency={max_concurrency!r} must be an int")
+        check_range("max_concurrency", max_concurrency, 1, 1_000_000)
+        self.name = name
+        self.state_dir = state_dir
+        self.max_concurrency = max_concurrency
+        self.functions: dict[str, FunctionSpec] = {}
+
+    def __repr__(self) -> str:
+        return f"Router({self.name!r}, functions={sorted(self.functions)})"
+
+    def on_event(
+        self, source: Queue | None = None, *, name: str | None = None, **settings: Any
+    ) -> Callable[[F], F]:
+        """Register the decorated handler as a function; the handler is returned unchanged.
+
+        ``source=None`` means the function is invoked directly (``invoke``, asynchronous
+        invoke); ``Queue("name")`` consumes a named embedded queue.
+        """
+        parsed = build_settings(settings)
+
+        def register(handler: F) -> F:
+            fname = name if name is not None else getattr(handler, "__name__", None)
+            if not isinstance(fname, str) or not _FUNCTION_NAME.fullmatch(fname):
+                raise ConfigError(
+                    f"function name {fname!r} is not valid: use 1 to 64 letters, digits, '-' or '_'"
+                )
+            if fname in self.functions:
+                raise ConfigError(
+                    f"function {fname!r} is registered twice in router {self.name!r} "
+                    f"(by {self.functions[fname].module} and {handler.__module__}); "
+                    "give one of them name=..."
+                )
+            self.functions[fname] = build_spec(handler, fname, source, parsed)
+            return handler
+
+        return register
+
+    def init(self, function_name: str) -> Callable[[F], F]:
+        """Register an init hook for ``function_name``: it runs once before the first invocation.
+
+        >>> @router.init("charge")
+        ... async def connect() -> None: ...
+        """
+
+        def register(hook: F) -> F:
+            self.function(function_name).init = hook
+            return hook
+
+        return register
+
+    def function(self, name: str) -> FunctionSpec:
+        """The registered function ``name``; ``FunctionNotFound`` if there is none."""
+        try:
+            return self.functions[name]
+        except KeyError:
+            raise FunctionNotFound(f"Function not found: {name}") from None
+
+
+_default_router: Router | None = None
+
+
+def default_router() -> Router:
+    """The router that module-level :func:`on_event` registers on."""
+    global _default_router
+    if _default_router is None:
+        _default_router = Router()
+    return _default_router
+
+
+def on_event(
+    source: Queue | None = None, *, name: str | None = None, **settings: Any
+) -> Callable[[F], F]:
+    """Register on the default router: ``@on_event(None, timeout=5)``."""
+    return default_router().on_event(source, name=name, **settings)

@@ -1,0 +1,1 @@
+"""The engine, the invoker and the model policies (Lambda's rules, held once)."""

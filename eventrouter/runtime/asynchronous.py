@@ -1,0 +1,407 @@
+"""The asynchronous model: events from the durable queue, Lambda's retry rules, destinations.
+
+Rules (lambda-semantics.md §1):
+
+- A function error or timeout is retried ``max_retries`` times after ``retry_delays``.
+- A throttle is not a retry: the event goes back with a backoff of 1 s doubling to 5 min.
+- An event older than ``max_event_age`` is not invoked again (``EventAgeExceeded``).
+- A payload that fails validation is not retried.
+- The final outcome's record goes to ``on_success`` / ``on_failure``; the event leaves the
+  queue only after that delivery. A failed delivery is counted, logged and tried again
+  later, until the event's age runs out; then the whole record is logged at error level.
+
+The dispatcher takes from the queue only what free concurrency can run, so events of a busy
+function wait in the queue rather than being throttled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+import structlog
+
+from eventrouter.events import Condition, invocation_record, new_request_id
+from eventrouter.runtime.invoker import FunctionState, Outcome, Status
+from eventrouter.store.sqlite import StoredEvent
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+log = structlog.get_logger("eventrouter.async")
+
+#: How often an idle dispatcher looks for events enqueued by other processes.
+POLL_INTERVAL = 0.05
+#: Events leased in one round at most.
+CLAIM_LIMIT = 1000
+MAX_BACKOFF = 300.0
+
+_batch_response = msgspec.json.Decoder(dict[str, Any])
+
+
+def function_queue(name: str) -> str:
+    """The store queue holding asynchronous invocations of function ``name``."""
+    return f"fn:{name}"
+
+
+def backoff(n: int) -> float:
+    """1 s, 2 s, 4 s ... up to 5 min for the ``n``-th throttle (1-based)."""
+    return min(MAX_BACKOFF, 2.0 ** (n - 1))
+
+
+class Consumer:
+    """A function as a consumer of the store: its queues and claimed-but-not-started count."""
+
+    __slots__ = ("batch_size", "queues", "starting", "state")
+
+    def __init__(self, state: FunctionState, queues: list[str], batch_size: int) -> None:
+        self.state = state
+        self.queues = queues
+        self.batch_size = batch_size
+        self.starting = 0
+
+
+class AsyncPolicy:
+    """Consumes the store for every function of the engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.invoker = engine.invoker
+        self.consumers: list[Consumer] = []
+        self.by_queue: dict[str, Consumer] = {}
+        for name, state in self.invoker.states.items():
+            spec = state.spec
+            queues = [function_queue(name)]
+            batch_size = 1
+            if spec.source is not None:
+                queues.append(spec.source.name)
+                batch_size = spec.source.batch_size
+            consumer = Consumer(state, queues, batch_size)
+            self.consumers.append(consumer)
+            for q in queues:
+                self.by_queue[q] = consumer
+        self.in_flight = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+
+    # -- dispatching -------------------------------------------------------------------------
+
+    def notify(self, queues: set[str]) -> None:
+        """Events were added to ``queues`` by this process."""
+        if any(q in self.by_queue for q in queues):
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Take no more events from the queue."""
+        self._stopping = True
+        self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until no claimed event is still being processed."""
+        await self._idle.wait()
+
+    async def run(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Claim due events and start their processing in ``task_group`` until stopped."""
+        slots = self.invoker.slots
+        while not self._stopping:
+            plan = self._plan()
+            if not plan:
+                with anyio.move_on_after(POLL_INTERVAL):
+                    await slots.wait_released()
+                continue
+            self._wake.clear()
+            events = await self.store.claim(plan)
+            if self._stopping:  # claimed while stopping: give them back untouched
+                for ev in events:
+                    self.store.reschedule(ev.id, ev.enqueued_at, ev.attempts, ev.throttles)
+                break
+            if not events:
+                with anyio.move_on_after(POLL_INTERVAL):
+                    await self._wake.wait()
+                continue
+            self._start(events, task_group)
+
+    def _plan(self) -> list[tuple[list[str], int]]:
+        slots = self.invoker.slots
+        shared: list[str] = []
+        shared_starting = 0
+        plan: list[tuple[list[str], int]] = []
+        for c in self.consumers:
+            if c.state.slots.reserved is None and c.batch_size == 1:
+                shared.extend(c.queues)
+                shared_starting += c.starting
+                continue
+            free = slots.free(c.state.slots) - c.starting
+            if c.state.slots.reserved == 0:
+                free = 1  # reserved concurrency 0: take events to send them to on_failure
+            if free > 0:
+                plan.append((c.queues, min(CLAIM_LIMIT, free * c.batch_size)))
+        pool_free = slots.pool - slots.pool_in_flight - shared_starting
+        if shared and pool_free > 0:
+            plan.append((shared, min(CLAIM_LIMIT, pool_free)))
+        return plan
+
+    def _start(self, events: list[StoredEvent], task_group: anyio.abc.TaskGroup) -> None:
+        by_consumer: dict[Consumer, list[StoredEvent]] = {}
+        for ev in events:
+            by_consumer.setdefault(self.by_queue[ev.queue], []).append(ev)
+        for consumer, evs in by_consumer.items():
+            if consumer.batch_size == 1:
+                for ev in evs:
+                    self._spawn(task_group, consumer, [ev])
+            else:
+                for i in range(0, len(evs), consumer.batch_size):
+                    self._spawn(task_group, consumer, evs[i : i + consumer.batch_size])
+
+    def _spawn(
+        self, task_group: anyio.abc.TaskGroup, consumer: Consumer, events: list[StoredEvent]
+    ) -> None:
+        consumer.starting += 1
+        self.in_flight += 1
+        self._idle.clear()
+        task_group.start_soon(self._process, consumer, events)
+
+    async def _process(self, consumer: Consumer, events: list[StoredEvent]) -> None:
+        consumer.starting -= 1
+        try:
+            state = consumer.state
+            pending = [ev for ev in events if ev.record is None]
+            for ev in events:
+                if ev.record is not None:
+                    await self._redeliver(state, ev)
+            now = time.time()
+            fresh = []
+            for ev in pending:
+                if now - ev.enqueued_at > state.spec.settings.max_event_age:
+                    await self._final(state, ev, "EventAgeExceeded", None)
+                else:
+                    fresh.append(ev)
+            if not fresh:
+                return
+            if state.slots.reserved == 0:
+                for ev in fresh:
+                    throttled = Outcome(
+                        Status.THROTTLED,
+                        ev.request_id,
+                        reason="ReservedFunctionConcurrentInvocationLimitExceeded",
+                    )
+                    await self._final(state, ev, "RetriesExhausted", throttled)
+                return
+            if consumer.batch_size == 1 and len(fresh) == 1:
+                ev = fresh[0]
+                outcome = await self.invoker.invoke(
+                    state, ev.payload, ev.request_id, ev.attempts + 1
+                )
+                await self._settle(state, ev, outcome)
+            else:
+                await self._process_batch(state, fresh)
+        except Exception:  # never let one event take the dispatcher down
+            log.exception("processing failed", function=consumer.state.spec.name)
+            for ev in events:
+                self.store.reschedule(ev.id, time.time() + 1.0, ev.attempts, ev.throttles)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def _process_batch(self, state: FunctionState, events: list[StoredEvent]) -> None:
+        invoker = self.invoker
+        values: list[Any] = []
+        valid: list[StoredEvent] = []
+        for ev in events:
+            try:
+                values.append(state.spec.decoder.decode(ev.payload))
+                valid.append(ev)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                await self._settle(state, ev, invoker.invalid_payload(state, exc, ev.request_id))
+        if not valid:
+            return
+        attempt = max(ev.attempts for ev in valid) + 1
+        ids = [ev.request_id for ev in valid]
+        outcome = await invoker.invoke_value(state, values, new_request_id(), attempt, ids)
+        failed = set(ids)
+        if outcome.ok:
+            failed = _batch_item_failures(outcome.response, ids)
+        for ev in valid:
+            if ev.request_id in failed and outcome.ok:
+                body = {
+                    "errorMessage": "reported in batchItemFailures",
+                    "errorType": "BatchItemFailure",
+                    "requestId": outcome.request_id,
+                    "stackTrace": [],
+                }
+                own = Outcome(Status.FUNCTION_ERROR, ev.request_id, msgspec.json.encode(body), body)
+            else:
+                own = Outcome(
+                    outcome.status, ev.request_id, outcome.response, outcome.error, outcome.reason
+                )
+            await self._settle(state, ev, own)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    async def _settle(self, state: FunctionState, ev: StoredEvent, outcome: Outcome) -> None:
+        settings = state.spec.settings
+        now = time.time()
+        status = outcome.status
+        if status is Status.SUCCESS:
+            await self._final(state, ev, "Success", outcome)
+        elif status is Status.THROTTLED:
+            throttles = ev.throttles + 1
+            due = now + backoff(throttles)
+            if due - ev.enqueued_at > settings.max_event_age:
+                await self._final(state, ev, "EventAgeExceeded", outcome)
+            else:
+                log.debug(
+                    "throttled",
+                    function=state.spec.name,
+                    request_id=ev.request_id,
+                    retry_in=due - now,
+                )
+                self.store.reschedule(ev.id, due, ev.attempts, throttles)
+        elif status is Status.INVALID_PAYLOAD:
+            ev.attempts += 1
+            await self._final(state, ev, "RetriesExhausted", outcome)
+        else:
+            attempt = ev.attempts + 1
+            ev.attempts = attempt
+            if attempt > settings.max_retries:
+                await self._final(state, ev, "RetriesExhausted", outcome)
+                return
+            due = now + settings.retry_delay(attempt)
+            if due - ev.enqueued_at > settings.max_event_age:
+                await self._final(state, ev, "EventAgeExceeded", outcome)
+            else:
+                log.info(
+                    "retry scheduled",
+                    function=state.spec.name,
+                    request_id=ev.request_id,
+                    attempt=attempt + 1,
+                    retry_in=round(due - now, 3),
+                )
+                self.store.reschedule(ev.id, due, attempt, ev.throttles)
+
+    async def _final(
+        self, state: FunctionState, ev: StoredEvent, condition: Condition, outcome: Outcome | None
+    ) -> None:
+        spec = state.spec
+        success = condition == "Success"
+        kind = "on_success" if success else "on_failure"
+        destination = spec.settings.on_success if success else spec.settings.on_failure
+        if not success:
+            self.engine.metrics.add(
+                "AsyncEventsDropped" if destination is None else "AsyncEventsFailed", spec.name
+            )
+        if destination is None:
+            if not success:
+                log.warning(
+                    "event failed, no on_failure destination",
+                    function=spec.name,
+                    request_id=ev.request_id,
+                    condition=condition,
+                    error=outcome.error["errorType"] if outcome and outcome.error else None,
+                )
+            self.store.ack(ev.id)
+            return
+        status_code = 200
+        if outcome is not None and outcome.status is Status.THROTTLED:
+            status_code = 429
+            response: bytes | None = msgspec.json.encode(
+                {
+                    "errorMessage": "Rate Exceeded.",
+                    "errorType": "TooManyRequestsException",
+                    "Reason": outcome.reason,
+                }
+            )
+        else:
+            response = outcome.response if outcome is not None else None
+        record = invocation_record(
+            request_id=ev.request_id,
+            function_name=spec.name,
+            condition=condition,
+            invoke_count=ev.attempts if not success else ev.attempts + 1,
+            request_payload=ev.payload,
+            response_payload=response,
+            function_error=outcome is not None and not success and outcome.error is not None,
+            status_code=status_code,
+        )
+        await self._deliver(state, ev, record, kind, destination)
+
+    async def _redeliver(self, state: FunctionState, ev: StoredEvent) -> None:
+        settings = state.spec.settings
+        destination = settings.on_success if ev.record_kind == "on_success" else settings.on_failure
+        assert ev.record is not None and ev.record_kind is not None
+        if destination is None:  # the destination was removed from the code since
+            log.error(
+                "record dropped: destination no longer configured",
+                function=state.spec.name,
+                request_id=ev.request_id,
+                kind=ev.record_kind,
+                record=ev.record.decode(errors="replace"),
+            )
+            self.store.ack(ev.id)
+            return
+        await self._deliver(state, ev, ev.record, ev.record_kind, destination)
+
+    async def _deliver(
+        self, state: FunctionState, ev: StoredEvent, record: bytes, kind: str, destination: Any
+    ) -> None:
+        try:
+            await destination.send(self.engine, record, ev.request_id)
+        except Exception as exc:  # noqa: BLE001 - any failed delivery is counted and retried
+            name = state.spec.name
+            self.engine.metrics.add("DestinationDeliveryFailures", name)
+            now = time.time()
+            deliveries = (ev.throttles if ev.record is not None else 0) + 1
+            due = now + backoff(deliveries)
+            if due - ev.enqueued_at <= state.spec.settings.max_event_age:
+                log.error(
+                    "destination delivery failed, will retry",
+                    function=name,
+                    request_id=ev.request_id,
+                    destination=destination.describe(),
+                    kind=kind,
+                    error=repr(exc),
+                    retry_in=due - now,
+                )
+                self.store.hold_record(ev.id, record, kind, due, deliveries)
+            else:
+                log.error(
+                    "destination delivery failed, record dropped after max_event_age",
+                    function=name,
+                    request_id=ev.request_id,
+                    destination=destination.describe(),
+                    kind=kind,
+                    error=repr(exc),
+                    record=record.decode(errors="replace"),
+                )
+                self.store.ack(ev.id)
+            return
+        self.engine.notify_delivery(state.spec.name, kind, record)
+        self.store.ack(ev.id)
+
+
+def _batch_item_failures(response: bytes | None, ids: list[str]) -> set[str]:
+    """The message ids a batch response reports failed; every id if the response is malformed."""
+    if response is None or response == b"null":
+        return set()
+    try:
+        body = _batch_response.decode(response)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return set()  # a response that is not an object is not a partial batch response
+    items = body.get("batchItemFailures")
+    if not items:
+        return set()
+    known = set(ids)
+    failed: set[str] = set()
+    for item in items if isinstance(items, list) else [None]:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if ident not in known:
+            return known  # malformed or unknown id: the whole batch failed
+        failed.add(ident)
+    return failed

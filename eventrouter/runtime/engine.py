@@ -1,0 +1,226 @@
+"""The engine: runs a router's functions and sources under one event loop.
+
+>>> async with Engine(router, state_dir=".eventrouter") as engine:
+...     receipt = await engine.invoke("charge", {"amount": 3})
+...     request_id = await engine.invoke_async("send_receipt", {"order": 1})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+import msgspec
+import structlog
+
+from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from eventrouter.errors import (
+    EventRouterError,
+    FunctionError,
+    FunctionTimeout,
+    InvalidRequestContent,
+    PayloadTooLarge,
+    Throttled,
+)
+from eventrouter.events import new_request_id
+from eventrouter.observability.logging import flush_logs
+from eventrouter.observability.metrics import Metrics
+from eventrouter.router import Router
+from eventrouter.runtime.asynchronous import AsyncPolicy, function_queue
+from eventrouter.runtime.concurrency import Slots
+from eventrouter.runtime.invoker import FunctionState, Invoker, Outcome, Status
+from eventrouter.store.sqlite import EventStore
+
+log = structlog.get_logger("eventrouter")
+
+DEFAULT_STATE_DIR = ".eventrouter"
+DEFAULT_GRACE = 30.0
+
+DeliveryListener = Callable[[str, str, bytes], None]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class Engine:
+    """Runs a router: the invoker, the durable queue and its consumers.
+
+    ``consume=False`` makes a producer only (the CLI's ``invoke --async``): it can invoke and
+    enqueue, but takes nothing from the queue.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        consume: bool = True,
+        thread_workers: int = 40,
+    ) -> None:
+        self.router = router
+        self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
+        self.consume = consume
+        self.metrics = Metrics()
+        self.store = EventStore(self.state_dir, consumer=consume)
+        self.slots = Slots(
+            router.max_concurrency,
+            [(name, spec.settings.reserved_concurrency) for name, spec in router.functions.items()],
+        )
+        self.invoker = Invoker(self, self.slots, self.metrics, thread_workers)
+        self.policy = AsyncPolicy(self)
+        self.delivery_listeners: list[DeliveryListener] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._started = False
+        self._stopped = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown(grace=0 if exc_info[0] is not None else DEFAULT_GRACE)
+
+    async def start(self) -> None:
+        """Check the configuration, open the store and start consuming."""
+        for spec in self.router.functions.values():
+            for destination in (spec.settings.on_success, spec.settings.on_failure):
+                if destination is not None:
+                    destination.check(self)
+        await self.store.open()
+        self.store.on_enqueued = self.policy.notify
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        if self.consume:
+            self._task_group.start_soon(self.policy.run, self._task_group)
+        self._started = True
+        log.info(
+            "router started",
+            router=self.router.name,
+            functions=len(self.router.functions),
+            state_dir=self.state_dir,
+            consuming=self.consume,
+            max_concurrency=self.router.max_concurrency,
+        )
+
+    async def shutdown(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop taking work, let in-flight invocations finish within ``grace`` seconds.
+
+        Whatever is still running after that is cancelled; its events stay in the queue and
+        are processed again after a restart.
+        """
+        if self._stopped or self._task_group is None:
+            return
+        self._stopped = True
+        self.policy.stop()
+        in_flight = self.policy.in_flight
+        with anyio.move_on_after(grace) as scope:
+            await self.policy.wait_idle()
+        if scope.cancelled_caught:
+            log.warning("grace period over, cancelling", in_flight=self.policy.in_flight)
+        self._task_group.cancel_scope.cancel()
+        try:
+            await self._task_group.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.store.close()
+            self.invoker.close()
+            log.info(
+                "router stopped",
+                router=self.router.name,
+                finished_in_flight=in_flight,
+                metrics=self.metrics.snapshot(),
+            )
+            flush_logs()
+
+    # -- invoking ----------------------------------------------------------------------------
+
+    def state(self, name: str) -> FunctionState:
+        """The runtime state of function ``name`` (``FunctionNotFound`` if unknown)."""
+        try:
+            return self.invoker.states[name]
+        except KeyError:
+            self.router.function(name)  # raises FunctionNotFound
+            raise
+
+    async def invoke(self, name: str, payload: Any = None) -> Any:
+        """Invoke ``name`` synchronously and return its result as JSON values.
+
+        ``payload`` is any value msgspec can encode, or ``bytes`` holding JSON. Raises
+        ``FunctionError`` (``FunctionTimeout`` for a timeout), ``Throttled``,
+        ``FunctionNotFound``, ``InvalidRequestContent`` or ``PayloadTooLarge``.
+        """
+        outcome = await self.invoke_outcome(name, payload)
+        return self.result(outcome)
+
+    async def invoke_outcome(self, name: str, payload: Any = None) -> Outcome:
+        """Invoke ``name`` synchronously and return the :class:`Outcome` (errors included)."""
+        state = self.state(name)
+        data = encode_payload(payload, SYNC_PAYLOAD_LIMIT)
+        request_id = new_request_id()
+        try:
+            event = state.spec.event_decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            return self.invoker.invalid_payload(state, exc, request_id)
+        except msgspec.DecodeError as exc:
+            raise InvalidRequestContent(f"Could not parse request body into json: {exc}") from None
+        return await self.invoker.invoke_value(state, event, request_id)
+
+    @staticmethod
+    def result(outcome: Outcome) -> Any:
+        """The decoded result of an outcome, or the exception it stands for."""
+        status = outcome.status
+        if status is Status.SUCCESS:
+            assert outcome.response is not None
+            return _decoder.decode(outcome.response)
+        if status is Status.THROTTLED:
+            raise Throttled("Rate Exceeded.", outcome.reason or "")
+        assert outcome.error is not None
+        if status is Status.TIMEOUT:
+            raise FunctionTimeout(outcome.error)
+        raise FunctionError(outcome.error)
+
+    async def invoke_async(self, name: str, payload: Any = None) -> str:
+        """Queue an asynchronous invocation; returns its request id once it is on disk."""
+        self.state(name)
+        data = encode_payload(payload, ASYNC_PAYLOAD_LIMIT)
+        return await self.enqueue_invocation(name, data)
+
+    async def enqueue_invocation(self, name: str, data: bytes) -> str:
+        """Write an already encoded event to function ``name``'s queue."""
+        if self._stopped or not self._started:
+            raise EventRouterError("the engine is not running")
+        request_id = new_request_id()
+        await self.store.enqueue(function_queue(name), request_id, data)
+        return request_id
+
+    def notify_delivery(self, function: str, kind: str, record: bytes) -> None:
+        for listener in self.delivery_listeners:
+            listener(function, kind, record)
+
+
+def encode_payload(payload: Any, limit: int) -> bytes:
+    """The payload as JSON bytes, checked against ``limit``."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        data = bytes(payload)
+        if len(data) <= limit:
+            try:
+                _decoder.decode(data)
+            except msgspec.DecodeError as exc:
+                raise InvalidRequestContent(
+                    f"Could not parse request body into json: {exc}"
+                ) from None
+    else:
+        try:
+            data = _encoder.encode(payload)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidRequestContent(f"payload cannot be encoded as JSON: {exc}") from None
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"{len(data)} byte payload is too large for this invocation type (limit {limit} bytes)"
+        )
+    return data

@@ -1,0 +1,316 @@
+"""The invoker: the only place that calls user code.
+
+Per invocation it takes a concurrency slot, builds the context, runs the handler under its
+timeout, classifies the outcome and writes one REPORT record. The per-invocation cost is
+kept to a few microseconds: counters instead of semaphores, one ``loop.call_at`` timer
+instead of a cancel scope, and a buffered log sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import functools
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
+from eventrouter.context import Context
+from eventrouter.events import error_body
+from eventrouter.observability.metrics import Metrics
+from eventrouter.router import FunctionSpec
+from eventrouter.runtime.concurrency import FunctionSlots, Slots
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+log = structlog.get_logger("eventrouter")
+
+TIMEOUT_ERROR = "Sandbox.Timedout"
+UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+MARSHAL_ERROR = "Runtime.MarshalError"
+
+
+class Status(enum.Enum):
+    SUCCESS = "success"
+    FUNCTION_ERROR = "error"
+    TIMEOUT = "timeout"
+    THROTTLED = "throttled"
+    INVALID_PAYLOAD = "invalid"
+
+
+class Outcome:
+    """What one invocation came to.
+
+    ``response`` is the encoded result on success and the encoded Lambda error body
+    otherwise (``None`` when throttled).
+    """
+
+    __slots__ = ("error", "reason", "request_id", "response", "status")
+
+    def __init__(
+        self,
+        status: Status,
+        request_id: str,
+        response: bytes | None = None,
+        error: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.status = status
+        self.request_id = request_id
+        self.response = response
+        self.error = error
+        self.reason = reason
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.SUCCESS
+
+    def __repr__(self) -> str:
+        error = self.error["errorType"] if self.error else None
+        return f"Outcome({self.status.name}, {self.request_id!r}, error={error})"
+
+
+class FunctionState:
+    """Runtime state of one function: its slots and whether its environment is warm."""
+
+    __slots__ = ("init_lock", "slots", "spec", "warm")
+
+    def __init__(self, spec: FunctionSpec, slots: FunctionSlots) -> None:
+        self.spec = spec
+        self.slots = slots
+        self.warm = False
+        self.init_lock = asyncio.Lock()
+
+
+class _Timer:
+    """Cancels the invoking task when the invocation's deadline passes."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
+class Invoker:
+    """Runs handlers for one engine."""
+
+    def __init__(self, engine: Engine, slots: Slots, metrics: Metrics, thread_workers: int) -> None:
+        self.engine = engine
+        self.slots = slots
+        self.metrics = metrics
+        self.states = {
+            name: FunctionState(spec, slots.functions[name])
+            for name, spec in engine.router.functions.items()
+        }
+        self._executor = ThreadPoolExecutor(thread_workers, thread_name_prefix="eventrouter-fn")
+        self._encoder = msgspec.json.Encoder()
+
+    def close(self) -> None:
+        # Threads still running an abandoned (timed-out) handler are not waited for.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def invoke(
+        self,
+        state: FunctionState,
+        payload: bytes,
+        request_id: str,
+        attempt: int = 1,
+    ) -> Outcome:
+        """Decode ``payload`` for the handler and invoke it."""
+        try:
+            event = state.spec.decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return self.invalid_payload(state, exc, request_id)
+        return await self.invoke_value(state, event, request_id, attempt)
+
+    def invalid_payload(self, state: FunctionState, exc: Exception, request_id: str) -> Outcome:
+        body = {
+            "errorMessage": str(exc),
+            "errorType": UNMARSHAL_ERROR,
+            "requestId": request_id,
+            "stackTrace": [],
+        }
+        self.metrics.add("Errors", state.spec.name)
+        log.warning(
+            "invalid payload", function=state.spec.name, request_id=request_id, error=str(exc)
+        )
+        return Outcome(Status.INVALID_PAYLOAD, request_id, self._encoder.encode(body), body)
+
+    async def invoke_value(
+        self,
+        state: FunctionState,
+        event: Any,
+        request_id: str,
+        attempt: int = 1,
+        messages: list[str] | None = None,
+    ) -> Outcome:
+        """Invoke the handler with an already decoded event."""
+        spec = state.spec
+        reason = self.slots.try_acquire(state.slots)
+        if reason is not None:
+            self.metrics.add("Throttles", spec.name)
+            return Outcome(Status.THROTTLED, request_id, reason=reason)
+        try:
+            return await self._run(state, event, request_id, attempt, messages)
+        finally:
+            self.slots.release(state.slots)
+
+    async def _run(
+        self,
+        state: FunctionState,
+        event: Any,
+        request_id: str,
+        attempt: int,
+        messages: list[str] | None,
+    ) -> Outcome:
+        spec = state.spec
+        init_duration = None
+        if not state.warm:
+            init_outcome, init_duration = await self._init(state, request_id)
+            if init_outcome is not None:
+                return init_outcome
+        timeout = spec.settings.timeout
+        start = time.monotonic()
+        ctx = Context(self.engine, spec, request_id, start + timeout, attempt, messages)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        timer = _Timer(task)
+        handle = loop.call_at(loop.time() + timeout, timer.fire)
+        status = Status.SUCCESS
+        error: dict[str, Any] | None = None
+        response: bytes | None = None
+        try:
+            if spec.is_async:
+                if spec.takes_context:
+                    value = await spec.handler(event, ctx)
+                else:
+                    value = await spec.handler(event)
+            else:
+                call = (
+                    functools.partial(spec.handler, event, ctx)
+                    if spec.takes_context
+                    else (functools.partial(spec.handler, event))
+                )
+                value = await loop.run_in_executor(
+                    self._executor, contextvars.copy_context().run, call
+                )
+        except asyncio.CancelledError:
+            if not timer.fired:
+                raise
+            task.uncancel()
+            status = Status.TIMEOUT
+        except BaseException as exc:  # noqa: BLE001 - any handler failure is a function error
+            handle.cancel()
+            if timer.fired:  # the handler turned our cancellation into another exception
+                task.uncancel()
+                status = Status.TIMEOUT
+            else:
+                status = Status.FUNCTION_ERROR
+                error = error_body(exc, request_id)
+        else:
+            if timer.fired:  # the handler swallowed the cancellation and ran on
+                task.uncancel()
+                status = Status.TIMEOUT
+            else:
+                try:
+                    response = self._encoder.encode(value)
+                except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+                    status = Status.FUNCTION_ERROR
+                    error = error_body(exc, request_id, MARSHAL_ERROR)
+                    error["errorMessage"] = f"Unable to marshal response: {error['errorMessage']}"
+                else:
+                    if len(response) > SYNC_PAYLOAD_LIMIT:
+                        status = Status.FUNCTION_ERROR
+                        error = {
+                            "errorMessage": f"Response payload size ({len(response)} bytes) "
+                            f"exceeded maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
+                            "errorType": "Function.ResponseSizeTooLarge",
+                            "requestId": request_id,
+                            "stackTrace": [],
+                        }
+        finally:
+            handle.cancel()
+        duration = time.monotonic() - start
+        if status is Status.TIMEOUT:
+            error = {
+                "errorMessage": f"{request_id} Task timed out after {timeout:.2f} seconds",
+                "errorType": TIMEOUT_ERROR,
+                "requestId": request_id,
+                "stackTrace": [],
+            }
+        if error is not None:
+            response = self._encoder.encode(error)
+            self.metrics.add("Errors", spec.name)
+        self._report(spec, request_id, duration, init_duration, status, error)
+        return Outcome(status, request_id, response, error)
+
+    def _report(
+        self,
+        spec: FunctionSpec,
+        request_id: str,
+        duration: float,
+        init_duration: float | None,
+        status: Status,
+        error: dict[str, Any] | None,
+    ) -> None:
+        duration_ms = duration * 1000
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "function": spec.name,
+            "status": status.value,
+            "duration_ms": round(duration_ms, 2),
+            "billed_duration_ms": max(1, math.ceil(duration_ms)),
+            "memory_size_mb": spec.settings.memory_mb,
+        }
+        if init_duration is not None:
+            fields["init_duration_ms"] = round(init_duration * 1000, 2)
+        if error is not None:
+            fields["error_type"] = error["errorType"]
+        log.info("REPORT", **fields)
+
+    async def _init(self, state: FunctionState, request_id: str) -> tuple[Outcome | None, float]:
+        """Run the function's init hook once (the cold start); return a failure, if any."""
+        async with state.init_lock:
+            if state.warm:
+                return None, 0.0
+            spec = state.spec
+            start = time.monotonic()
+            hook = spec.init
+            try:
+                if hook is not None:
+                    async with asyncio.timeout(INIT_TIMEOUT):
+                        if asyncio.iscoroutinefunction(hook):
+                            await hook()
+                        else:
+                            await asyncio.get_running_loop().run_in_executor(self._executor, hook)
+            except TimeoutError:
+                error = {
+                    "errorMessage": f"Init timed out after {INIT_TIMEOUT:.2f} seconds",
+                    "errorType": TIMEOUT_ERROR,
+                    "requestId": request_id,
+                    "stackTrace": [],
+                }
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - init failures are function errors
+                error = error_body(exc, request_id)
+            else:
+                state.warm = True
+                return None, spec.import_duration + time.monotonic() - start
+            log.error("init failed", function=spec.name, request_id=request_id, error=error)
+            self.metrics.add("Errors", spec.name)
+            body = self._encoder.encode(error)
+            return Outcome(Status.FUNCTION_ERROR, request_id, body, error), 0.0

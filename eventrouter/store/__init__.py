@@ -1,0 +1,5 @@
+"""The embedded durable queue."""
+
+from eventrouter.store.sqlite import EventStore, StoredEvent
+
+__all__ = ["EventStore", "StoredEvent"]

@@ -1,0 +1,355 @@
+"""The embedded durable queue: SQLite in WAL mode, written by one thread in group commits.
+
+Every operation goes to the store's own thread; the thread takes everything queued since its
+last transaction and runs it in one transaction, so a thousand concurrent ``enqueue`` calls
+cost one commit. ``enqueue`` returns only after its commit (the event is on disk before the
+caller gets an acknowledgement). Acknowledgements, retries and releases are fire-and-forget
+and ride along with the next transaction; losing them in a crash only means an event is
+processed again (at least once).
+
+Several processes may enqueue into one state dir; one process at a time consumes it (a
+``flock`` on ``consumer.lock``). The consumer leases what it claims; on start it returns
+every lease left by a consumer that died, so nothing acknowledged is lost by a crash.
+
+Durability: ``synchronous=NORMAL`` in WAL mode survives a crash of the process (``kill -9``),
+not a power loss of the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from eventrouter.errors import StateDirInUse
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    enqueued_at REAL NOT NULL,
+    due REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    throttles INTEGER NOT NULL DEFAULT 0,
+    leased INTEGER NOT NULL DEFAULT 0,
+    record BLOB,
+    record_kind TEXT
+);
+CREATE INDEX IF NOT EXISTS events_ready ON events (queue, leased, due);
+"""
+_COLUMNS = "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind"
+
+
+class StoredEvent:
+    """One event as it stands in the store."""
+
+    __slots__ = (
+        "attempts",
+        "enqueued_at",
+        "id",
+        "payload",
+        "queue",
+        "record",
+        "record_kind",
+        "request_id",
+        "throttles",
+    )
+
+    def __init__(
+        self,
+        id: int,
+        queue: str,
+        request_id: str,
+        payload: bytes,
+        enqueued_at: float,
+        attempts: int,
+        throttles: int,
+        record: bytes | None,
+        record_kind: str | None,
+    ) -> None:
+        self.id = id
+        self.queue = queue
+        self.request_id = request_id
+        self.payload = payload
+        self.enqueued_at = enqueued_at
+        #: Invocations that ended in a function error so far.
+        self.attempts = attempts
+        #: Times the event was throttled so far (not counted as retries).
+        self.throttles = throttles
+        #: A final record whose delivery to a destination is still owed.
+        self.record = record
+        self.record_kind = record_kind
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredEvent({self.id}, {self.queue!r}, {self.request_id!r}, attempts={self.attempts})"
+        )
+
+
+_Op = Callable[[sqlite3.Connection], Any]
+_Settled = tuple["asyncio.Future[Any] | None", Any, bool]
+
+
+class EventStore:
+    """The durable queue in ``<state_dir>/queue.db``.
+
+    >>> store = EventStore(".eventrouter", consumer=False)
+    >>> await store.open()
+    >>> await store.enqueue("fn:charge", request_id, b'{"amount": 3}')
+    """
+
+    def __init__(self, state_dir: str | os.PathLike[str], *, consumer: bool) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / "queue.db"
+        self.consumer = consumer
+        #: Called on the loop after a commit that added events, with their queue names.
+        self.on_enqueued: Callable[[set[str]], None] | None = None
+        self._ops: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any] | None] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock_fd: int | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.consumer:
+            self._take_consumer_lock()
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="eventrouter-store", daemon=True
+        )
+        self._thread.start()
+        await ready
+        if self.consumer:
+            await self._call(lambda c: c.execute("UPDATE events SET leased = 0 WHERE leased = 1"))
+
+    async def close(self) -> None:
+        """Commit what is queued and stop the store's thread."""
+        if self._closed or self._thread is None:
+            return
+        self._closed = True
+        await self.flush()
+        self._ops.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _take_consumer_lock(self) -> None:
+        path = self.state_dir / "consumer.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StateDirInUse(
+                f"state dir {str(self.state_dir)!r} is consumed by another running router "
+                f"(pid {owner}); stop it or use another --state-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    # -- the store's thread --------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.executescript(_SCHEMA)
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+        return conn
+
+    def _serve(self, ready: asyncio.Future[None]) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # noqa: BLE001 - handed to the opener
+            failed: list[_Settled] = [(ready, exc, True)]
+            loop.call_soon_threadsafe(_settle, failed)
+            return
+        opened: list[_Settled] = [(ready, None, False)]
+        loop.call_soon_threadsafe(_settle, opened)
+        ops = self._ops
+        while True:
+            first = ops.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < 10_000:
+                try:
+                    item = ops.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            settled: list[_Settled] = []
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for op, fut in batch:
+                    try:
+                        settled.append((fut, op(conn), False))
+                    except sqlite3.Error as exc:
+                        settled.append((fut, exc, True))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                settled = [(fut, exc, True) for _, fut in batch]
+            loop.call_soon_threadsafe(_settle, settled)
+            if stop:
+                break
+        conn.close()
+
+    def _call(self, op: _Op) -> asyncio.Future[Any]:
+        assert self._loop is not None, "the store is not open"
+        fut = self._loop.create_future()
+        self._ops.put((op, fut))
+        return fut
+
+    def _send(self, op: _Op) -> None:
+        self._ops.put((op, None))
+
+    # -- producing ---------------------------------------------------------------------------
+
+    async def enqueue(
+        self, queue_name: str, request_id: str, payload: bytes, *, now: float | None = None
+    ) -> None:
+        """Add one event; returns once it is committed to disk."""
+        t = now if now is not None else _now()
+        row = (queue_name, request_id, payload, t, t)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO events (queue, request_id, payload, enqueued_at, due)"
+                " VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._call(op)
+        if self.on_enqueued is not None:
+            self.on_enqueued({queue_name})
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    async def claim(self, requests: Iterable[tuple[list[str], int]]) -> list[StoredEvent]:
+        """Lease due events: for each ``(queues, limit)`` up to ``limit`` of them, oldest first."""
+        plan = [(queues, limit) for queues, limit in requests if queues and limit > 0]
+        if not plan:
+            return []
+        now = _now()
+
+        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
+            out: list[StoredEvent] = []
+            for queues, limit in plan:
+                marks = ",".join("?" * len(queues))
+                rows = conn.execute(
+                    f"UPDATE events SET leased = 1 WHERE id IN ("
+                    f" SELECT id FROM events WHERE queue IN ({marks}) AND leased = 0 AND due <= ?"
+                    f" ORDER BY due LIMIT ?) RETURNING {_COLUMNS}, due",
+                    (*queues, now, limit),
+                ).fetchall()
+                rows.sort(key=lambda r: (r[-1], r[0]))
+                out.extend(StoredEvent(*r[:-1]) for r in rows)
+            return out
+
+        result: list[StoredEvent] = await self._call(op)
+        return result
+
+    def ack(self, event_id: int) -> None:
+        """The event's outcome is final and delivered: remove it."""
+        self._send(lambda c: c.execute("DELETE FROM events WHERE id = ?", (event_id,)))
+
+    def reschedule(self, event_id: int, due: float, attempts: int, throttles: int) -> None:
+        """Release the lease; the event is due again at ``due`` (epoch seconds)."""
+        args = (due, attempts, throttles, event_id)
+        self._send(
+            lambda c: c.execute(
+                "UPDATE events SET leased = 0, due = ?, attempts = ?, throttles = ? WHERE id = ?",
+                args,
+            )
+        )
+
+    def hold_record(
+        self, event_id: int, record: bytes, kind: str, due: float, deliveries: int
+    ) -> None:
+        """The outcome is final but its record could not be delivered: keep it, try at ``due``.
+
+        ``deliveries`` (failed delivery attempts) is kept in the ``throttles`` column: once an
+        outcome is final the event is never invoked or throttled again.
+        """
+        args = (record, kind, due, deliveries, event_id)
+        self._send(
+            lambda c: c.execute(
+                "UPDATE events SET leased = 0, record = ?, record_kind = ?, due = ?,"
+                " throttles = ? WHERE id = ?",
+                args,
+            )
+        )
+
+    async def flush(self) -> None:
+        """Wait until every operation sent so far is committed."""
+        await self._call(lambda c: None)
+
+    # -- inspection --------------------------------------------------------------------------
+
+    async def count(self, queue_name: str | None = None) -> int:
+        """Events in ``queue_name`` (or in every queue), leased ones included."""
+        args: tuple[str, ...] = ()
+        if queue_name is None:
+            sql = "SELECT count(*) FROM events"
+        else:
+            sql, args = "SELECT count(*) FROM events WHERE queue = ?", (queue_name,)
+        result: int = await self._call(lambda c: c.execute(sql, args).fetchone()[0])
+        return result
+
+    async def pop(self, queue_name: str, limit: int = 100) -> list[StoredEvent]:
+        """Remove and return up to ``limit`` of the oldest unleased events of a queue."""
+
+        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                f"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE queue = ?"
+                f" AND leased = 0 ORDER BY id LIMIT ?) RETURNING {_COLUMNS}",
+                (queue_name, limit),
+            ).fetchall()
+            rows.sort(key=lambda r: r[0])
+            return [StoredEvent(*r) for r in rows]
+
+        result: list[StoredEvent] = await self._call(op)
+        return result
+
+
+def _settle(items: list[_Settled]) -> None:
+    for fut, value, failed in items:
+        if fut is None or fut.done():
+            continue
+        if failed:
+            fut.set_exception(value)
+        else:
+            fut.set_result(value)
+
+
+def _now() -> float:
+    return time.time()

@@ -1,0 +1,179 @@
+"""Run a router in-process inside your own tests.
+
+>>> async def test_charge(tmp_path):
+...     async with run_router(router, state_dir=tmp_path) as app:
+...         assert (await app.invoke("charge", {"amount": 3}))["ok"]
+...         await app.invoke_async("charge", {"amount": -1})
+...         record = await app.next_record("charge", "on_failure")
+...         assert record["requestContext"]["condition"] == "RetriesExhausted"
+
+For tests that are not async, :class:`TestRouter` runs the router on a thread::
+
+    with TestRouter(router) as app:
+        app.invoke("charge", {"amount": 3})
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import msgspec
+
+from eventrouter.router import Router
+from eventrouter.runtime.engine import Engine
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """A record that reached a destination: function, ``on_success``/``on_failure``, record."""
+
+    function: str
+    kind: str
+    record: Any
+
+
+class RouterUnderTest:
+    """A running router with helpers to invoke it and watch its destinations."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.deliveries: list[Delivery] = []
+        self._seen = 0
+        self._changed = anyio.Event()
+        engine.delivery_listeners.append(self._on_delivery)
+
+    def _on_delivery(self, function: str, kind: str, record: bytes) -> None:
+        self.deliveries.append(Delivery(function, kind, msgspec.json.decode(record)))
+        self._changed.set()
+
+    async def invoke(self, name: str, payload: Any = None) -> Any:
+        """Invoke synchronously; returns the result or raises the invocation's error."""
+        return await self.engine.invoke(name, payload)
+
+    async def invoke_async(self, name: str, payload: Any = None) -> str:
+        """Queue an asynchronous invocation; returns its request id."""
+        return await self.engine.invoke_async(name, payload)
+
+    def records(self, function: str | None = None, kind: str | None = None) -> list[Any]:
+        """Every record delivered so far for ``function`` / ``kind``."""
+        return [d.record for d in self.deliveries if _matches(d, function, kind)]
+
+    async def wait_records(
+        self,
+        count: int,
+        function: str | None = None,
+        kind: str | None = None,
+        timeout: float = 30.0,
+    ) -> list[Any]:
+        """Wait until ``count`` records for ``function`` / ``kind`` were delivered."""
+        with anyio.fail_after(timeout):
+            while len(found := self.records(function, kind)) < count:
+                await self._wait_change()
+        return found
+
+    async def next_record(
+        self, function: str | None = None, kind: str | None = None, timeout: float = 30.0
+    ) -> Any:
+        """The next delivered record (for ``function`` / ``kind``) not yet returned by this call."""
+        with anyio.fail_after(timeout):
+            while True:
+                for i in range(self._seen, len(self.deliveries)):
+                    if _matches(self.deliveries[i], function, kind):
+                        self._seen = i + 1
+                        return self.deliveries[i].record
+                await self._wait_change()
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until the router's queues hold no event that is due or running."""
+        with anyio.fail_after(timeout):
+            while True:
+                await self.engine.store.flush()
+                if self.engine.policy.in_flight == 0 and await self._pending() == 0:
+                    return
+                await anyio.sleep(0.01)
+
+    async def _pending(self) -> int:
+        n = 0
+        for queue in self.engine.policy.by_queue:
+            n += await self.engine.store.count(queue)
+        return n
+
+    async def queue_messages(self, name: str, limit: int = 1000) -> list[Any]:
+        """Take the messages waiting in the embedded queue ``name`` (decoded)."""
+        return [msgspec.json.decode(ev.payload) for ev in await self.engine.store.pop(name, limit)]
+
+    async def _wait_change(self) -> None:
+        self._changed = anyio.Event()
+        await self._changed.wait()
+
+
+def _matches(d: Delivery, function: str | None, kind: str | None) -> bool:
+    return (function is None or d.function == function) and (kind is None or d.kind == kind)
+
+
+@asynccontextmanager
+async def run_router(
+    router: Router, *, state_dir: str | os.PathLike[str] | None = None, grace: float = 5.0
+) -> AsyncIterator[RouterUnderTest]:
+    """Run ``router`` in this event loop for the duration of the block.
+
+    ``state_dir`` defaults to a fresh temporary directory, removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="eventrouter-") as tmp:
+        engine = Engine(router, state_dir=state_dir or tmp)
+        await engine.start()
+        try:
+            yield RouterUnderTest(engine)
+        finally:
+            await engine.shutdown(grace=grace)
+
+
+class TestRouter:
+    """The synchronous twin of :func:`run_router`, for plain ``def test_...`` functions."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, router: Router, *, state_dir: str | os.PathLike[str] | None = None) -> None:
+        self._router = router
+        self._state_dir = state_dir
+        self._portal_cm: Any = None
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._cm: Any = None
+        self.app: RouterUnderTest | None = None
+
+    def __enter__(self) -> TestRouter:
+        self._portal_cm = anyio.from_thread.start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+        self._cm = run_router(self._router, state_dir=self._state_dir)
+        self.app = self._portal.call(self._cm.__aenter__)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        assert self._portal is not None
+        try:
+            self._portal.call(self._cm.__aexit__, *exc_info)
+        finally:
+            self._portal_cm.__exit__(*exc_info)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        assert self._portal is not None and self.app is not None, "use TestRouter in a with block"
+        return self._portal.call(fn, *args)
+
+    def invoke(self, name: str, payload: Any = None) -> Any:
+        return self._call(self.app.invoke if self.app else None, name, payload)  # type: ignore[arg-type]
+
+    def invoke_async(self, name: str, payload: Any = None) -> str:
+        return str(self._call(self.app.invoke_async if self.app else None, name, payload))  # type: ignore[arg-type]
+
+    def next_record(
+        self, function: str | None = None, kind: str | None = None, timeout: float = 30.0
+    ) -> Any:
+        return self._call(self.app.next_record if self.app else None, function, kind, timeout)  # type: ignore[arg-type]
+
+    def drain(self, timeout: float = 30.0) -> None:
+        self._call(self.app.drain if self.app else None, timeout)  # type: ignore[arg-type]

@@ -1,0 +1,57 @@
+"""The shop's functions."""
+
+from typing import Any
+
+from eventrouter import Context, Queue, on_event, to_directory, to_function, to_queue
+from handlers.models import Order, Receipt
+
+
+@on_event(None, timeout=1.0)
+def quote(order: Order) -> dict[str, float]:
+    """A plain ``def`` handler: runs in the worker-thread pool, never on the event loop."""
+    return {"total": round(sum(i.quantity * i.unit_price for i in order.items), 2)}
+
+
+@on_event(None, timeout=3.0, reserved_concurrency=50)
+async def place_order(order: Order, ctx: Context) -> Receipt:
+    """Synchronous: the caller waits for the receipt; the e-mail is sent asynchronously."""
+    total = (await ctx.invoke("quote", order))["total"]
+    receipt = Receipt(order_id=order.order_id, email=order.email, total=total)
+    await ctx.invoke_async("send_receipt", receipt)
+    ctx.log.info("order placed", order_id=order.order_id, total=total)
+    return receipt
+
+
+@on_event(
+    None,
+    timeout=5.0,
+    max_retries=2,
+    retry_delays=(2, 4),
+    max_event_age=3600,
+    on_success=to_queue("shipments"),
+    on_failure=to_function("audit"),
+)
+async def send_receipt(receipt: Receipt, ctx: Context) -> dict[str, Any]:
+    """Asynchronous follow-up; addresses at bounce.example fail, are retried, then audited."""
+    if receipt.email.endswith("@bounce.example"):
+        raise ConnectionError(f"mail server refused {receipt.email}")
+    ctx.log.info("receipt sent", order_id=receipt.order_id, attempt=ctx.attempt)
+    return {"sent_to": receipt.email, "order_id": receipt.order_id}
+
+
+@on_event(Queue("shipments"), on_success=to_directory("out/shipped"))
+async def ship(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Consumes the named queue that send_receipt's on_success destination fills."""
+    order_id = record["responsePayload"]["order_id"]
+    ctx.log.info("shipping", order_id=order_id)
+    return {"shipped": order_id}
+
+
+@on_event(None, on_success=to_directory("out/audit"))
+async def audit(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Receives the invocation record of every failed receipt."""
+    context = record["requestContext"]
+    ctx.log.warning(
+        "receipt failed", request_id=context["requestId"], condition=context["condition"]
+    )
+    return {"audited": context["requestId"], "error": record["responsePayload"]["errorType"]}
