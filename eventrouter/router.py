@@ -76,6 +76,9 @@ def _decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
     if tp in _RAW_TYPES:
         return msgspec.json.Decoder()
     try:
+        # A class msgspec does not know would be accepted here and fail every decode;
+        # generating its JSON schema refuses it now, at registration.
+        msgspec.json.schema(tp)
         return msgspec.json.Decoder(tp)
     except TypeError as exc:
         raise ConfigError(

@@ -43,12 +43,21 @@ class RouterUnderTest:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.deliveries: list[Delivery] = []
-        self._seen = 0
+        #: Deliveries a destination refused, with the error (they are retried later).
+        self.failed_deliveries: list[tuple[Delivery, BaseException]] = []
+        self._returned: set[int] = set()
         self._changed = anyio.Event()
         engine.delivery_listeners.append(self._on_delivery)
 
-    def _on_delivery(self, function: str, kind: str, record: bytes) -> None:
-        self.deliveries.append(Delivery(function, kind, msgspec.json.decode(record)))
+    def _on_delivery(
+        self, function: str, kind: str, record: bytes, error: BaseException | None
+    ) -> None:
+        if error is None:
+            self.deliveries.append(Delivery(function, kind, msgspec.json.decode(record)))
+        else:
+            self.failed_deliveries.append(
+                (Delivery(function, kind, msgspec.json.decode(record)), error)
+            )
         self._changed.set()
 
     async def invoke(self, name: str, payload: Any = None) -> Any:
@@ -79,14 +88,21 @@ class RouterUnderTest:
     async def next_record(
         self, function: str | None = None, kind: str | None = None, timeout: float = 30.0
     ) -> Any:
-        """The next delivered record (for ``function`` / ``kind``) not yet returned by this call."""
+        """The oldest delivered record (for ``function`` / ``kind``) this call has not returned."""
         with anyio.fail_after(timeout):
             while True:
-                for i in range(self._seen, len(self.deliveries)):
-                    if _matches(self.deliveries[i], function, kind):
-                        self._seen = i + 1
-                        return self.deliveries[i].record
+                for i, delivery in enumerate(self.deliveries):
+                    if i not in self._returned and _matches(delivery, function, kind):
+                        self._returned.add(i)
+                        return delivery.record
                 await self._wait_change()
+
+    async def wait_failed_delivery(self, timeout: float = 30.0) -> tuple[Delivery, BaseException]:
+        """Wait for the first delivery a destination refused."""
+        with anyio.fail_after(timeout):
+            while not self.failed_deliveries:
+                await self._wait_change()
+        return self.failed_deliveries[0]
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until the router's queues hold no event that is due or running."""
@@ -149,14 +165,16 @@ class TestRouter:
     def __enter__(self) -> TestRouter:
         self._portal_cm = anyio.from_thread.start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
-        self._cm = run_router(self._router, state_dir=self._state_dir)
-        self.app = self._portal.call(self._cm.__aenter__)
+        # Entered and left in one task of the portal, as anyio's cancel scopes require.
+        self._cm = self._portal.wrap_async_context_manager(
+            run_router(self._router, state_dir=self._state_dir)
+        )
+        self.app = self._cm.__enter__()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        assert self._portal is not None
         try:
-            self._portal.call(self._cm.__aexit__, *exc_info)
+            self._cm.__exit__(*exc_info)
         finally:
             self._portal_cm.__exit__(*exc_info)
 

@@ -356,6 +356,7 @@ class AsyncPolicy:
         except Exception as exc:  # noqa: BLE001 - any failed delivery is counted and retried
             name = state.spec.name
             self.engine.metrics.add("DestinationDeliveryFailures", name)
+            self.engine.notify_delivery(name, kind, record, exc)
             now = time.time()
             deliveries = (ev.throttles if ev.record is not None else 0) + 1
             due = now + backoff(deliveries)

@@ -39,7 +39,9 @@ log = structlog.get_logger("eventrouter")
 DEFAULT_STATE_DIR = ".eventrouter"
 DEFAULT_GRACE = 30.0
 
-DeliveryListener = Callable[[str, str, bytes], None]
+#: Called with (function, "on_success" | "on_failure", record, error) after each delivery
+#: attempt; ``error`` is ``None`` when the record was delivered.
+DeliveryListener = Callable[[str, str, bytes, BaseException | None], None]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -198,9 +200,11 @@ class Engine:
         await self.store.enqueue(function_queue(name), request_id, data)
         return request_id
 
-    def notify_delivery(self, function: str, kind: str, record: bytes) -> None:
+    def notify_delivery(
+        self, function: str, kind: str, record: bytes, error: BaseException | None = None
+    ) -> None:
         for listener in self.delivery_listeners:
-            listener(function, kind, record)
+            listener(function, kind, record, error)
 
 
 def encode_payload(payload: Any, limit: int) -> bytes:

@@ -279,13 +279,20 @@ class Invoker:
             fields["init_duration_ms"] = round(init_duration * 1000, 2)
         if error is not None:
             fields["error_type"] = error["errorType"]
+            fields["error_message"] = error["errorMessage"]
         log.info("REPORT", **fields)
 
-    async def _init(self, state: FunctionState, request_id: str) -> tuple[Outcome | None, float]:
-        """Run the function's init hook once (the cold start); return a failure, if any."""
+    async def _init(
+        self, state: FunctionState, request_id: str
+    ) -> tuple[Outcome | None, float | None]:
+        """Run the function's init hook once (the cold start).
+
+        Returns a failed outcome, if init failed, and the init duration of the invocation
+        that ran it (``None`` for invocations that waited for another one's init).
+        """
         async with state.init_lock:
             if state.warm:
-                return None, 0.0
+                return None, None
             spec = state.spec
             start = time.monotonic()
             hook = spec.init
@@ -313,4 +320,4 @@ class Invoker:
             log.error("init failed", function=spec.name, request_id=request_id, error=error)
             self.metrics.add("Errors", spec.name)
             body = self._encoder.encode(error)
-            return Outcome(Status.FUNCTION_ERROR, request_id, body, error), 0.0
+            return Outcome(Status.FUNCTION_ERROR, request_id, body, error), None

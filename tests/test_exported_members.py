@@ -1,0 +1,36 @@
+import eventrouter
+
+EXPECTED = {
+    "ConfigError",
+    "Context",
+    "DestinationError",
+    "Engine",
+    "EventRouterError",
+    "FunctionError",
+    "FunctionNotFound",
+    "FunctionTimeout",
+    "InvalidRequestContent",
+    "InvokeError",
+    "PayloadTooLarge",
+    "Queue",
+    "Router",
+    "SourceError",
+    "StateDirInUse",
+    "Throttled",
+    "default_router",
+    "on_event",
+    "to_directory",
+    "to_function",
+    "to_queue",
+}
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert eventrouter.__all__ == sorted(eventrouter.__all__)
+    assert set(eventrouter.__all__) == EXPECTED
+
+
+def test_every_public_name_is_importable_and_documented() -> None:
+    for name in eventrouter.__all__:
+        member = getattr(eventrouter, name)
+        assert member.__doc__, f"{name} has no docstring"

@@ -1,0 +1,127 @@
+"""The SQLite queue: durability, leases, group commit, the consumer lock."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from eventrouter import StateDirInUse
+from eventrouter.store import EventStore
+
+pytestmark = pytest.mark.anyio
+
+
+async def open_store(path: Path, consumer: bool = True) -> EventStore:
+    store = EventStore(path, consumer=consumer)
+    await store.open()
+    return store
+
+
+async def test_enqueue_claim_ack(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        await store.enqueue("q", "r1", b"1")
+        await store.enqueue("q", "r2", b"2")
+        await store.enqueue("other", "r3", b"3")
+        claimed = await store.claim([(["q"], 10)])
+        assert [(e.request_id, e.payload, e.attempts) for e in claimed] == [
+            ("r1", b"1", 0),
+            ("r2", b"2", 0),
+        ]
+        assert await store.claim([(["q"], 10)]) == []  # leased
+        store.ack(claimed[0].id)
+        store.reschedule(claimed[1].id, time.time() - 1, attempts=1, throttles=0)
+        (again,) = await store.claim([(["q"], 10)])
+        assert (again.request_id, again.attempts) == ("r2", 1)
+        assert await store.count() == 2
+    finally:
+        await store.close()
+
+
+async def test_claim_respects_limits_and_due_time(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        for i in range(5):
+            await store.enqueue("q", f"r{i}", b"0")
+        first = await store.claim([(["q"], 2)])
+        assert [e.request_id for e in first] == ["r0", "r1"]
+        store.reschedule(first[0].id, time.time() + 60, attempts=1, throttles=0)
+        rest = await store.claim([(["q"], 10)])
+        assert [e.request_id for e in rest] == ["r2", "r3", "r4"]
+    finally:
+        await store.close()
+
+
+async def test_concurrent_enqueues_share_commits(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(500):
+                tg.start_soon(store.enqueue, "q", f"r{i}", b"{}")
+        assert await store.count("q") == 500
+    finally:
+        await store.close()
+
+
+async def test_leases_return_after_a_crash(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await store.enqueue("q", "r1", b"1")
+    assert len(await store.claim([(["q"], 10)])) == 1
+    await store.close()  # as a crash would: the lease is still on disk
+    store = await open_store(tmp_path)
+    try:
+        (event,) = await store.claim([(["q"], 10)])
+        assert event.request_id == "r1"
+    finally:
+        await store.close()
+
+
+async def test_one_consumer_many_producers(tmp_path: Path) -> None:
+    consumer = await open_store(tmp_path)
+    try:
+        with pytest.raises(StateDirInUse, match=str(os.getpid())):
+            await open_store(tmp_path)
+        producer = await open_store(tmp_path, consumer=False)
+        await producer.enqueue("q", "from-producer", b"{}")
+        await producer.close()
+        (event,) = await consumer.claim([(["q"], 10)])
+        assert event.request_id == "from-producer"
+    finally:
+        await consumer.close()
+    # Released on close: a new consumer may start.
+    again = await open_store(tmp_path)
+    await again.close()
+
+
+async def test_held_record_and_pop(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        await store.enqueue("q", "r1", b"1")
+        (event,) = await store.claim([(["q"], 10)])
+        store.hold_record(event.id, b'{"r": 1}', "on_failure", time.time() - 1, deliveries=1)
+        (held,) = await store.claim([(["q"], 10)])
+        assert (held.record, held.record_kind, held.throttles) == (b'{"r": 1}', "on_failure", 1)
+        await store.enqueue("named", "m1", b'"a"')
+        await store.enqueue("named", "m2", b'"b"')
+        assert [e.payload for e in await store.pop("named")] == [b'"a"', b'"b"']
+        assert await store.count("named") == 0
+    finally:
+        await store.close()
+
+
+async def test_state_dir_permissions(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "state")
+    await store.close()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "state" / "queue.db").stat().st_mode) == 0o600
+
+
+async def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        await open_store(tmp_path / "file" / "state")
