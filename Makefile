@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check eventrouter handlers tests benchmarks
 
 typecheck: $(STAMP)
-	$(PY) -m mypy --strict eventrouter
+	$(PY) -m mypy --strict eventrouter benchmarks
 
 unit: $(STAMP)
 	$(PY) -m pytest -q

@@ -169,6 +169,13 @@ class Router:
                     f"(by {self.functions[fname].module} and {handler.__module__}); "
                     "give one of them name=..."
                 )
+            if source is not None:
+                for other in self.functions.values():
+                    if other.source is not None and other.source.name == source.name:
+                        raise ConfigError(
+                            f"function {fname!r}: queue {source.name!r} is already consumed by "
+                            f"function {other.name!r}; a queue has one consumer function"
+                        )
             self.functions[fname] = build_spec(handler, fname, source, parsed)
             return handler
 

@@ -98,7 +98,7 @@ class Engine:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         if self.consume:
-            self._task_group.start_soon(self.policy.run, self._task_group)
+            self._task_group.start_soon(self.policy.run)
         self._started = True
         log.info(
             "router started",

@@ -344,7 +344,7 @@ async def test_queue_batches_with_partial_failures() -> None:
             await app.engine.store.enqueue("numbers", f"m{n}", str(n).encode())
         app.engine.policy._stopping = False
         async with anyio.create_task_group() as tg:
-            tg.start_soon(app.engine.policy.run, tg)
+            tg.start_soon(app.engine.policy.run)
             record = await app.next_record("numbers", "on_failure")
             await app.drain()
             app.engine.policy.stop()
@@ -370,7 +370,7 @@ async def test_batch_handler_error_and_invalid_items() -> None:
             await app.engine.store.enqueue("ints", f"id-{body.decode()}", body)
         app.engine.policy._stopping = False
         async with anyio.create_task_group() as tg:
-            tg.start_soon(app.engine.policy.run, tg)
+            tg.start_soon(app.engine.policy.run)
             records = await app.wait_records(3, "ints", "on_failure")
             app.engine.policy.stop()
     assert batches == [[1, 3]]

@@ -198,6 +198,13 @@ def test_batch_handler_must_take_a_list() -> None:
     assert router.functions["many"].decoder.decode(b"3") == 3
 
 
+def test_a_queue_has_one_consumer_function() -> None:
+    router = Router("t")
+    router.on_event(Queue("jobs"))(noop)
+    with pytest.raises(ConfigError, match="already consumed by function 'noop'"):
+        router.on_event(Queue("jobs"), name="second")(noop)
+
+
 def test_router_limits() -> None:
     with pytest.raises(ConfigError, match="max_concurrency"):
         Router("t", max_concurrency=0)

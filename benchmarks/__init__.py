@@ -1,0 +1,2 @@
+"""Benchmarks: ``make bench`` (``python -m benchmarks``). Each figure comes with a baseline
+measured in the same run, and the ratio between them."""

@@ -1,0 +1,106 @@
+"""(b) Asynchronous invoke end to end through the SQLite queue: events/s.
+
+Producers: 500 concurrent tasks calling ``invoke_async`` (each returns once its event is
+committed). The clock stops when the no-op handler has run for every event and the store has
+deleted them all. Baseline, same run: the same SQLite work written by hand (insert in
+transactions of 100 rows, then select and delete in transactions of 100 rows), no framework.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from benchmarks.common import summarize
+from eventrouter import Router
+from eventrouter.observability.logging import configure_logging
+from eventrouter.testing import run_router
+
+TARGET_EVENTS_PER_S = 10_000.0
+PRODUCERS = 500
+
+
+def bare_sqlite(n: int, folder: Path) -> float:
+    """Events/s for insert + select + delete by hand, batches of 100 per transaction."""
+    db = sqlite3.connect(folder / "bare.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE q (id INTEGER PRIMARY KEY, payload BLOB, due REAL)")
+    db.execute("CREATE INDEX q_due ON q (due)")
+    payload = b'{"order_id":"o-1","amount":12.5}'
+    start = time.perf_counter()
+    for i in range(0, n, 100):
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO q (payload, due) VALUES (?, ?)", [(payload, i)] * 100)
+        db.execute("COMMIT")
+    while True:
+        db.execute("BEGIN")
+        rows = db.execute("SELECT id, payload FROM q ORDER BY due LIMIT 100").fetchall()
+        if not rows:
+            db.execute("COMMIT")
+            break
+        db.executemany("DELETE FROM q WHERE id = ?", [(r[0],) for r in rows])
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return n / elapsed
+
+
+async def routed(n: int, folder: Path) -> float:
+    router = Router("bench")
+    done = anyio.Event()
+    count = 0
+
+    @router.on_event(name="noop")
+    async def noop(event: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set()
+
+    payload = {"order_id": "o-1", "amount": 12.5}
+    async with run_router(router, state_dir=folder) as app:
+        per_producer = n // PRODUCERS
+
+        async def produce() -> None:
+            for _ in range(per_producer):
+                await app.invoke_async("noop", payload)
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(PRODUCERS):
+                tg.start_soon(produce)
+        await done.wait()
+        await app.engine.store.flush()  # the deletes are committed too
+        elapsed = time.perf_counter() - start
+        assert await app.engine.store.count() == 0
+    return n / elapsed
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    n = 2_000 if quick else 50_000
+    runs = 1 if quick else 5
+    router_rates: list[float] = []
+    bare_rates: list[float] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            bare_rates.append(bare_sqlite(n, Path(tmp)))
+        with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.jsonl", "w") as log:
+            # The default level: one REPORT line per invocation, to a file.
+            configure_logging("json", "info", stream=log)
+            router_rates.append(anyio.run(routed, n, Path(tmp) / "state"))
+    router_stats = summarize(router_rates)
+    bare_stats = summarize(bare_rates)
+    return {
+        "events": n,
+        "eventrouter_events_per_s": router_stats,
+        "bare_sqlite_events_per_s": bare_stats,
+        "ratio_to_bare_sqlite": router_stats["median"] / bare_stats["median"],
+        "target_events_per_s": TARGET_EVENTS_PER_S,
+        "met": router_stats["median"] >= TARGET_EVENTS_PER_S,
+    }
