@@ -17,6 +17,7 @@ function wait in the queue rather than being throttled.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ POLL_INTERVAL = 0.05
 #: Events leased in one round at most.
 CLAIM_LIMIT = 1000
 MAX_BACKOFF = 300.0
+#: Wait after the store failed to answer a claim.
+STORE_RETRY = 1.0
 
 _batch_response = msgspec.json.Decoder(dict[str, Any])
 
@@ -135,7 +138,13 @@ class AsyncPolicy:
                     await slots.wait_released()
                 continue
             self._wake.clear()
-            events = await self.store.claim(plan)
+            try:
+                events = await self.store.claim(plan)
+            except sqlite3.Error as exc:  # a full disk or a long lock: wait, never crash
+                self.engine.metrics.add("StoreErrors", "*")
+                log.error("claiming events failed", error=repr(exc), retry_in=STORE_RETRY)
+                await anyio.sleep(STORE_RETRY)
+                continue
             if self._stopping:  # claimed while stopping: give them back untouched
                 for ev in events:
                     self.store.reschedule(ev.id, ev.enqueued_at, ev.attempts, ev.throttles)
@@ -158,7 +167,7 @@ class AsyncPolicy:
                 continue
             free = slots.free(c.state.slots) - c.starting
             if c.state.slots.reserved == 0:
-                free = 1  # reserved concurrency 0: take events to send them to on_failure
+                free = 100  # reserved concurrency 0: take events to send them to on_failure
             if free > 0:
                 plan.append((c.queues, min(CLAIM_LIMIT, free * c.batch_size)))
         pool_free = slots.pool - slots.pool_in_flight - shared_starting

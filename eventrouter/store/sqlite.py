@@ -29,7 +29,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from eventrouter.errors import StateDirInUse
+
+log = structlog.get_logger("eventrouter.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -218,6 +222,12 @@ class EventStore:
                 if conn.in_transaction:
                     conn.rollback()
                 settled = [(fut, exc, True) for _, fut in batch]
+            unanswered = sum(1 for fut, _, failed in settled if failed and fut is None)
+            if unanswered:
+                # Acknowledgements and retries nobody awaits: the events stay leased until the
+                # next start returns them, so they are processed again, not lost.
+                errors = [repr(value) for fut, value, failed in settled if failed and fut is None]
+                log.error("store operations failed", count=unanswered, error=errors[0])
             loop.call_soon_threadsafe(_settle, settled)
             if stop:
                 break

@@ -414,3 +414,34 @@ async def test_no_destination_logs_and_drops(log_records: Any) -> None:
         assert app.engine.metrics.get("AsyncEventsDropped", "lonely") == 1
     warnings = [r for r in log_records() if r["event"].startswith("event failed")]
     assert warnings and warnings[0]["error"] == "RuntimeError"
+
+
+async def test_store_errors_do_not_stop_the_dispatcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from eventrouter.runtime import asynchronous
+
+    monkeypatch.setattr(asynchronous, "STORE_RETRY", 0.01)
+    router = Router("t")
+
+    @router.on_event(on_success=to_queue("ok"))
+    async def f(event: Any) -> Any:
+        return event
+
+    async with run_router(router) as app:
+        store = app.engine.store
+        real_claim = store.claim
+        failures = 0
+
+        async def flaky_claim(plan: Any) -> Any:
+            nonlocal failures
+            if failures < 2:
+                failures += 1
+                raise sqlite3.OperationalError("database or disk is full")
+            return await real_claim(plan)
+
+        monkeypatch.setattr(store, "claim", flaky_claim)
+        await app.invoke_async("f", 1)
+        record = await app.next_record("f", "on_success")
+    assert record["responsePayload"] == 1
+    assert app.engine.metrics.get("StoreErrors") == 2
