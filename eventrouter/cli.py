@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return anyio.run(_serve, router, args)
         return anyio.run(_invoke, router, args)
-    except EventRouterError as exc:
+    except (EventRouterError, OSError) as exc:
         flush_logs()
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from eventrouter.errors import StateDirInUse
+from eventrouter.errors import SourceError, StateDirInUse
 
 log = structlog.get_logger("eventrouter.store")
 
@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_ready ON events (queue, leased, due);
 """
+#: Seconds a connection waits for another process's lock.
+BUSY_TIMEOUT = 30.0
 _COLUMNS = "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind"
 
 
@@ -138,7 +140,11 @@ class EventStore:
             target=self._serve, args=(ready,), name="eventrouter-store", daemon=True
         )
         self._thread.start()
-        await ready
+        try:
+            await ready
+        except sqlite3.Error as exc:
+            self._release_consumer_lock()
+            raise SourceError(f"cannot open the queue {str(self.path)!r}: {exc}") from exc
         if self.consumer:
             await self._call(lambda c: c.execute("UPDATE events SET leased = 0 WHERE leased = 1"))
 
@@ -150,6 +156,9 @@ class EventStore:
         await self.flush()
         self._ops.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._release_consumer_lock()
+
+    def _release_consumer_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -173,10 +182,23 @@ class EventStore:
     # -- the store's thread --------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout is set by connect() before anything else, so that a process
+        # opening the database while another one creates it waits instead of failing.
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                # Switching to WAL takes an exclusive lock that does not always wait on the
+                # busy handler: try again while another process holds it.
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)

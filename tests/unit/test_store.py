@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 from eventrouter import StateDirInUse
@@ -125,3 +126,62 @@ async def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(OSError):
         await open_store(tmp_path / "file" / "state")
+
+
+async def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
+    from eventrouter import SourceError
+
+    (tmp_path / "queue.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SourceError, match="cannot open the queue"):
+        await open_store(tmp_path)
+    # The consumer lock was given back.
+    (tmp_path / "queue.db").unlink()
+    store = await open_store(tmp_path)
+    await store.close()
+
+
+async def test_producers_open_while_the_consumer_commits(tmp_path: Path) -> None:
+    """Producers opening the queue while the consumer is busy committing all succeed."""
+    import sys
+
+    code = (
+        "import anyio, sys\n"
+        "from eventrouter.store import EventStore\n"
+        "async def main():\n"
+        "    s = EventStore(sys.argv[1], consumer=False)\n"
+        "    await s.open()\n"
+        "    await s.enqueue('q', sys.argv[2], b'{}')\n"
+        "    await s.close()\n"
+        "anyio.run(main)\n"
+    )
+    consumer = await open_store(tmp_path)
+    try:
+        stop = anyio.Event()
+
+        async def keep_committing() -> None:
+            n = 0
+            while not stop.is_set():
+                await consumer.enqueue("busy", f"b{n}", b"{}")
+                (event,) = await consumer.claim([(["busy"], 1)])
+                consumer.ack(event.id)
+                n += 1
+
+        results: list[anyio.abc.Process] = []
+
+        async def produce(i: int) -> None:
+            results.append(
+                await anyio.run_process(
+                    [sys.executable, "-c", code, str(tmp_path), f"p{i}"], check=False
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(keep_committing)
+            async with anyio.create_task_group() as producers:
+                for i in range(8):
+                    producers.start_soon(produce, i)
+            stop.set()
+        assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
+        assert await consumer.count("q") == 8
+    finally:
+        await consumer.close()
