@@ -16,7 +16,7 @@ install: $(STAMP)
 
 ## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
 run: $(STAMP)
-	$(PY) -m eventrouter run
+	$(PY) -m eventrouter run --http 127.0.0.1:8000
 
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck unit

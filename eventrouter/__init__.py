@@ -22,9 +22,11 @@ from eventrouter.errors import (
     StateDirInUse,
     Throttled,
 )
+from eventrouter.events import HttpEvent
+from eventrouter.http import HttpRequest, Response
 from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
-from eventrouter.sources import Queue
+from eventrouter.sources import Http, Queue
 
 __version__ = "0.1.0"
 
@@ -37,10 +39,14 @@ __all__ = [
     "FunctionError",
     "FunctionNotFound",
     "FunctionTimeout",
+    "Http",
+    "HttpEvent",
+    "HttpRequest",
     "InvalidRequestContent",
     "InvokeError",
     "PayloadTooLarge",
     "Queue",
+    "Response",
     "Router",
     "SourceError",
     "StateDirInUse",

@@ -33,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="serve the functions until SIGINT / SIGTERM")
     run.add_argument("target", nargs="?", help="module:router (default: the handlers package)")
-    run.add_argument("--http", metavar="HOST:PORT", help="serve HTTP (not available yet)")
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve the HTTP routes and the Invoke API (port 0 picks a free port)",
+    )
     run.add_argument(
         "--grace",
         type=float,
@@ -79,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _serve(router: Router, args: argparse.Namespace) -> int:
-    if args.http:
-        log.warning("HTTP is not available in this version; --http is ignored", http=args.http)
-    engine = Engine(router, state_dir=args.state_dir)
+    engine = Engine(router, state_dir=args.state_dir, http=args.http, grace=args.grace)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         await engine.start()
         async for signum in signals:

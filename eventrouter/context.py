@@ -22,7 +22,17 @@ class Context:
     ...     await ctx.invoke_async("send_receipt", event)
     """
 
-    __slots__ = ("_engine", "_log", "_spec", "attempt", "aws_request_id", "deadline", "messages")
+    __slots__ = (
+        "_engine",
+        "_log",
+        "_spec",
+        "attempt",
+        "aws_request_id",
+        "client_context",
+        "deadline",
+        "http",
+        "messages",
+    )
 
     function_version = LATEST
 
@@ -34,6 +44,8 @@ class Context:
         deadline: float,
         attempt: int = 1,
         messages: list[str] | None = None,
+        http: Any = None,
+        client_context: Any = None,
     ) -> None:
         self._engine = engine
         self._spec = spec
@@ -45,6 +57,10 @@ class Context:
         self.attempt = attempt
         #: The message ids of a queue batch, in the order of the handler's list.
         self.messages = messages
+        #: The HTTP request (``HttpRequest``) when the function was reached by an HTTP route.
+        self.http = http
+        #: The decoded ``X-Amz-Client-Context`` of an Invoke API call, if any.
+        self.client_context = client_context
 
     @property
     def request_id(self) -> str:

@@ -19,6 +19,36 @@ LATEST = "$LATEST"
 _encoder = msgspec.json.Encoder()
 
 
+class HttpRequestContext(msgspec.Struct, omit_defaults=True):
+    """``requestContext`` of API Gateway's HTTP API 2.0 event."""
+
+    accountId: str
+    apiId: str
+    domainName: str
+    http: dict[str, str]
+    requestId: str
+    routeKey: str
+    stage: str
+    time: str
+    timeEpoch: int
+
+
+class HttpEvent(msgspec.Struct, omit_defaults=True):
+    """API Gateway's HTTP API payload 2.0, as a Lambda handler receives it."""
+
+    version: str
+    routeKey: str
+    rawPath: str
+    rawQueryString: str
+    headers: dict[str, str]
+    requestContext: HttpRequestContext
+    isBase64Encoded: bool
+    cookies: list[str] | None = None
+    queryStringParameters: dict[str, str] | None = None
+    pathParameters: dict[str, str] | None = None
+    body: str | None = None
+
+
 def function_arn(name: str) -> str:
     """The ARN-like id of a function: ``arn:aws:lambda:<region>:000000000000:function:<name>``."""
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"

@@ -13,7 +13,10 @@ import msgspec
 
 from eventrouter.config import FunctionSettings, build_settings, check_range
 from eventrouter.errors import ConfigError, FunctionNotFound
+from eventrouter.sources.http import Http
 from eventrouter.sources.queue import Queue
+
+Source = Queue | Http
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,7 +31,7 @@ class FunctionSpec:
     name: str
     handler: Callable[..., Any]
     settings: FunctionSettings
-    source: Queue | None
+    source: Source | None
     is_async: bool
     takes_context: bool
     payload_type: Any
@@ -37,6 +40,10 @@ class FunctionSpec:
     #: Decodes the payload of a direct invocation (a list of messages for a batch handler).
     event_decoder: msgspec.json.Decoder[Any]
     batch: bool
+    #: An HTTP-sourced handler that asks for API Gateway's event rather than a typed body.
+    http_raw: bool = False
+    #: The handler's return annotation (for the OpenAPI document).
+    return_type: Any = None
     init: Callable[[], Any] | None = None
     #: Seconds spent importing the handler's module, when the loader measured it.
     import_duration: float = 0.0
@@ -47,7 +54,7 @@ class FunctionSpec:
         return getattr(self.handler, "__module__", "?")
 
 
-def _payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool]:
+def _payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool, Any]:
     """The annotation of the handler's first parameter and whether it takes a context."""
     try:
         signature = inspect.signature(handler)
@@ -69,7 +76,11 @@ def _payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool]:
         raise ConfigError(
             f"function {name!r}: cannot resolve the handler's annotations: {exc}"
         ) from exc
-    return hints.get(params[0].name, inspect.Parameter.empty), len(params) == 2
+    return (
+        hints.get(params[0].name, inspect.Parameter.empty),
+        len(params) == 2,
+        hints.get("return", inspect.Parameter.empty),
+    )
 
 
 def _decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
@@ -87,14 +98,16 @@ def _decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
 
 
 def build_spec(
-    handler: Callable[..., Any], name: str, source: Queue | None, settings: FunctionSettings
+    handler: Callable[..., Any], name: str, source: Source | None, settings: FunctionSettings
 ) -> FunctionSpec:
+    from eventrouter.events import HttpEvent
+
     if not callable(handler):
         raise ConfigError(f"function {name!r}: the handler {handler!r} is not callable")
-    if source is not None and not isinstance(source, Queue):
+    if source is not None and not isinstance(source, (Queue, Http)):
         raise ConfigError(f"function {name!r}: {source!r} is not a source this router knows")
-    tp, takes_context = _payload_type(handler, name)
-    batch = source is not None and source.batch_size > 1
+    tp, takes_context, return_type = _payload_type(handler, name)
+    batch = isinstance(source, Queue) and source.batch_size > 1
     item_type = tp
     if batch:
         origin = typing.get_origin(tp)
@@ -118,6 +131,9 @@ def build_spec(
         decoder=_decoder_for(item_type, name),
         event_decoder=_decoder_for(tp, name),
         batch=batch,
+        http_raw=isinstance(source, Http)
+        and (tp in _RAW_TYPES or tp is HttpEvent or typing.get_origin(tp) is dict),
+        return_type=return_type,
         init=settings.init,
     )
 
@@ -130,11 +146,17 @@ class Router:
     ... async def charge(order: dict, ctx) -> dict: ...
 
     ``state_dir`` holds the embedded durable queue (default ``.eventrouter``);
-    ``max_concurrency`` caps the invocations in flight across every function.
+    ``max_concurrency`` caps the invocations in flight across every function; ``debug``
+    adds stack traces to the error responses of HTTP routes.
     """
 
     def __init__(
-        self, name: str = "default", *, state_dir: str | None = None, max_concurrency: int = 1000
+        self,
+        name: str = "default",
+        *,
+        state_dir: str | None = None,
+        max_concurrency: int = 1000,
+        debug: bool = False,
     ) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
             raise ConfigError(f"max_concurrency={max_concurrency!r} must be an int")
@@ -142,13 +164,15 @@ class Router:
         self.name = name
         self.state_dir = state_dir
         self.max_concurrency = max_concurrency
+        #: Put stack traces in the HTTP error responses of application routes.
+        self.debug = debug
         self.functions: dict[str, FunctionSpec] = {}
 
     def __repr__(self) -> str:
         return f"Router({self.name!r}, functions={sorted(self.functions)})"
 
     def on_event(
-        self, source: Queue | None = None, *, name: str | None = None, **settings: Any
+        self, source: Source | None = None, *, name: str | None = None, **settings: Any
     ) -> Callable[[F], F]:
         """Register the decorated handler as a function; the handler is returned unchanged.
 
@@ -169,17 +193,47 @@ class Router:
                     f"(by {self.functions[fname].module} and {handler.__module__}); "
                     "give one of them name=..."
                 )
-            if source is not None:
+            if isinstance(source, Queue):
                 for other in self.functions.values():
-                    if other.source is not None and other.source.name == source.name:
+                    if isinstance(other.source, Queue) and other.source.name == source.name:
                         raise ConfigError(
                             f"function {fname!r}: queue {source.name!r} is already consumed by "
                             f"function {other.name!r}; a queue has one consumer function"
                         )
+            elif isinstance(source, Http):
+                self._check_route(fname, source)
             self.functions[fname] = build_spec(handler, fname, source, parsed)
             return handler
 
         return register
+
+    def _check_route(self, fname: str, source: Http) -> None:
+        route = source.spec
+        for other in self.functions.values():
+            if not isinstance(other.source, Http):
+                continue
+            theirs = other.source.spec
+            same_path = theirs.template == route.template or (
+                theirs.pattern is not None
+                and route.pattern is not None
+                and theirs.pattern == route.pattern
+            )
+            clash = set(theirs.methods) & set(route.methods)
+            if same_path and clash:
+                raise ConfigError(
+                    f"function {fname!r}: {sorted(clash)[0]} {route.template} is already "
+                    f"served by function {other.name!r}"
+                )
+
+    def asgi(self, *, state_dir: str | None = None) -> Any:
+        """The ASGI application serving this router's HTTP routes and the Invoke API.
+
+        Mount it in Starlette / FastAPI or serve it with any ASGI server; the router's engine
+        starts on the ASGI lifespan startup (or on the first request) and stops on shutdown.
+        """
+        from eventrouter.http.app import HttpApp
+
+        return HttpApp.standalone(self, state_dir=state_dir)
 
     def init(self, function_name: str) -> Callable[[F], F]:
         """Register an init hook for ``function_name``: it runs once before the first invocation.
@@ -214,7 +268,7 @@ def default_router() -> Router:
 
 
 def on_event(
-    source: Queue | None = None, *, name: str | None = None, **settings: Any
+    source: Source | None = None, *, name: str | None = None, **settings: Any
 ) -> Callable[[F], F]:
     """Register on the default router: ``@on_event(None, timeout=5)``."""
     return default_router().on_event(source, name=name, **settings)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from eventrouter import Context, Queue, on_event, to_directory, to_function, to_queue
+from eventrouter import Context, Http, Queue, on_event, to_directory, to_function, to_queue
 from handlers.models import Order, Receipt
 
 
@@ -12,9 +12,9 @@ def quote(order: Order) -> dict[str, float]:
     return {"total": round(sum(i.quantity * i.unit_price for i in order.items), 2)}
 
 
-@on_event(None, timeout=3.0, reserved_concurrency=50)
+@on_event(Http("POST /orders"), timeout=3.0, reserved_concurrency=50)
 async def place_order(order: Order, ctx: Context) -> Receipt:
-    """Synchronous: the caller waits for the receipt; the e-mail is sent asynchronously."""
+    """Place an order: the caller waits for the receipt; the e-mail is sent asynchronously."""
     total = (await ctx.invoke("quote", order))["total"]
     receipt = Receipt(order_id=order.order_id, email=order.email, total=total)
     await ctx.invoke_async("send_receipt", receipt)
@@ -55,3 +55,14 @@ async def audit(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
         "receipt failed", request_id=context["requestId"], condition=context["condition"]
     )
     return {"audited": context["requestId"], "error": record["responsePayload"]["errorType"]}
+
+
+@on_event(Http("GET /orders/{order_id}"))
+async def order_status(event: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """A Lambda-style handler: API Gateway's event in, ``statusCode``/``body`` out."""
+    order_id = event["pathParameters"]["order_id"]
+    verbose = event.get("queryStringParameters", {}).get("verbose") == "1"
+    body = {"order_id": order_id, "status": "placed"}
+    if verbose:
+        body["request_id"] = ctx.aws_request_id
+    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": body}

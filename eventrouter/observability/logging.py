@@ -12,6 +12,7 @@ import atexit
 import logging
 import sys
 import threading
+from contextvars import ContextVar
 from typing import IO, Any, Literal
 
 import msgspec
@@ -90,6 +91,17 @@ class ConsoleLogger(SinkLogger):
 
 _json_encoder = msgspec.json.Encoder(enc_hook=repr)
 
+#: While set, every record logged in this context is also appended here as a JSON line
+#: (the Invoke API's ``X-Amz-Log-Type: Tail``).
+log_capture: ContextVar[list[bytes] | None] = ContextVar("eventrouter_log_capture", default=None)
+
+
+def _capture(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    captured = log_capture.get()
+    if captured is not None:
+        captured.append(_json_encoder.encode(event_dict))
+    return event_dict
+
 
 def _render_json(_: Any, __: str, event_dict: dict[str, Any]) -> bytes:
     return _json_encoder.encode(event_dict)
@@ -117,6 +129,7 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _capture,
     ]
     logger_factory: Any
     if fmt == "json":

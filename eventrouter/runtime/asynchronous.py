@@ -27,6 +27,7 @@ import structlog
 
 from eventrouter.events import Condition, invocation_record, new_request_id
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
+from eventrouter.sources.queue import Queue
 from eventrouter.store.sqlite import StoredEvent
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class AsyncPolicy:
             spec = state.spec
             queues = [function_queue(name)]
             batch_size = 1
-            if spec.source is not None:
+            if isinstance(spec.source, Queue):
                 queues.append(spec.source.name)
                 batch_size = spec.source.batch_size
             consumer = Consumer(state, queues, batch_size)

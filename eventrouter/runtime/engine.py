@@ -51,7 +51,9 @@ class Engine:
     """Runs a router: the invoker, the durable queue and its consumers.
 
     ``consume=False`` makes a producer only (the CLI's ``invoke --async``): it can invoke and
-    enqueue, but takes nothing from the queue.
+    enqueue, but takes nothing from the queue. ``http="HOST:PORT"`` serves the HTTP routes and
+    the Invoke API with uvicorn in the same event loop (port 0 picks a free port, then
+    ``engine.http_port`` tells which).
     """
 
     def __init__(
@@ -61,6 +63,8 @@ class Engine:
         state_dir: str | os.PathLike[str] | None = None,
         consume: bool = True,
         thread_workers: int = 40,
+        http: str | None = None,
+        grace: float = DEFAULT_GRACE,
     ) -> None:
         self.router = router
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
@@ -74,6 +78,11 @@ class Engine:
         self.invoker = Invoker(self, self.slots, self.metrics, thread_workers)
         self.policy = AsyncPolicy(self)
         self.delivery_listeners: list[DeliveryListener] = []
+        self._http_address = http
+        self._grace = grace
+        self.http_server: Any = None
+        #: Every source started (``/readyz``).
+        self.ready = False
         self._task_group: anyio.abc.TaskGroup | None = None
         self._started = False
         self._stopped = False
@@ -100,6 +109,16 @@ class Engine:
         if self.consume:
             self._task_group.start_soon(self.policy.run)
         self._started = True
+        if self._http_address is not None:
+            from eventrouter.http.server import HttpServer
+
+            self.http_server = HttpServer(self, self._http_address, self._grace)
+            try:
+                await self.http_server.start(self._task_group)
+            except BaseException:
+                await self.shutdown(grace=0)
+                raise
+        self.ready = True
         log.info(
             "router started",
             router=self.router.name,
@@ -118,10 +137,15 @@ class Engine:
         if self._stopped or self._task_group is None:
             return
         self._stopped = True
+        self.ready = False
+        if self.http_server is not None:
+            self.http_server.stop()
         self.policy.stop()
         in_flight = self.policy.in_flight
         with anyio.move_on_after(grace) as scope:
             await self.policy.wait_idle()
+            if self.http_server is not None:
+                await self.http_server.wait_stopped()
         if scope.cancelled_caught:
             log.warning("grace period over, cancelling", in_flight=self.policy.in_flight)
         self._task_group.cancel_scope.cancel()
@@ -141,6 +165,11 @@ class Engine:
 
     # -- invoking ----------------------------------------------------------------------------
 
+    @property
+    def http_port(self) -> int | None:
+        """The port the HTTP server listens on (``None`` without ``http=``)."""
+        return None if self.http_server is None else int(self.http_server.port)
+
     def state(self, name: str) -> FunctionState:
         """The runtime state of function ``name`` (``FunctionNotFound`` if unknown)."""
         try:
@@ -159,7 +188,9 @@ class Engine:
         outcome = await self.invoke_outcome(name, payload)
         return self.result(outcome)
 
-    async def invoke_outcome(self, name: str, payload: Any = None) -> Outcome:
+    async def invoke_outcome(
+        self, name: str, payload: Any = None, client_context: Any = None
+    ) -> Outcome:
         """Invoke ``name`` synchronously and return the :class:`Outcome` (errors included)."""
         state = self.state(name)
         data = encode_payload(payload, SYNC_PAYLOAD_LIMIT)
@@ -170,7 +201,9 @@ class Engine:
             return self.invoker.invalid_payload(state, exc, request_id)
         except msgspec.DecodeError as exc:
             raise InvalidRequestContent(f"Could not parse request body into json: {exc}") from None
-        return await self.invoker.invoke_value(state, event, request_id)
+        return await self.invoker.invoke_value(
+            state, event, request_id, client_context=client_context
+        )
 
     @staticmethod
     def result(outcome: Outcome) -> Any:

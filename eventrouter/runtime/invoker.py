@@ -52,7 +52,7 @@ class Outcome:
     otherwise (``None`` when throttled).
     """
 
-    __slots__ = ("error", "reason", "request_id", "response", "status")
+    __slots__ = ("error", "reason", "request_id", "response", "status", "value")
 
     def __init__(
         self,
@@ -61,8 +61,11 @@ class Outcome:
         response: bytes | None = None,
         error: dict[str, Any] | None = None,
         reason: str | None = None,
+        value: Any = None,
     ) -> None:
         self.status = status
+        #: The handler's return value, unencoded, when the invocation asked for it.
+        self.value = value
         self.request_id = request_id
         self.response = response
         self.error = error
@@ -155,27 +158,33 @@ class Invoker:
         request_id: str,
         attempt: int = 1,
         messages: list[str] | None = None,
+        http: Any = None,
+        client_context: Any = None,
+        raw_result: bool = False,
     ) -> Outcome:
-        """Invoke the handler with an already decoded event."""
+        """Invoke the handler with an already decoded event.
+
+        With ``raw_result`` a successful outcome carries the handler's return value in
+        ``value`` and nothing is encoded: the HTTP layer shapes its own response.
+        """
         spec = state.spec
         reason = self.slots.try_acquire(state.slots)
         if reason is not None:
             self.metrics.add("Throttles", spec.name)
             return Outcome(Status.THROTTLED, request_id, reason=reason)
         try:
-            return await self._run(state, event, request_id, attempt, messages)
+            ctx = Context(
+                self.engine, spec, request_id, 0.0, attempt, messages, http, client_context
+            )
+            return await self._run(state, event, ctx, raw_result)
         finally:
             self.slots.release(state.slots)
 
     async def _run(
-        self,
-        state: FunctionState,
-        event: Any,
-        request_id: str,
-        attempt: int,
-        messages: list[str] | None,
+        self, state: FunctionState, event: Any, ctx: Context, raw_result: bool
     ) -> Outcome:
         spec = state.spec
+        request_id = ctx.aws_request_id
         init_duration = None
         if not state.warm:
             init_outcome, init_duration = await self._init(state, request_id)
@@ -183,7 +192,7 @@ class Invoker:
                 return init_outcome
         timeout = spec.settings.timeout
         start = time.monotonic()
-        ctx = Context(self.engine, spec, request_id, start + timeout, attempt, messages)
+        ctx.deadline = start + timeout
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
@@ -224,6 +233,8 @@ class Invoker:
             if timer.fired:  # the handler swallowed the cancellation and ran on
                 task.uncancel()
                 status = Status.TIMEOUT
+            elif raw_result:
+                pass
             else:
                 try:
                     response = self._encoder.encode(value)
@@ -255,6 +266,8 @@ class Invoker:
             response = self._encoder.encode(error)
             self.metrics.add("Errors", spec.name)
         self._report(spec, request_id, duration, init_duration, status, error)
+        if raw_result and status is Status.SUCCESS:
+            return Outcome(status, request_id, None, None, value=value)
         return Outcome(status, request_id, response, error)
 
     def _report(

@@ -5,6 +5,7 @@ running adapter. In this version the embedded :class:`~eventrouter.sources.queue
 consumed by the asynchronous policy (`eventrouter.runtime.asynchronous`).
 """
 
+from eventrouter.sources.http import Http
 from eventrouter.sources.queue import Queue
 
-__all__ = ["Queue"]
+__all__ = ["Http", "Queue"]

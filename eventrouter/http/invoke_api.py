@@ -1,0 +1,150 @@
+"""Lambda's Invoke API: ``POST /2015-03-31/functions/{FunctionName}/invocations``.
+
+Answers in the shapes botocore expects, so any AWS SDK pointed at the router with
+``endpoint_url`` works: errors carry ``x-amzn-ErrorType`` and ``{"Type", "message"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import msgspec
+
+from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from eventrouter.errors import InvalidRequestContent, PayloadTooLarge
+from eventrouter.events import LATEST, function_arn, new_request_id
+from eventrouter.observability.logging import log_capture
+from eventrouter.runtime.invoker import Status
+
+if TYPE_CHECKING:
+    from eventrouter.http.app import HttpApp, Receive, Scope, Send
+
+PREFIX = "/2015-03-31/functions/"
+SUFFIX = "/invocations"
+LOG_TAIL_BYTES = 4096
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+_encoder = msgspec.json.Encoder()
+
+
+def function_name(identifier: str, qualifier: str | None) -> tuple[str, str | None]:
+    """The function name in a name, ``name:qualifier``, partial or full ARN; and the qualifier."""
+    parts = identifier.split(":")
+    if identifier.startswith("arn:"):
+        # arn:aws:lambda:region:account:function:name[:qualifier]
+        if len(parts) not in (7, 8) or parts[2] != "lambda" or parts[5] != "function":
+            return "", None
+        name, rest = parts[6], parts[7:]
+    elif len(parts) >= 3 and parts[1] == "function":  # account:function:name[:qualifier]
+        name, rest = parts[2], parts[3:]
+    else:
+        name, rest = parts[0], parts[1:]
+    if len(rest) > 1:
+        return "", None
+    return name, rest[0] if rest else qualifier
+
+
+async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> None:
+    from eventrouter.http.app import read_body, respond
+
+    path: str = scope["path"]
+    request_id = new_request_id()
+
+    async def error(status: int, error_type: str, message: str, **extra: Any) -> None:
+        body = _encoder.encode({"Type": "User", "message": message, **extra})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-amzn-errortype", error_type.encode()),
+            (b"x-amzn-requestid", request_id.encode()),
+        ]
+        if status == 429:
+            headers.append((b"retry-after", b"1"))
+        await respond(send, status, body, headers)
+
+    if not path.endswith(SUFFIX) or scope["method"] != "POST":
+        await error(404, "UnknownOperationException", f"no operation {scope['method']} {path}")
+        return
+    query = parse_qs(scope["query_string"].decode("latin-1"))
+    identifier = path[len(PREFIX) : -len(SUFFIX)]
+    name, qualifier = function_name(identifier, (query.get("Qualifier") or [None])[0])
+    engine = await app._running_engine()
+    if name not in engine.router.functions or qualifier not in (None, LATEST):
+        shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
+        await error(404, "ResourceNotFoundException", f"Function not found: {shown}")
+        return
+    headers = {k.lower(): v for k, v in scope["headers"] if k.lower().startswith(b"x-amz-")}
+    invocation_type = headers.get(b"x-amz-invocation-type", b"RequestResponse").decode("latin-1")
+    if invocation_type not in INVOCATION_TYPES:
+        await error(
+            400,
+            "InvalidParameterValueException",
+            f"X-Amz-Invocation-Type must be one of {', '.join(INVOCATION_TYPES)}",
+        )
+        return
+    if invocation_type == "DryRun":
+        await respond(send, 204, b"", [(b"x-amzn-requestid", request_id.encode())])
+        return
+    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    body = await read_body(receive, limit)
+    if body is None:
+        await error(
+            413,
+            "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+        )
+        return
+    payload = body or b"{}"
+    if invocation_type == "Event":
+        try:
+            queued_id = await engine.invoke_async(name, payload)
+        except InvalidRequestContent as exc:
+            await error(400, "InvalidRequestContentException", str(exc))
+            return
+        except PayloadTooLarge as exc:
+            await error(413, "RequestTooLargeException", str(exc))
+            return
+        await respond(send, 202, b"", [(b"x-amzn-requestid", queued_id.encode())])
+        return
+    client_context = None
+    raw_context = headers.get(b"x-amz-client-context")
+    if raw_context:
+        try:
+            client_context = msgspec.json.decode(base64.b64decode(raw_context, validate=True))
+        except (binascii.Error, msgspec.DecodeError):
+            await error(
+                400,
+                "InvalidRequestContentException",
+                "Client context must be a valid Base64-encoded JSON object.",
+            )
+            return
+    tail = headers.get(b"x-amz-log-type", b"None") == b"Tail"
+    captured: list[bytes] | None = [] if tail else None
+    token = log_capture.set(captured) if tail else None
+    try:
+        outcome = await engine.invoke_outcome(name, payload, client_context=client_context)
+    except InvalidRequestContent as exc:
+        await error(400, "InvalidRequestContentException", str(exc))
+        return
+    except PayloadTooLarge as exc:
+        await error(413, "RequestTooLargeException", str(exc))
+        return
+    finally:
+        if token is not None:
+            log_capture.reset(token)
+    if outcome.status is Status.THROTTLED:
+        await error(429, "TooManyRequestsException", "Rate Exceeded.", Reason=outcome.reason)
+        return
+    response_headers = [
+        (b"content-type", b"application/json"),
+        (b"x-amzn-requestid", outcome.request_id.encode()),
+        (b"x-amz-executed-version", LATEST.encode()),
+    ]
+    if outcome.status is not Status.SUCCESS:
+        response_headers.append((b"x-amz-function-error", b"Unhandled"))
+    if captured is not None:
+        log = b"\n".join(captured)[-LOG_TAIL_BYTES:]
+        response_headers.append((b"x-amz-log-result", base64.b64encode(log)))
+    await respond(send, 200, outcome.response or b"null", response_headers)

@@ -1,0 +1,137 @@
+"""The request as a handler sees it (``ctx.http``) and API Gateway's 2.0 event."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from eventrouter.events import ACCOUNT
+
+
+class HttpRequest:
+    """``ctx.http``: method, path, path parameters, query and headers of the request.
+
+    Headers are lower-cased; a header or query parameter given several times is joined with
+    commas, as API Gateway does.
+    """
+
+    __slots__ = (
+        "_headers",
+        "_query",
+        "body",
+        "method",
+        "path",
+        "path_params",
+        "raw_headers",
+        "raw_query",
+        "route",
+        "source_ip",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        raw_query: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+        path_params: dict[str, str],
+        body: bytes,
+        source_ip: str,
+        route: str,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.raw_query = raw_query
+        self.raw_headers = raw_headers
+        self.path_params = path_params
+        self.body = body
+        self.source_ip = source_ip
+        self.route = route
+        self._headers: dict[str, str] | None = None
+        self._query: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for key, value in self.raw_headers:
+                name = key.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                headers[name] = f"{headers[name]},{text}" if name in headers else text
+            self._headers = headers
+        return self._headers
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            query: dict[str, str] = {}
+            for key, value in parse_qsl(self.raw_query.decode("latin-1"), keep_blank_values=True):
+                query[key] = f"{query[key]},{value}" if key in query else value
+            self._query = query
+        return self._query
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method} {self.path})"
+
+
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
+
+
+def is_text(content_type: str) -> bool:
+    return content_type.startswith(_TEXT_TYPES) or "+json" in content_type or "+xml" in content_type
+
+
+def http_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
+    """API Gateway's HTTP API payload 2.0 for ``request``."""
+    headers = request.headers
+    cookies = headers.pop("cookie", None)
+    content_type = headers.get("content-type", "")
+    body: str | None = None
+    is_base64 = False
+    if request.body:
+        if is_text(content_type):
+            try:
+                body = request.body.decode()
+            except UnicodeDecodeError:
+                body, is_base64 = base64.b64encode(request.body).decode(), True
+        else:
+            body, is_base64 = base64.b64encode(request.body).decode(), True
+    now = time.time()
+    route_key = f"{request.method} {request.route}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.path,
+        "rawQueryString": request.raw_query.decode("latin-1"),
+        "headers": headers,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "eventrouter",
+            "domainName": headers.get("host", "localhost"),
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": request.source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": is_base64,
+    }
+    if cookies:
+        event["cookies"] = [c.strip() for c in cookies.split(";")]
+    if request.raw_query:
+        event["queryStringParameters"] = request.query
+    if request.path_params:
+        event["pathParameters"] = request.path_params
+    if body is not None:
+        event["body"] = body
+    return event

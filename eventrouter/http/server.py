@@ -1,0 +1,102 @@
+"""uvicorn inside the engine's task group: one event loop for HTTP and every other source."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import structlog
+import uvicorn
+
+from eventrouter.errors import ConfigError, SourceError
+from eventrouter.http.app import HttpApp
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+log = structlog.get_logger("eventrouter.http")
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"127.0.0.1:8000"`` → ``("127.0.0.1", 8000)``; port 0 picks a free one."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--http {address!r} must be HOST:PORT, e.g. 127.0.0.1:8000")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that leaves the signals to the engine and says when it is listening."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = anyio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+class HttpServer:
+    """Serves the engine's :class:`HttpApp` on ``address`` with uvicorn."""
+
+    def __init__(self, engine: Engine, address: str, grace: float) -> None:
+        self.host, self.port = parse_address(address)
+        self.app = HttpApp(engine.router, engine)
+        self._grace = grace
+        self._server: _Server | None = None
+        self._done = anyio.Event()
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise SourceError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        sock.listen(2048)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        config: Any = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(max(1, self._grace)),
+            backlog=2048,
+        )
+        self._server = _Server(config)
+        task_group.start_soon(self._serve, sock)
+        await self._server.listening.wait()
+        log.info(
+            "http listening",
+            url=f"http://{self.host}:{self.port}",
+            routes=len(self.app.static) + len(self.app.dynamic),
+        )
+
+    async def _serve(self, sock: socket.socket) -> None:
+        assert self._server is not None
+        try:
+            await self._server.serve(sockets=[sock])
+        finally:
+            self._done.set()
+            sock.close()
+
+    def stop(self) -> None:
+        """Stop accepting connections; requests in flight finish (uvicorn's graceful exit)."""
+        if self._server is not None:
+            self._server.should_exit = True
+
+    async def wait_stopped(self) -> None:
+        if self._server is not None:
+            await self._done.wait()
