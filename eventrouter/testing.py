@@ -60,6 +60,14 @@ class RouterUnderTest:
             )
         self._changed.set()
 
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the HTTP server (``run_router(..., http=...)``)."""
+        server = self.engine.http_server
+        if server is None:
+            raise RuntimeError("the router runs without HTTP: pass http='127.0.0.1:0'")
+        return f"http://{server.host}:{server.port}"
+
     async def invoke(self, name: str, payload: Any = None) -> Any:
         """Invoke synchronously; returns the result or raises the invocation's error."""
         return await self.engine.invoke(name, payload)
@@ -134,14 +142,20 @@ def _matches(d: Delivery, function: str | None, kind: str | None) -> bool:
 
 @asynccontextmanager
 async def run_router(
-    router: Router, *, state_dir: str | os.PathLike[str] | None = None, grace: float = 5.0
+    router: Router,
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    grace: float = 5.0,
+    http: str | None = None,
 ) -> AsyncIterator[RouterUnderTest]:
     """Run ``router`` in this event loop for the duration of the block.
 
-    ``state_dir`` defaults to a fresh temporary directory, removed afterwards.
+    ``state_dir`` defaults to a fresh temporary directory, removed afterwards. With
+    ``http="127.0.0.1:0"`` the routes and the Invoke API are served by uvicorn on a free
+    port: ``app.url``.
     """
     with tempfile.TemporaryDirectory(prefix="eventrouter-") as tmp:
-        engine = Engine(router, state_dir=state_dir or tmp)
+        engine = Engine(router, state_dir=state_dir or tmp, http=http, grace=grace)
         await engine.start()
         try:
             yield RouterUnderTest(engine)
@@ -154,9 +168,16 @@ class TestRouter:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, router: Router, *, state_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        http: str | None = None,
+    ) -> None:
         self._router = router
         self._state_dir = state_dir
+        self._http = http
         self._portal_cm: Any = None
         self._portal: anyio.from_thread.BlockingPortal | None = None
         self._cm: Any = None
@@ -167,7 +188,7 @@ class TestRouter:
         self._portal = self._portal_cm.__enter__()
         # Entered and left in one task of the portal, as anyio's cancel scopes require.
         self._cm = self._portal.wrap_async_context_manager(
-            run_router(self._router, state_dir=self._state_dir)
+            run_router(self._router, state_dir=self._state_dir, http=self._http)
         )
         self.app = self._cm.__enter__()
         return self
@@ -181,6 +202,16 @@ class TestRouter:
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         assert self._portal is not None and self.app is not None, "use TestRouter in a with block"
         return self._portal.call(fn, *args)
+
+    @property
+    def url(self) -> str:
+        assert self.app is not None, "use TestRouter in a with block"
+        return self.app.url
+
+    @property
+    def engine(self) -> Engine:
+        assert self.app is not None, "use TestRouter in a with block"
+        return self.app.engine
 
     def invoke(self, name: str, payload: Any = None) -> Any:
         return self._call(self.app.invoke if self.app else None, name, payload)  # type: ignore[arg-type]

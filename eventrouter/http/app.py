@@ -196,19 +196,17 @@ class HttpApp:
             return
         if path.startswith(invoke_api.PREFIX):
             await invoke_api.handle(self, scope, receive, send)
-        elif path == "/healthz":
-            await respond(send, 200, b'{"status":"ok"}', [(b"content-type", JSON)])
+            return
+        headers = [(b"content-type", JSON), (b"x-amzn-requestid", new_request_id().encode())]
+        if path == "/healthz":
+            await respond(send, 200, b'{"status":"ok"}', headers)
         elif path == "/readyz":
             engine = self.engine
             ready = engine is not None and engine.ready
-            await respond(
-                send,
-                200 if ready else 503,
-                b'{"status":"ready"}' if ready else b'{"status":"starting"}',
-                [(b"content-type", JSON)],
-            )
+            body = b'{"status":"ready"}' if ready else b'{"status":"starting"}'
+            await respond(send, 200 if ready else 503, body, headers)
         elif path == "/openapi.json":
-            await respond(send, 200, self.openapi(), [(b"content-type", JSON)])
+            await respond(send, 200, self.openapi(), headers)
         else:
             await self._error(send, 404, "NotFound", f"no route for {path}", new_request_id())
 

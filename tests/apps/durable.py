@@ -35,6 +35,13 @@ async def slow(event: dict[str, Any], ctx: Context) -> None:
     _append(OUT, str(event["n"]))
 
 
+@router.on_event(reserved_concurrency=1, timeout=60)
+async def paced(event: dict[str, Any], ctx: Context) -> None:
+    """One at a time, so that a backlog builds up."""
+    await anyio.sleep(float(event["seconds"]))
+    _append(OUT, str(event["n"]))
+
+
 @router.on_event()
 async def echo(event: Any) -> Any:
     return event

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -228,3 +229,36 @@ def test_events_enqueued_by_the_cli_reach_the_running_router(dirs: tuple[Path, P
     )
     assert proc.stop() == 0
     assert processed(out) == [42]
+
+
+def test_event_acknowledged_over_http_survives_sigkill(dirs: tuple[Path, Path]) -> None:
+    import boto3
+    from botocore.config import Config
+
+    state, out = dirs
+    total = 10
+    first = RouterProcess(state, out, "--http", "127.0.0.1:0")
+    first.wait_for(lambda rs: any(r.get("event") == "http listening" for r in rs))
+    url = next(r["url"] for r in first.records if r.get("event") == "http listening")
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    for n in range(total):
+        r = lam.invoke(
+            FunctionName="paced",
+            InvocationType="Event",
+            Payload=json.dumps({"n": n, "seconds": 0.1}),
+        )
+        assert r["StatusCode"] == 202
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert len(processed(out)) < total, "the kill must land before the events are done"
+
+    second = RouterProcess(state, out, "--http", "127.0.0.1:0")
+    wait_until(lambda: set(processed(out)) == set(range(total)))
+    assert second.stop() == 0
+    assert queued(state) == 0
