@@ -31,8 +31,16 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
+	  echo "wrk is not installed and could not be: the HTTP scenario will be skipped"
+	touch $(BENCH_STAMP)
+
 ## The benchmarks of benchmarks/ (ratios against baselines measured in the same run).
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks
 
 clean:

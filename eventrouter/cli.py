@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(args.log_format, args.log_level)
         router = load_router(args.target)
         if args.command == "run":
-            return anyio.run(_serve, router, args)
+            return anyio.run(_serve, router, args, backend_options=_loop_options())
         return anyio.run(_invoke, router, args)
     except (EventRouterError, OSError) as exc:
         flush_logs()
@@ -80,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         flush_logs()
+
+
+def _loop_options() -> dict[str, Any]:
+    """uvloop when it is installed (it is by default on Linux and macOS)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
 
 
 async def _serve(router: Router, args: argparse.Namespace) -> int:

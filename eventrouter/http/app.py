@@ -63,7 +63,7 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -237,17 +237,7 @@ class HttpApp:
                 request_id,
             )
             return
-        client = scope.get("client")
-        request = HttpRequest(
-            scope["method"],
-            scope["path"],
-            scope["query_string"],
-            scope["headers"],
-            params,
-            body,
-            client[0] if client else "",
-            route.template,
-        )
+        request = HttpRequest(scope, params, body, route.template)
         spec = state.spec
         event: Any
         if spec.http_raw:

@@ -15,49 +15,46 @@ class HttpRequest:
     """``ctx.http``: method, path, path parameters, query and headers of the request.
 
     Headers are lower-cased; a header or query parameter given several times is joined with
-    commas, as API Gateway does.
+    commas, as API Gateway does. Everything but the body and path parameters is read from
+    the ASGI scope when first asked for.
     """
 
-    __slots__ = (
-        "_headers",
-        "_query",
-        "body",
-        "method",
-        "path",
-        "path_params",
-        "raw_headers",
-        "raw_query",
-        "route",
-        "source_ip",
-    )
+    __slots__ = ("_headers", "_query", "_scope", "body", "path_params", "route")
 
-    def __init__(
-        self,
-        method: str,
-        path: str,
-        raw_query: bytes,
-        raw_headers: list[tuple[bytes, bytes]],
-        path_params: dict[str, str],
-        body: bytes,
-        source_ip: str,
-        route: str,
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.raw_query = raw_query
-        self.raw_headers = raw_headers
+    def __init__(self, scope: Any, path_params: dict[str, str], body: bytes, route: str) -> None:
+        self._scope = scope
         self.path_params = path_params
         self.body = body
-        self.source_ip = source_ip
         self.route = route
         self._headers: dict[str, str] | None = None
         self._query: dict[str, str] | None = None
 
     @property
+    def method(self) -> str:
+        return str(self._scope["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self._scope["path"])
+
+    @property
+    def raw_query(self) -> bytes:
+        return bytes(self._scope["query_string"])
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return list(self._scope["headers"])
+
+    @property
+    def source_ip(self) -> str:
+        client = self._scope.get("client")
+        return str(client[0]) if client else ""
+
+    @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
             headers: dict[str, str] = {}
-            for key, value in self.raw_headers:
+            for key, value in self._scope["headers"]:
                 name = key.decode("latin-1").lower()
                 text = value.decode("latin-1")
                 headers[name] = f"{headers[name]},{text}" if name in headers else text
@@ -75,6 +72,18 @@ class HttpRequest:
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method} {self.path})"
+
+
+_time_cache: tuple[int, str] = (-1, "")
+
+
+def _request_time(second: int) -> str:
+    """API Gateway's ``requestContext.time`` (``12/Mar/2020:19:03:58 +0000``), once a second."""
+    global _time_cache
+    if _time_cache[0] != second:
+        text = datetime.fromtimestamp(second, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        _time_cache = (second, text)
+    return _time_cache[1]
 
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
@@ -121,7 +130,7 @@ def http_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
             "requestId": request_id,
             "routeKey": route_key,
             "stage": "$default",
-            "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "time": _request_time(int(now)),
             "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": is_base64,

@@ -12,6 +12,7 @@ import atexit
 import logging
 import sys
 import threading
+import time
 from contextvars import ContextVar
 from typing import IO, Any, Literal
 
@@ -108,6 +109,59 @@ def _render_json(_: Any, __: str, event_dict: dict[str, Any]) -> bytes:
 
 
 _sink: BufferedSink | None = None
+#: Whether records at info level are written at all.
+_info_enabled = True
+
+
+class _Clock:
+    """ISO-8601 UTC timestamps to the millisecond (Lambda's precision), formatted once a
+    millisecond: at thousands of invocations a second most REPORT records reuse the text."""
+
+    __slots__ = ("millisecond", "second", "second_text", "text")
+
+    def __init__(self) -> None:
+        self.millisecond = -1
+        self.second = -1
+        self.second_text = ""
+        self.text = ""
+
+    def now(self) -> str:
+        millisecond = int(time.time() * 1000)
+        if millisecond != self.millisecond:
+            self.millisecond = millisecond
+            second = millisecond // 1000
+            if second != self.second:
+                self.second = second
+                self.second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.text = f"{self.second_text}.{millisecond % 1000:03d}Z"
+        return self.text
+
+
+clock = _Clock()
+_report_logger = structlog.get_logger("eventrouter")
+
+
+def report(fields: dict[str, Any]) -> None:
+    """Write the REPORT record of one invocation.
+
+    In JSON mode the record is encoded straight into the sink (a third of structlog's cost on
+    the per-invocation path) with the same keys structlog would write; otherwise it goes
+    through structlog like every other record.
+    """
+    sink = _sink
+    if sink is None:
+        _report_logger.info("REPORT", **fields)
+        return
+    if not _info_enabled:
+        return
+    fields["event"] = "REPORT"
+    fields["level"] = "info"
+    fields["timestamp"] = clock.now()
+    line = _json_encoder.encode(fields)
+    captured = log_capture.get()
+    if captured is not None:
+        captured.append(line)
+    sink.write(line)
 
 
 def configure_logging(
@@ -117,7 +171,7 @@ def configure_logging(
 
     ``fmt="auto"`` picks console lines on a TTY and JSON lines otherwise.
     """
-    global _sink
+    global _sink, _info_enabled
     stream = stream if stream is not None else sys.stderr
     if level.lower() not in _LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(_LEVELS)}")
@@ -125,6 +179,7 @@ def configure_logging(
         fmt = "console" if stream.isatty() else "json"
     if _sink is not None:
         _sink.flush()
+    _info_enabled = _LEVELS[level.lower()] <= _LEVELS["info"]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import enum
 import functools
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -23,9 +22,11 @@ import structlog
 from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context
 from eventrouter.events import error_body
+from eventrouter.observability.logging import report
 from eventrouter.observability.metrics import Metrics
 from eventrouter.router import FunctionSpec
 from eventrouter.runtime.concurrency import FunctionSlots, Slots
+from eventrouter.runtime.deadlines import Deadline, Deadlines
 
 if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
@@ -83,27 +84,14 @@ class Outcome:
 class FunctionState:
     """Runtime state of one function: its slots and whether its environment is warm."""
 
-    __slots__ = ("init_lock", "slots", "spec", "warm")
+    __slots__ = ("deadlines", "init_lock", "slots", "spec", "warm")
 
     def __init__(self, spec: FunctionSpec, slots: FunctionSlots) -> None:
         self.spec = spec
         self.slots = slots
         self.warm = False
         self.init_lock = asyncio.Lock()
-
-
-class _Timer:
-    """Cancels the invoking task when the invocation's deadline passes."""
-
-    __slots__ = ("fired", "task")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.fired = False
-
-    def fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
+        self.deadlines: Deadlines | None = None
 
 
 class Invoker:
@@ -191,13 +179,15 @@ class Invoker:
             if init_outcome is not None:
                 return init_outcome
         timeout = spec.settings.timeout
-        start = time.monotonic()
-        ctx.deadline = start + timeout
-        loop = asyncio.get_running_loop()
+        deadlines = state.deadlines
+        if deadlines is None:
+            deadlines = state.deadlines = Deadlines(asyncio.get_running_loop())
         task = asyncio.current_task()
         assert task is not None
-        timer = _Timer(task)
-        handle = loop.call_at(loop.time() + timeout, timer.fire)
+        start = time.monotonic()
+        timer = Deadline(task, start + timeout)
+        ctx.deadline = timer.at
+        deadlines.add(timer)
         status = Status.SUCCESS
         error: dict[str, Any] | None = None
         response: bytes | None = None
@@ -213,7 +203,7 @@ class Invoker:
                     if spec.takes_context
                     else (functools.partial(spec.handler, event))
                 )
-                value = await loop.run_in_executor(
+                value = await asyncio.get_running_loop().run_in_executor(
                     self._executor, contextvars.copy_context().run, call
                 )
         except asyncio.CancelledError:
@@ -222,7 +212,7 @@ class Invoker:
             task.uncancel()
             status = Status.TIMEOUT
         except BaseException as exc:  # noqa: BLE001 - any handler failure is a function error
-            handle.cancel()
+            deadlines.remove(timer)
             if timer.fired:  # the handler turned our cancellation into another exception
                 task.uncancel()
                 status = Status.TIMEOUT
@@ -253,7 +243,7 @@ class Invoker:
                             "stackTrace": [],
                         }
         finally:
-            handle.cancel()
+            deadlines.remove(timer)
         duration = time.monotonic() - start
         if status is Status.TIMEOUT:
             error = {
@@ -280,12 +270,14 @@ class Invoker:
         error: dict[str, Any] | None,
     ) -> None:
         duration_ms = duration * 1000
+        billed = int(duration_ms)
         fields: dict[str, Any] = {
             "request_id": request_id,
             "function": spec.name,
             "status": status.value,
             "duration_ms": round(duration_ms, 2),
-            "billed_duration_ms": max(1, math.ceil(duration_ms)),
+            # Rounded up to the next millisecond, at least 1 ms.
+            "billed_duration_ms": billed + 1 if billed < duration_ms or billed == 0 else billed,
             "memory_size_mb": spec.settings.memory_mb,
         }
         if init_duration is not None:
@@ -293,7 +285,7 @@ class Invoker:
         if error is not None:
             fields["error_type"] = error["errorType"]
             fields["error_message"] = error["errorMessage"]
-        log.info("REPORT", **fields)
+        report(fields)
 
     async def _init(
         self, state: FunctionState, request_id: str
