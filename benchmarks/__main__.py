@@ -7,11 +7,50 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from benchmarks import async_throughput, invoke_overhead
+from benchmarks import async_throughput, http_throughput, invoke_overhead
 from benchmarks.common import environment
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def _range(stats: dict[str, float], fmt: str) -> str:
+    return f"{stats['median']:{fmt}} [{stats['min']:{fmt}}-{stats['max']:{fmt}}]"
+
+
+def summary_rows(results: dict[str, Any]) -> list[str]:
+    o = results["invoke_overhead"]
+    a = results["async_throughput"]
+    h = results["http_throughput"]
+    rows = [
+        "| figure | measured (median [min-max]) | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+        f"| sync invoke overhead, us/invoke | {_range(o['overhead_us'], '.2f')} "
+        f"| bare await {o['bare_await_us']['median']:.3f} us | - "
+        f"| <= {o['target_us']:.0f} us | {o['met']} |",
+        f"| async invoke end to end, events/s | {_range(a['eventrouter_events_per_s'], ',.0f')} "
+        f"| bare SQLite {a['bare_sqlite_events_per_s']['median']:,.0f}/s "
+        f"| {a['ratio_to_bare_sqlite']:.2f}x | >= {a['target_events_per_s']:,.0f}/s | {a['met']} |",
+    ]
+    if "skipped" in h:
+        rows.append(f"| HTTP no-op route, req/s | skipped: {h['skipped']} | | | | |")
+        return rows
+    ours = h["eventrouter"]
+    rows += [
+        f"| HTTP no-op route, req/s ({h['connections']} conn.) | {_range(ours['rps'], ',.0f')} "
+        f"| bare ASGI {h['bare_asgi']['rps']['median']:,.0f} | {h['vs_bare']:.2f}x "
+        f"| >= {h['targets']['vs_bare']}x | {h['vs_bare'] >= h['targets']['vs_bare']} |",
+        f"| HTTP no-op route vs FastAPI | | FastAPI {h['fastapi']['rps']['median']:,.0f} "
+        f"| {h['vs_fastapi']:.2f}x | >= {h['targets']['vs_fastapi']}x "
+        f"| {h['vs_fastapi'] >= h['targets']['vs_fastapi']} |",
+        f"| HTTP p50 / p99 latency, ms | eventrouter {ours['p50_ms']['median']:.2f} / "
+        f"{ours['p99_ms']['median']:.2f} | bare {h['bare_asgi']['p50_ms']['median']:.2f} / "
+        f"{h['bare_asgi']['p99_ms']['median']:.2f}; FastAPI "
+        f"{h['fastapi']['p50_ms']['median']:.2f} / {h['fastapi']['p99_ms']['median']:.2f} "
+        "| | reported | |",
+    ]
+    return rows
 
 
 def main() -> int:
@@ -20,31 +59,18 @@ def main() -> int:
         "--quick", action="store_true", help="seconds: check that all scenarios run"
     )
     args = parser.parse_args()
-    results: dict[str, object] = {"environment": environment(), "quick": args.quick}
-    for name, module in (
+    results: dict[str, Any] = {"environment": environment(), "quick": args.quick}
+    scenarios = (
         ("invoke_overhead", invoke_overhead),
         ("async_throughput", async_throughput),
-    ):
+        ("http_throughput", http_throughput),
+    )
+    for name, module in scenarios:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
         results[name] = module.run(quick=args.quick)
         print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-    o = results["invoke_overhead"]
-    a = results["async_throughput"]
-    assert isinstance(o, dict) and isinstance(a, dict)
-    rate = a["eventrouter_events_per_s"]
-    lines = [
-        "| figure | measured (median [min-max]) | baseline | ratio | target | met |",
-        "|---|---|---|---|---|---|",
-        f"| sync invoke overhead, µs/invoke | {o['overhead_us']['median']:.2f} "
-        f"[{o['overhead_us']['min']:.2f}-{o['overhead_us']['max']:.2f}] | bare await "
-        f"{o['bare_await_us']['median']:.3f} µs | - | ≤ {o['target_us']:.0f} µs | {o['met']} |",
-        f"| async invoke end to end, events/s | {rate['median']:,.0f} "
-        f"[{rate['min']:,.0f}-{rate['max']:,.0f}] "
-        f"| bare SQLite {a['bare_sqlite_events_per_s']['median']:,.0f}/s "
-        f"| {a['ratio_to_bare_sqlite']:.2f}x | ≥ {a['target_events_per_s']:,.0f}/s | {a['met']} |",
-    ]
-    summary = "\n".join(lines)
+    summary = "\n".join(summary_rows(results))
     print(summary)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)

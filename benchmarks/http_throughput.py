@@ -6,6 +6,7 @@ logging at its default level: a REPORT line per request, to a file.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -31,12 +32,31 @@ def free_port() -> int:
 
 
 def start(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    uvicorn_args = ["--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                    "--log-level", "warning", "--port", str(port)]
+    uvicorn_args = [
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--port",
+        str(port),
+    ]
     if kind == "eventrouter":
-        cmd = [sys.executable, "-m", "eventrouter", "run", "benchmarks.apps.http_noop:router",
-               "--http", f"127.0.0.1:{port}", "--log-format", "json",
-               "--state-dir", str(log.parent / "state")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "eventrouter",
+            "run",
+            "benchmarks.apps.http_noop:router",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--log-format",
+            "json",
+            "--state-dir",
+            str(log.parent / "state"),
+        ]
     elif kind == "bare_asgi":
         cmd = [sys.executable, "-m", "uvicorn", "benchmarks.apps.bare_asgi:app", *uvicorn_args]
     else:
@@ -60,9 +80,17 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def wrk(port: int, connections: int, seconds: float) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
-         f"http://127.0.0.1:{port}/noop"],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "--latency",
+            f"http://127.0.0.1:{port}/noop",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = {}
@@ -78,6 +106,8 @@ def wrk(port: int, connections: int, seconds: float) -> dict[str, float]:
 def run(quick: bool = False) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (make bench installs it from Debian's packages)"}
+    if importlib.util.find_spec("fastapi") is None:
+        return {"skipped": "FastAPI is not installed (pip install -e '.[bench]')"}
     connections = 64
     seconds = 1 if quick else 5
     rounds = 1 if quick else 3
@@ -101,11 +131,15 @@ def run(quick: bool = False) -> dict[str, Any]:
             for proc in procs.values():
                 proc.wait(30)
         report_lines = sum(
-            1 for line in (Path(tmp) / "eventrouter.log").read_text().splitlines()
+            1
+            for line in (Path(tmp) / "eventrouter.log").read_text().splitlines()
             if '"REPORT"' in line
         )
-    result: dict[str, Any] = {"connections": connections, "seconds": seconds,
-                              "eventrouter_report_lines": report_lines}
+    result: dict[str, Any] = {
+        "connections": connections,
+        "seconds": seconds,
+        "eventrouter_report_lines": report_lines,
+    }
     for kind in kinds:
         result[kind] = {
             "rps": summarize([s["rps"] for s in samples[kind]]),
@@ -116,6 +150,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     result["vs_bare"] = ours / result["bare_asgi"]["rps"]["median"]
     result["vs_fastapi"] = ours / result["fastapi"]["rps"]["median"]
     result["targets"] = TARGETS
-    result["met"] = result["vs_bare"] >= TARGETS["vs_bare"] and result["vs_fastapi"] >= TARGETS["vs_fastapi"]
+    result["met"] = (
+        result["vs_bare"] >= TARGETS["vs_bare"] and result["vs_fastapi"] >= TARGETS["vs_fastapi"]
+    )
     result["cpus"] = os.cpu_count()
     return result

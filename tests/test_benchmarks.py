@@ -19,5 +19,5 @@ def test_quick_benchmarks_run() -> None:
     )
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("|")]
-    assert len(rows) == 4  # header, rule, one row per scenario
     assert "sync invoke overhead" in rows[2] and "async invoke end to end" in rows[3]
+    assert "HTTP no-op route" in rows[4]  # measured, or says why it was skipped
