@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from eventrouter import Context, Router
+from eventrouter import Context, Http, Router
 
 router = Router("durable", max_concurrency=50)
 OUT = os.environ.get("DURABLE_OUT", "processed.log")
@@ -40,6 +40,14 @@ async def paced(event: dict[str, Any], ctx: Context) -> None:
     """One at a time, so that a backlog builds up."""
     await anyio.sleep(float(event["seconds"]))
     _append(OUT, str(event["n"]))
+
+
+@router.on_event(Http("GET /sleep/{n}"), timeout=60)
+async def sleep_route(event: dict[str, Any], ctx: Context) -> str:
+    n = event["pathParameters"]["n"]
+    _append(STARTED, n)
+    await anyio.sleep(0.5)
+    return f"slept {n}"
 
 
 @router.on_event()

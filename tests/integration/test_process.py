@@ -262,3 +262,22 @@ def test_event_acknowledged_over_http_survives_sigkill(dirs: tuple[Path, Path]) 
     wait_until(lambda: set(processed(out)) == set(range(total)))
     assert second.stop() == 0
     assert queued(state) == 0
+
+
+def test_sigterm_lets_http_requests_in_flight_finish(dirs: tuple[Path, Path]) -> None:
+    import httpx
+
+    state, out = dirs
+    proc = RouterProcess(state, out, "--http", "127.0.0.1:0")
+    proc.wait_for(lambda rs: any(r.get("event") == "http listening" for r in rs))
+    url = next(r["url"] for r in proc.records if r.get("event") == "http listening")
+    with httpx.Client(base_url=url, timeout=30) as client:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(client.get, "/sleep/3")
+            wait_until(lambda: (out / "started.log").exists())
+            proc.proc.send_signal(signal.SIGTERM)
+            response = pending.result(30)
+    assert response.status_code == 200 and response.json() == "slept 3"
+    assert proc.proc.wait(30) == 0

@@ -106,7 +106,14 @@ def test_routes_lists_functions() -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "router 'durable'"
     assert lines[1].split()[:3] == ["function", "source", "timeout"]
-    assert {line.split()[0] for line in lines[2:]} == {"echo", "fails", "paced", "record", "slow"}
+    assert {line.split()[0] for line in lines[2:]} == {
+        "echo",
+        "fails",
+        "paced",
+        "record",
+        "sleep_route",
+        "slow",
+    }
     record = next(line for line in lines if line.startswith("record"))
     assert record.split()[1:6] == ["invoke", "3s", "20", "128MB", "0"]
 

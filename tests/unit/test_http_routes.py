@@ -165,3 +165,23 @@ async def test_standalone_app_starts_on_first_request(tmp_path: Path) -> None:
         assert (await c.get("/ping")).json() == "pong"
         assert (await c.get("/readyz")).status_code == 200
     await app.engine.shutdown()
+
+
+@pytest.mark.anyio
+async def test_debug_adds_stack_traces(tmp_path: Path) -> None:
+    for debug in (False, True):
+        router = Router("t", debug=debug)
+
+        @router.on_event(Http("GET /boom"))
+        async def boom(event: Any) -> None:
+            raise KeyError("missing")
+
+        app = router.asgi(state_dir=str(tmp_path / str(debug)))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = (await client.get("/boom")).json()
+        await app.engine.shutdown()
+        assert body["errorType"] == "KeyError"
+        assert ("stackTrace" in body) is debug
+        if debug:
+            assert any("missing" in line for line in body["stackTrace"])
