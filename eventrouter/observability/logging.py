@@ -141,23 +141,76 @@ clock = _Clock()
 _report_logger = structlog.get_logger("eventrouter")
 
 
-def report(fields: dict[str, Any]) -> None:
+class Report(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The REPORT record of one invocation, as a Struct: encoding it costs half a dict's."""
+
+    request_id: str
+    function: str
+    status: str
+    duration_ms: float
+    billed_duration_ms: int
+    memory_size_mb: int
+    init_duration_ms: float | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    event: str
+    level: str
+    timestamp: str
+
+
+def report(
+    request_id: str,
+    function: str,
+    status: str,
+    duration_ms: float,
+    billed_duration_ms: int,
+    memory_size_mb: int,
+    init_duration_ms: float | None = None,
+    error_type: str | None = None,
+    error_message: str | None = None,
+) -> None:
     """Write the REPORT record of one invocation.
 
-    In JSON mode the record is encoded straight into the sink (a third of structlog's cost on
-    the per-invocation path) with the same keys structlog would write; otherwise it goes
-    through structlog like every other record.
+    In JSON mode the record is encoded straight into the sink (a fraction of structlog's
+    cost on the per-invocation path) with the keys structlog would write (``event``,
+    ``level``, ``timestamp``); in console mode it goes through structlog like every other
+    record.
     """
     sink = _sink
     if sink is None:
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "function": function,
+            "status": status,
+            "duration_ms": duration_ms,
+            "billed_duration_ms": billed_duration_ms,
+            "memory_size_mb": memory_size_mb,
+        }
+        if init_duration_ms is not None:
+            fields["init_duration_ms"] = init_duration_ms
+        if error_type is not None:
+            fields["error_type"] = error_type
+            fields["error_message"] = error_message
         _report_logger.info("REPORT", **fields)
         return
     if not _info_enabled:
         return
-    fields["event"] = "REPORT"
-    fields["level"] = "info"
-    fields["timestamp"] = clock.now()
-    line = _json_encoder.encode(fields)
+    line = _json_encoder.encode(
+        Report(
+            request_id=request_id,
+            function=function,
+            status=status,
+            duration_ms=duration_ms,
+            billed_duration_ms=billed_duration_ms,
+            memory_size_mb=memory_size_mb,
+            init_duration_ms=init_duration_ms,
+            error_type=error_type,
+            error_message=error_message,
+            event="REPORT",
+            level="info",
+            timestamp=clock.now(),
+        )
+    )
     captured = log_capture.get()
     if captured is not None:
         captured.append(line)

@@ -271,21 +271,18 @@ class Invoker:
     ) -> None:
         duration_ms = duration * 1000
         billed = int(duration_ms)
-        fields: dict[str, Any] = {
-            "request_id": request_id,
-            "function": spec.name,
-            "status": status.value,
-            "duration_ms": round(duration_ms, 2),
+        report(
+            request_id,
+            spec.name,
+            status.value,
+            round(duration_ms, 2),
             # Rounded up to the next millisecond, at least 1 ms.
-            "billed_duration_ms": billed + 1 if billed < duration_ms or billed == 0 else billed,
-            "memory_size_mb": spec.settings.memory_mb,
-        }
-        if init_duration is not None:
-            fields["init_duration_ms"] = round(init_duration * 1000, 2)
-        if error is not None:
-            fields["error_type"] = error["errorType"]
-            fields["error_message"] = error["errorMessage"]
-        report(fields)
+            billed + 1 if billed < duration_ms or billed == 0 else billed,
+            spec.settings.memory_mb,
+            None if init_duration is None else round(init_duration * 1000, 2),
+            None if error is None else error["errorType"],
+            None if error is None else error["errorMessage"],
+        )
 
     async def _init(
         self, state: FunctionState, request_id: str
