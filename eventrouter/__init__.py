@@ -7,7 +7,7 @@
 """
 
 from eventrouter.context import Context
-from eventrouter.destinations import to_directory, to_function, to_queue
+from eventrouter.destinations import to_directory, to_function, to_kafka, to_queue
 from eventrouter.errors import (
     ConfigError,
     DestinationError,
@@ -26,7 +26,7 @@ from eventrouter.events import HttpEvent
 from eventrouter.http import HttpRequest, Response
 from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
-from eventrouter.sources import Http, Queue
+from eventrouter.sources import Http, Kafka, KafkaRecord, Queue
 
 __version__ = "0.1.0"
 
@@ -44,6 +44,8 @@ __all__ = [
     "HttpRequest",
     "InvalidRequestContent",
     "InvokeError",
+    "Kafka",
+    "KafkaRecord",
     "PayloadTooLarge",
     "Queue",
     "Response",
@@ -55,5 +57,6 @@ __all__ = [
     "on_event",
     "to_directory",
     "to_function",
+    "to_kafka",
     "to_queue",
 ]

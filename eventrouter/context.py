@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import structlog
 
 from eventrouter.events import LATEST, function_arn
@@ -31,7 +32,10 @@ class Context:
         "client_context",
         "deadline",
         "http",
+        "index",
         "messages",
+        "record",
+        "records",
     )
 
     function_version = LATEST
@@ -61,6 +65,12 @@ class Context:
         self.http = http
         #: The decoded ``X-Amz-Client-Context`` of an Invoke API call, if any.
         self.client_context = client_context
+        #: Stream sources: the metadata of each record of the batch (``KafkaRecord``).
+        self.records: list[Any] | None = None
+        #: Stream sources, per-record handlers: the record being handled.
+        self.record: Any = None
+        #: Per-record handlers: the index of the record being handled.
+        self.index = 0
 
     @property
     def request_id(self) -> str:
@@ -94,6 +104,14 @@ class Context:
     async def invoke(self, function_name: str, payload: Any = None) -> Any:
         """Invoke another function synchronously and return its result."""
         return await self._engine.invoke(function_name, payload)
+
+    async def send(self, destination: Any, payload: Any) -> None:
+        """Send ``payload`` (JSON-encoded unless bytes) to a destination, e.g. for fan-out.
+
+        >>> await ctx.send(to_kafka("clicks-enriched"), {"id": 1})
+        """
+        data = payload if isinstance(payload, bytes) else msgspec.json.encode(payload)
+        await destination.send(self._engine, data, self.aws_request_id)
 
     async def invoke_async(self, function_name: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation of another function; returns its request id."""

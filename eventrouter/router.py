@@ -14,9 +14,10 @@ import msgspec
 from eventrouter.config import FunctionSettings, build_settings, check_range
 from eventrouter.errors import ConfigError, FunctionNotFound
 from eventrouter.sources.http import Http
+from eventrouter.sources.kafka import Kafka
 from eventrouter.sources.queue import Queue
 
-Source = Queue | Http
+Source = Queue | Http | Kafka
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,7 +105,7 @@ def build_spec(
 
     if not callable(handler):
         raise ConfigError(f"function {name!r}: the handler {handler!r} is not callable")
-    if source is not None and not isinstance(source, (Queue, Http)):
+    if source is not None and not isinstance(source, (Queue, Http, Kafka)):
         raise ConfigError(f"function {name!r}: {source!r} is not a source this router knows")
     tp, takes_context, return_type = _payload_type(handler, name)
     batch = isinstance(source, Queue) and source.batch_size > 1

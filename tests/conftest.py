@@ -32,3 +32,12 @@ def log_records() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
     configure_logging("json", "info", stream=io.StringIO())
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of the session's Kafka-protocol broker."""
+    from tests.kafka_broker import kafka_broker
+
+    with kafka_broker(tmp_path_factory.mktemp("kafka") / "broker.log") as servers:
+        yield servers

@@ -15,6 +15,8 @@ EXPECTED = {
     "Response",
     "InvalidRequestContent",
     "InvokeError",
+    "Kafka",
+    "KafkaRecord",
     "PayloadTooLarge",
     "Queue",
     "Router",
@@ -25,6 +27,7 @@ EXPECTED = {
     "on_event",
     "to_directory",
     "to_function",
+    "to_kafka",
     "to_queue",
 }
 

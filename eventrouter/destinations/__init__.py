@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from eventrouter.destinations.directory import ToDirectory, to_directory
 from eventrouter.destinations.function import ToFunction, to_function
+from eventrouter.destinations.kafka import ToKafka, to_kafka
 from eventrouter.destinations.queue import ToQueue, to_queue
 
 if TYPE_CHECKING:
@@ -32,8 +33,10 @@ __all__ = [
     "Destination",
     "ToDirectory",
     "ToFunction",
+    "ToKafka",
     "ToQueue",
     "to_directory",
     "to_function",
+    "to_kafka",
     "to_queue",
 ]

@@ -81,6 +81,9 @@ class Engine:
         self._http_address = http
         self._grace = grace
         self.http_server: Any = None
+        #: One stream policy per Kafka-sourced function.
+        self.streams: list[Any] = []
+        self._producers: dict[str, Any] = {}
         #: Every source started (``/readyz``).
         self.ready = False
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -109,6 +112,12 @@ class Engine:
         if self.consume:
             self._task_group.start_soon(self.policy.run)
         self._started = True
+        if self.consume:
+            try:
+                await self._start_streams(self._task_group)
+            except BaseException:
+                await self.shutdown(grace=0)
+                raise
         if self._http_address is not None:
             from eventrouter.http.server import HttpServer
 
@@ -141,11 +150,15 @@ class Engine:
         if self.http_server is not None:
             self.http_server.stop()
         self.policy.stop()
-        in_flight = self.policy.in_flight
+        for stream in self.streams:
+            stream.stop()
+        in_flight = self.policy.in_flight + sum(s.in_flight for s in self.streams)
         with anyio.move_on_after(grace) as scope:
             await self.policy.wait_idle()
             if self.http_server is not None:
                 await self.http_server.wait_stopped()
+            for stream in self.streams:
+                await stream.wait_stopped()
         if scope.cancelled_caught:
             log.warning("grace period over, cancelling", in_flight=self.policy.in_flight)
         self._task_group.cancel_scope.cancel()
@@ -154,6 +167,11 @@ class Engine:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.close()
+                for producer in self._producers.values():
+                    try:
+                        await producer.stop()  # flushes what is pending
+                    except Exception as exc:  # noqa: BLE001 - logged, shutdown goes on
+                        log.warning("kafka producer stop failed", error=repr(exc))
             self.invoker.close()
             log.info(
                 "router stopped",
@@ -164,6 +182,29 @@ class Engine:
             flush_logs()
 
     # -- invoking ----------------------------------------------------------------------------
+
+    async def _start_streams(self, task_group: anyio.abc.TaskGroup) -> None:
+        from eventrouter.sources.kafka import Kafka
+
+        for state in self.invoker.states.values():
+            if isinstance(state.spec.source, Kafka):
+                from eventrouter.runtime.stream import StreamPolicy
+
+                stream = StreamPolicy(self, state, state.spec.source)
+                self.streams.append(stream)
+                await task_group.start(stream.run)
+
+    async def kafka_producer(self, bootstrap_servers: str) -> Any:
+        """The router's shared aiokafka producer for ``bootstrap_servers`` (started lazily)."""
+        producer = self._producers.get(bootstrap_servers)
+        if producer is None:
+            from eventrouter._optional import require
+
+            aiokafka = require("aiokafka", "kafka")
+            producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+            self._producers[bootstrap_servers] = producer
+            await producer.start()
+        return producer
 
     @property
     def http_port(self) -> int | None:

@@ -53,7 +53,7 @@ class Outcome:
     otherwise (``None`` when throttled).
     """
 
-    __slots__ = ("error", "reason", "request_id", "response", "status", "value")
+    __slots__ = ("error", "failed_index", "reason", "request_id", "response", "status", "value")
 
     def __init__(
         self,
@@ -65,6 +65,8 @@ class Outcome:
         value: Any = None,
     ) -> None:
         self.status = status
+        #: With per-record invocation: the index of the item that failed.
+        self.failed_index = 0
         #: The handler's return value, unencoded, when the invocation asked for it.
         self.value = value
         self.request_id = request_id
@@ -149,11 +151,15 @@ class Invoker:
         http: Any = None,
         client_context: Any = None,
         raw_result: bool = False,
+        records: list[Any] | None = None,
+        per_record: bool = False,
     ) -> Outcome:
         """Invoke the handler with an already decoded event.
 
         With ``raw_result`` a successful outcome carries the handler's return value in
-        ``value`` and nothing is encoded: the HTTP layer shapes its own response.
+        ``value`` and nothing is encoded: the HTTP layer shapes its own response. With
+        ``per_record`` the event is a list and the handler is called once per item, in order,
+        within one invocation; a failed outcome's ``failed_index`` says which item failed.
         """
         spec = state.spec
         reason = self.slots.try_acquire(state.slots)
@@ -164,12 +170,21 @@ class Invoker:
             ctx = Context(
                 self.engine, spec, request_id, 0.0, attempt, messages, http, client_context
             )
-            return await self._run(state, event, ctx, raw_result)
+            ctx.records = records
+            outcome = await self._run(state, event, ctx, raw_result, per_record)
+            if per_record and outcome.status is not Status.SUCCESS:
+                outcome.failed_index = ctx.index
+            return outcome
         finally:
             self.slots.release(state.slots)
 
     async def _run(
-        self, state: FunctionState, event: Any, ctx: Context, raw_result: bool
+        self,
+        state: FunctionState,
+        event: Any,
+        ctx: Context,
+        raw_result: bool,
+        per_record: bool = False,
     ) -> Outcome:
         spec = state.spec
         request_id = ctx.aws_request_id
@@ -192,7 +207,10 @@ class Invoker:
         error: dict[str, Any] | None = None
         response: bytes | None = None
         try:
-            if spec.is_async:
+            if per_record:
+                await self._each(spec, event, ctx)
+                value = None
+            elif spec.is_async:
                 if spec.takes_context:
                     value = await spec.handler(event, ctx)
                 else:
@@ -282,6 +300,29 @@ class Invoker:
             None if init_duration is None else round(init_duration * 1000, 2),
             None if error is None else error["errorType"],
             None if error is None else error["errorMessage"],
+        )
+
+    async def _each(self, spec: FunctionSpec, items: list[Any], ctx: Context) -> None:
+        """Call the handler once per item, in order; ``ctx.index`` tells how far it got."""
+        records = ctx.records
+        handler = spec.handler
+        if spec.is_async:
+            for i, item in enumerate(items):
+                ctx.index = i
+                if records is not None:
+                    ctx.record = records[i]
+                await (handler(item, ctx) if spec.takes_context else handler(item))
+            return
+
+        def run_all() -> None:  # one hop to the worker thread for the whole batch
+            for i, item in enumerate(items):
+                ctx.index = i
+                if records is not None:
+                    ctx.record = records[i]
+                handler(item, ctx) if spec.takes_context else handler(item)
+
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, contextvars.copy_context().run, run_all
         )
 
     async def _init(

@@ -6,6 +6,7 @@ consumed by the asynchronous policy (`eventrouter.runtime.asynchronous`).
 """
 
 from eventrouter.sources.http import Http
+from eventrouter.sources.kafka import Kafka, KafkaRecord
 from eventrouter.sources.queue import Queue
 
-__all__ = ["Http", "Queue"]
+__all__ = ["Http", "Kafka", "KafkaRecord", "Queue"]

@@ -1,0 +1,554 @@
+"""The stream model (lambda-semantics.md §2): checkpointed polling of Kafka partitions.
+
+- Records of one partition go to the function in order, one batch at a time; partitions run
+  in parallel (up to the function's concurrency).
+- A failing batch holds its partition (its buffer fills and the partition is paused) and is
+  retried with backoff; ``bisect_on_error`` splits it in two first (not counted as a retry);
+  ``max_retries`` / ``max_record_age`` end the retries with a failure record to
+  ``on_failure``, and the partition moves on. Other partitions keep going.
+- A per-record handler that fails at record *i*, or a ``batchItemFailures`` response, makes
+  the lowest failed offset the new checkpoint and processing restarts there.
+- Records that do not decode or validate go to ``on_failure`` at once; records that match
+  no filter are skipped. Both count as done.
+- The checkpoint (committed offset) only moves past records that are done: after each
+  batch, on revocation and at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import typing
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import msgspec
+import structlog
+
+from eventrouter.events import LATEST, error_body, function_arn, iso_now, new_request_id
+from eventrouter.runtime.invoker import FunctionState, Outcome, Status
+from eventrouter.sources.kafka import Kafka, KafkaAdapter, KafkaRecord, lambda_event, record_of
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+log = structlog.get_logger("eventrouter.stream")
+
+#: Lambda's cap on the payload of one batch.
+BATCH_BYTES = 6 * 1024 * 1024
+LAG_INTERVAL = 10.0
+REVOKE_GRACE = 10.0
+
+_encoder = msgspec.json.Encoder()
+_json = msgspec.json.Decoder()
+_RAW = (Any, dict, object)
+
+
+class _LazyRecords(Sequence[KafkaRecord]):
+    """``ctx.records``: record metadata built only for the records a handler looks at."""
+
+    def __init__(self, items: list[tuple[Any, Any]]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @typing.overload
+    def __getitem__(self, i: int) -> KafkaRecord: ...
+
+    @typing.overload
+    def __getitem__(self, i: slice) -> list[KafkaRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> KafkaRecord | list[KafkaRecord]:
+        if isinstance(i, slice):
+            return [record_of(raw, value) for raw, value in self._items[i]]
+        raw, value = self._items[i]
+        return record_of(raw, value)
+
+    def __iter__(self) -> Iterator[KafkaRecord]:
+        return (record_of(raw, value) for raw, value in self._items)
+
+
+class Partition:
+    """One assigned partition: its buffer of fetched records and its checkpoint."""
+
+    __slots__ = ("buffer", "done", "finished", "paused", "revoked", "scope", "tp", "wake")
+
+    def __init__(self, tp: Any) -> None:
+        self.tp = tp
+        self.buffer: deque[Any] = deque()
+        self.wake = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.paused = False
+        self.revoked = False
+        #: The next offset to process: everything below it is done.
+        self.done: int | None = None
+        self.scope: anyio.CancelScope | None = None
+
+
+class StreamPolicy:
+    """Consumes one Kafka source for one function."""
+
+    def __init__(self, engine: Engine, state: FunctionState, source: Kafka) -> None:
+        self.engine = engine
+        self.state = state
+        self.source = source
+        spec = state.spec
+        tp = spec.payload_type
+        origin = typing.get_origin(tp)
+        if tp in _RAW or origin is dict or tp is inspect.Parameter.empty:
+            self.form = "raw"
+            self.decoder: msgspec.json.Decoder[Any] | None = None
+        elif tp is list or origin is list:
+            self.form = "batch"
+            (item,) = typing.get_args(tp) or (Any,)
+            self.decoder = msgspec.json.Decoder(item) if item not in _RAW else _json
+        else:
+            self.form = "record"
+            self.decoder = spec.decoder
+        self.group = source.group or f"{engine.router.name}-{spec.name}"
+        # aiokafka leaves the group when the consumer is not polled within this interval;
+        # our fetch loop polls all the time, but a batch may hold a partition for a timeout.
+        max_poll_ms = max(300_000, int((spec.settings.timeout + 60) * 1000))
+        self.adapter = KafkaAdapter(source, self.group, max_poll_ms)
+        self.servers = source.servers()
+        self.partitions: dict[Any, Partition] = {}
+        self.high_water = max(2 * source.batch_size, 500)
+        #: Offset lag per "topic-partition" at the last report.
+        self.lag: dict[str, int] = {}
+        self.in_flight = 0
+        self._pending_commit: dict[Any, int] = {}
+        self._commit_wake = asyncio.Event()
+        self._stopping = False
+        self._stopped = anyio.Event()
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Join the group and consume until stopped; commit what is done on the way out."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                await self.adapter.start(self._assigned, self._revoked)
+                log.info(
+                    "kafka source started",
+                    function=self.state.spec.name,
+                    topics=list(self.source.topics),
+                    group=self.group,
+                    form=self.form,
+                )
+                task_status.started()
+                tg.start_soon(self._committer)
+                tg.start_soon(self._report_lag)
+                await self._fetch_loop()
+                for part in list(self.partitions.values()):
+                    part.wake.set()
+                for part in list(self.partitions.values()):
+                    await part.finished.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._commit_now()
+                try:
+                    await self.adapter.stop()
+                except Exception as exc:  # noqa: BLE001 - leaving the group is best effort
+                    log.warning("kafka consumer stop failed", error=repr(exc))
+                self._stopped.set()
+
+    def stop(self) -> None:
+        """Stop fetching; batches in flight finish (the engine bounds that by its grace)."""
+        self._stopping = True
+        for part in self.partitions.values():
+            part.wake.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # -- partitions --------------------------------------------------------------------------
+
+    async def _assigned(self, tps: set[Any]) -> None:
+        if self.source.starting_position == "AT_TIMESTAMP":
+            fresh = {tp for tp in tps if await self.adapter.committed(tp) is None}
+            if fresh:
+                assert self.source.starting_timestamp is not None
+                await self.adapter.seek_to_timestamp(fresh, self.source.starting_timestamp)
+        assert self._task_group is not None
+        for tp in tps:
+            if tp not in self.partitions:
+                part = Partition(tp)
+                self.partitions[tp] = part
+                self._task_group.start_soon(self._work, part)
+        log.info(
+            "partitions assigned",
+            function=self.state.spec.name,
+            partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
+        )
+
+    async def _revoked(self, tps: set[Any]) -> None:
+        offsets: dict[Any, int] = {}
+        for tp in tps:
+            part = self.partitions.pop(tp, None)
+            if part is None:
+                continue
+            part.revoked = True
+            part.wake.set()
+            with anyio.move_on_after(REVOKE_GRACE):
+                await part.finished.wait()
+            if part.scope is not None:
+                part.scope.cancel()
+            self._pending_commit.pop(tp, None)
+            if part.done is not None:
+                offsets[tp] = part.done
+        if offsets:
+            try:
+                await self.adapter.commit(offsets)
+            except Exception as exc:  # noqa: BLE001 - the new owner re-reads from the last commit
+                log.warning("commit on revocation failed", error=repr(exc))
+        log.info(
+            "partitions revoked",
+            function=self.state.spec.name,
+            partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
+        )
+
+    async def _fetch_loop(self) -> None:
+        errors = 0
+        max_records = max(self.source.batch_size * 4, 1000)
+        while not self._stopping:
+            try:
+                data = await self.adapter.fetch(0.2, max_records)
+                errors = 0
+            except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the source
+                errors += 1
+                self.engine.metrics.add("SourceErrors", self.state.spec.name)
+                wait = min(30.0, 0.5 * 2 ** min(errors, 6))
+                log.error(
+                    "kafka fetch failed",
+                    function=self.state.spec.name,
+                    error=repr(exc),
+                    retry_in=wait,
+                )
+                await anyio.sleep(wait)
+                continue
+            for tp, records in data.items():
+                part = self.partitions.get(tp)
+                if part is None or not records:
+                    continue
+                part.buffer.extend(records)
+                if len(part.buffer) >= self.high_water and not part.paused:
+                    self.adapter.pause(tp)
+                    part.paused = True
+                part.wake.set()
+
+    async def _work(self, part: Partition) -> None:
+        try:
+            with anyio.CancelScope() as part.scope:
+                while not (self._stopping or part.revoked):
+                    batch = await self._next_batch(part)
+                    if not batch:
+                        continue
+                    self.in_flight += 1
+                    try:
+                        await self._process(part, batch)
+                    finally:
+                        self.in_flight -= 1
+                    self._mark_done(part, batch[-1].offset + 1)
+                    if part.paused and len(part.buffer) < self.source.batch_size:
+                        self.adapter.resume(part.tp)
+                        part.paused = False
+        finally:
+            part.finished.set()
+
+    async def _next_batch(self, part: Partition) -> list[Any]:
+        buffer = part.buffer
+        size = self.source.batch_size
+        while not buffer:
+            if self._stopping or part.revoked:
+                return []
+            part.wake.clear()
+            await part.wake.wait()
+        if len(buffer) < size and self.source.batching_window > 0:
+            with anyio.move_on_after(self.source.batching_window):
+                while len(buffer) < size and not (self._stopping or part.revoked):
+                    part.wake.clear()
+                    await part.wake.wait()
+        batch: list[Any] = []
+        total = 0
+        while buffer and len(batch) < size:
+            total += len(buffer[0].value or b"")
+            if batch and total > BATCH_BYTES:
+                break
+            batch.append(buffer.popleft())
+        return batch
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    async def _process(self, part: Partition, raws: list[Any]) -> None:
+        filters = self.source.compiled_filters
+        decoder = self.decoder
+        items: list[tuple[Any, Any]] = []
+        for raw in raws:
+            if filters and not filters.match(_filter_view(raw)):
+                self.engine.metrics.add("FilteredRecords", self.state.spec.name)
+                continue
+            if decoder is None:
+                items.append((raw, None))
+                continue
+            try:
+                items.append((raw, decoder.decode(raw.value if raw.value is not None else b"null")))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                body = error_body(exc, new_request_id(), "Runtime.UnmarshalError")
+                body["stackTrace"] = []
+                self.engine.metrics.add("InvalidRecords", self.state.spec.name)
+                await self._fail(part, [(raw, None)], "InvalidPayload", _encoder.encode(body), 0)
+        if items:
+            await self._run_batch(part, items)
+
+    async def _run_batch(self, part: Partition, items: list[tuple[Any, Any]]) -> None:
+        source = self.source
+        attempts = 0
+        while True:
+            outcome, failed_from = await self._invoke(items, attempts + 1)
+            if outcome is None:
+                return
+            if outcome.status is Status.THROTTLED:  # not a retry: wait for a free slot
+                with anyio.move_on_after(1.0):
+                    await self.engine.slots.wait_released()
+                continue
+            if failed_from > 0:
+                self._mark_done(part, items[failed_from][0].offset)
+                items = items[failed_from:]
+            if source.bisect_on_error and len(items) > 1:
+                mid = len(items) // 2
+                await self._run_batch(part, items[:mid])
+                await self._run_batch(part, items[mid:])
+                return
+            attempts += 1
+            oldest = items[0][0].timestamp / 1000
+            if source.max_record_age != -1 and time.time() - oldest > source.max_record_age:
+                await self._fail(part, items, "RecordAgeExceeded", outcome.response, attempts)
+                return
+            if source.max_retries != -1 and attempts > source.max_retries:
+                await self._fail(part, items, "RetryAttemptsExhausted", outcome.response, attempts)
+                return
+            first, longest = source.retry_backoff
+            wait = min(longest, first * 2 ** (attempts - 1))
+            log.info(
+                "batch failed, retrying",
+                function=self.state.spec.name,
+                partition=f"{items[0][0].topic}-{items[0][0].partition}",
+                first_offset=items[0][0].offset,
+                size=len(items),
+                attempt=attempts,
+                retry_in=wait,
+                error=outcome.error["errorType"] if outcome.error else None,
+            )
+            await anyio.sleep(wait)
+
+    async def _invoke(
+        self, items: list[tuple[Any, Any]], attempt: int
+    ) -> tuple[Outcome | None, int]:
+        """Invoke once: ``(None, 0)`` on success, else the outcome and the first failed index."""
+        invoker = self.engine.invoker
+        if self.form == "raw":
+            event: Any = lambda_event([raw for raw, _ in items], self.servers)
+            records = None
+        else:
+            event = [value for _, value in items]
+            records = _LazyRecords(items)
+        outcome = await invoker.invoke_value(
+            self.state,
+            event,
+            new_request_id(),
+            attempt,
+            records=records,  # type: ignore[arg-type]
+            per_record=self.form == "record",
+        )
+        if outcome.status is Status.SUCCESS:
+            if not self.source.report_batch_item_failures or self.form == "record":
+                return None, 0
+            failed = _first_item_failure(outcome.response, items)
+            if failed is None:
+                return None, 0
+            body = {
+                "errorMessage": "reported in batchItemFailures",
+                "errorType": "BatchItemFailure",
+                "requestId": outcome.request_id,
+                "stackTrace": [],
+            }
+            return Outcome(
+                Status.FUNCTION_ERROR, outcome.request_id, _encoder.encode(body), body
+            ), failed
+        if outcome.status is Status.THROTTLED:
+            return outcome, 0
+        return outcome, outcome.failed_index if self.form == "record" else 0
+
+    async def _fail(
+        self,
+        part: Partition,
+        items: list[tuple[Any, Any]],
+        condition: str,
+        response: bytes | None,
+        attempts: int,
+    ) -> None:
+        """Send the failure record of ``items`` to ``on_failure``; the records are then done."""
+        spec = self.state.spec
+        first, last = items[0][0], items[-1][0]
+        self.engine.metrics.add("StreamBatchesFailed", spec.name)
+        record = _encoder.encode(
+            {
+                "version": "1.0",
+                "timestamp": iso_now(),
+                "requestContext": {
+                    "requestId": new_request_id(),
+                    "functionArn": f"{function_arn(spec.name)}:{LATEST}",
+                    "condition": condition,
+                    "approximateInvokeCount": attempts,
+                },
+                "responseContext": {
+                    "statusCode": 200,
+                    "executedVersion": LATEST,
+                    "functionError": "Unhandled",
+                },
+                "responsePayload": msgspec.Raw(response or b"null"),
+                "KafkaBatchInfo": {
+                    "batchSize": len(items),
+                    "topic": first.topic,
+                    "partition": first.partition,
+                    "firstOffset": first.offset,
+                    "lastOffset": last.offset,
+                    "bootstrapServers": self.servers,
+                },
+            }
+        )
+        destination = spec.settings.on_failure
+        if destination is None:
+            log.warning(
+                "records failed, no on_failure destination",
+                function=spec.name,
+                condition=condition,
+                topic=first.topic,
+                partition=first.partition,
+                first_offset=first.offset,
+                last_offset=last.offset,
+            )
+            return
+        deliveries = 0
+        while True:  # the checkpoint may not pass these records before their record is out
+            try:
+                await destination.send(
+                    self.engine, record, f"{first.topic}-{first.partition}-{first.offset}"
+                )
+            except Exception as exc:  # noqa: BLE001 - counted, logged, retried
+                deliveries += 1
+                self.engine.metrics.add("DestinationDeliveryFailures", spec.name)
+                self.engine.notify_delivery(spec.name, "on_failure", record, exc)
+                wait = min(60.0, 2.0 ** (deliveries - 1))
+                log.error(
+                    "destination delivery failed, will retry",
+                    function=spec.name,
+                    destination=destination.describe(),
+                    error=repr(exc),
+                    retry_in=wait,
+                )
+                await anyio.sleep(wait)
+                continue
+            self.engine.notify_delivery(spec.name, "on_failure", record)
+            return
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _mark_done(self, part: Partition, offset: int) -> None:
+        if part.revoked or (part.done is not None and offset <= part.done):
+            return
+        part.done = offset
+        self._pending_commit[part.tp] = offset
+        self._commit_wake.set()
+
+    async def _committer(self) -> None:
+        while True:
+            await self._commit_wake.wait()
+            self._commit_wake.clear()
+            await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        if not self._pending_commit:
+            return
+        offsets, self._pending_commit = self._pending_commit, {}
+        try:
+            await self.adapter.commit(offsets)
+        except Exception as exc:  # noqa: BLE001 - retried with the next commit
+            log.warning("commit failed", function=self.state.spec.name, error=repr(exc))
+            for tp, offset in offsets.items():
+                if tp in self.partitions and tp not in self._pending_commit:
+                    self._pending_commit[tp] = offset
+            await anyio.sleep(0.5)
+
+    async def _report_lag(self) -> None:
+        while True:
+            await anyio.sleep(LAG_INTERVAL)
+            self.update_lag()
+            if self.lag:
+                log.info(
+                    "kafka lag",
+                    function=self.state.spec.name,
+                    lag=self.lag,
+                    total=sum(self.lag.values()),
+                )
+
+    def update_lag(self) -> dict[str, int]:
+        """Offset lag per partition: the log end minus the checkpoint (the scaling signal)."""
+        lag = {}
+        for tp, part in self.partitions.items():
+            end = self.adapter.highwater(tp)
+            if end is not None and part.done is not None:
+                lag[f"{tp.topic}-{tp.partition}"] = max(0, end - part.done)
+        self.lag = lag
+        return lag
+
+
+def _filter_view(raw: Any) -> dict[str, Any]:
+    """What filter patterns see of a record: ``key`` and ``value``, JSON-decoded if they are."""
+    return {"key": _maybe_json(raw.key), "value": _maybe_json(raw.value)}
+
+
+def _maybe_json(data: bytes | None) -> Any:
+    if data is None:
+        return None
+    try:
+        return _json.decode(data)
+    except msgspec.DecodeError:
+        return data.decode("utf-8", "replace")
+
+
+def _first_item_failure(response: bytes | None, items: list[tuple[Any, Any]]) -> int | None:
+    """Index of the lowest failed offset in a ``batchItemFailures`` response (``None``: none)."""
+    if response is None or response == b"null":
+        return None
+    try:
+        body = _json.decode(response)
+    except msgspec.DecodeError:
+        return 0
+    if not isinstance(body, dict):
+        return None
+    failures = body.get("batchItemFailures")
+    if not failures:
+        return None
+    index = {(f"{raw.topic}-{raw.partition}", raw.offset): i for i, (raw, _) in enumerate(items)}
+    lowest: int | None = None
+    for failure in failures if isinstance(failures, list) else [None]:
+        ident = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        key = (
+            (ident.get("topic-partition"), ident.get("offset")) if isinstance(ident, dict) else None
+        )
+        if key not in index:
+            return 0  # malformed or unknown: the whole batch failed
+        i = index[key]
+        lowest = i if lowest is None else min(lowest, i)
+    return lowest

@@ -1,0 +1,236 @@
+"""``Kafka``: a Kafka stream as the source of a function, and the aiokafka adapter.
+
+The adapter knows the transport only (fetch, pause, resume, commit, seek); Lambda's stream
+rules live in :mod:`eventrouter.runtime.stream`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Literal
+
+import msgspec
+
+from eventrouter._optional import require
+from eventrouter.config import check_range
+from eventrouter.errors import ConfigError, SourceError
+from eventrouter.filters import Filters
+
+StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
+
+
+class Kafka(msgspec.Struct, frozen=True, dict=True):
+    """Poll Kafka topics; batches go to the function in order, one per partition at a time.
+
+    >>> @router.on_event(Kafka("clicks", group="analytics", batch_size=500,
+    ...                        bisect_on_error=True, max_retries=3),
+    ...                  on_failure=to_directory("failed"))
+    ... async def count(batch: list[Click], ctx): ...
+
+    The handler's first parameter picks the form: ``list[T]`` gets the batch (metadata in
+    ``ctx.records``); ``T`` is called once per record in order (``ctx.record``); ``dict`` or
+    unannotated gets Lambda's ``SelfManagedKafka`` event. ``retry_backoff`` (first, longest
+    wait in seconds between retries of a failing batch) is eventrouter's own setting.
+    """
+
+    topics: str | tuple[str, ...]
+    group: str | None = None
+    bootstrap_servers: str | None = None
+    batch_size: int = 100
+    batching_window: float = 0.5
+    starting_position: StartingPosition = "TRIM_HORIZON"
+    starting_timestamp: float | None = None
+    bisect_on_error: bool = False
+    max_retries: int = -1
+    max_record_age: float = -1
+    report_batch_item_failures: bool = False
+    filters: tuple[dict[str, Any], ...] = ()
+    retry_backoff: tuple[float, float] = (0.5, 30.0)
+    consumer_options: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        topics = (self.topics,) if isinstance(self.topics, str) else tuple(self.topics)
+        if not topics or not all(isinstance(t, str) and t for t in topics):
+            raise ConfigError(f"Kafka topics={self.topics!r} must name one or more topics")
+        msgspec.structs.force_setattr(self, "topics", topics)
+        msgspec.structs.force_setattr(self, "filters", tuple(self.filters))
+        _int("batch_size", self.batch_size, 1, 10_000)
+        check_range("batching_window", self.batching_window, 0, 300, unit="seconds")
+        if self.starting_position not in ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"):
+            raise ConfigError(
+                f"starting_position={self.starting_position!r} must be TRIM_HORIZON, LATEST "
+                "or AT_TIMESTAMP"
+            )
+        if (self.starting_position == "AT_TIMESTAMP") != (self.starting_timestamp is not None):
+            raise ConfigError(
+                "starting_timestamp (epoch seconds) goes with starting_position='AT_TIMESTAMP'"
+            )
+        if self.max_retries != -1:
+            _int("max_retries", self.max_retries, 0, 10_000)
+        if self.max_record_age != -1:
+            check_range("max_record_age", self.max_record_age, 60, 604_800, unit="seconds")
+        first, longest = self.retry_backoff
+        check_range("retry_backoff", first, 0, 3600, unit="seconds")
+        check_range("retry_backoff", longest, first, 3600, unit="seconds")
+        self.compiled_filters  # noqa: B018 - validates the patterns now
+
+    @property
+    def compiled_filters(self) -> Filters:
+        cached: Filters | None = self.__dict__.get("_filters")
+        if cached is None:
+            cached = Filters(self.filters)
+            self.__dict__["_filters"] = cached
+        return cached
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.topics)
+
+    def servers(self) -> str:
+        servers = self.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not servers:
+            raise ConfigError(
+                f"Kafka({self.name!r}): no bootstrap_servers and KAFKA_BOOTSTRAP_SERVERS is not set"
+            )
+        return servers
+
+    def describe(self) -> str:
+        return f"kafka:{self.name} batch={self.batch_size}"
+
+
+def _int(field: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{field}={value!r} must be an int")
+    check_range(field, value, low, high)
+
+
+class KafkaRecord(msgspec.Struct, frozen=True):
+    """One record's metadata, with its decoded value: ``ctx.records[i]`` / ``ctx.record``."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    timestamp_type: str
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    value: Any = None
+
+
+def record_of(raw: Any, value: Any = None) -> KafkaRecord:
+    return KafkaRecord(
+        raw.topic,
+        raw.partition,
+        raw.offset,
+        raw.timestamp,
+        "LOG_APPEND_TIME" if raw.timestamp_type == 1 else "CREATE_TIME",
+        raw.key,
+        tuple(raw.headers or ()),
+        value,
+    )
+
+
+def lambda_event(records: Iterable[Any], servers: str) -> dict[str, Any]:
+    """Lambda's ``SelfManagedKafka`` event for raw aiokafka records."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        grouped.setdefault(f"{r.topic}-{r.partition}", []).append(
+            {
+                "topic": r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "timestamp": r.timestamp,
+                "timestampType": "LOG_APPEND_TIME" if r.timestamp_type == 1 else "CREATE_TIME",
+                "key": base64.b64encode(r.key).decode() if r.key is not None else None,
+                "value": base64.b64encode(r.value).decode() if r.value is not None else None,
+                "headers": [{name: list(value)} for name, value in (r.headers or ())],
+            }
+        )
+    return {"eventSource": "SelfManagedKafka", "bootstrapServers": servers, "records": grouped}
+
+
+Assigned = Callable[[set[Any]], Awaitable[None]]
+
+
+class KafkaAdapter:
+    """aiokafka's consumer, reduced to what the stream policy needs."""
+
+    def __init__(self, source: Kafka, group: str, max_poll_interval_ms: int) -> None:
+        self.source = source
+        self.group = group
+        self._max_poll_interval_ms = max_poll_interval_ms
+        self._consumer: Any = None
+        self._aiokafka = require("aiokafka", "kafka")
+
+    async def start(self, on_assigned: Assigned, on_revoked: Assigned) -> None:
+        aiokafka = self._aiokafka
+        source = self.source
+
+        class Listener(aiokafka.ConsumerRebalanceListener):  # type: ignore[name-defined,misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                await on_revoked(set(revoked))
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                await on_assigned(set(assigned))
+
+        options: dict[str, Any] = {
+            "bootstrap_servers": source.servers(),
+            "group_id": self.group,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "latest" if source.starting_position == "LATEST" else "earliest",
+            "max_poll_interval_ms": self._max_poll_interval_ms,
+        }
+        options.update(source.consumer_options or {})
+        self._consumer = aiokafka.AIOKafkaConsumer(**options)
+        self._consumer.subscribe(list(source.topics), listener=Listener())
+        try:
+            await self._consumer.start()
+        except Exception as exc:
+            raise SourceError(
+                f"Kafka({source.name!r}): cannot connect to {options['bootstrap_servers']}: {exc}"
+            ) from exc
+
+    async def fetch(self, wait: float, max_records: int) -> dict[Any, list[Any]]:
+        """Records fetched for the partitions not paused, waiting at most ``wait`` seconds."""
+        data: dict[Any, list[Any]] = await self._consumer.getmany(
+            timeout_ms=int(wait * 1000), max_records=max_records
+        )
+        return data
+
+    def pause(self, tp: Any) -> None:
+        self._consumer.pause(tp)
+
+    def resume(self, tp: Any) -> None:
+        self._consumer.resume(tp)
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        structs = self._aiokafka.structs
+        await self._consumer.commit(
+            {tp: structs.OffsetAndMetadata(offset, "") for tp, offset in offsets.items()}
+        )
+
+    async def committed(self, tp: Any) -> int | None:
+        offset: int | None = await self._consumer.committed(tp)
+        return offset
+
+    async def seek_to_timestamp(self, tps: set[Any], timestamp: float) -> None:
+        found = await self._consumer.offsets_for_times({tp: int(timestamp * 1000) for tp in tps})
+        ends = await self._consumer.end_offsets(list(tps))
+        for tp in tps:
+            hit = found.get(tp)
+            self._consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+
+    async def position(self, tp: Any) -> int:
+        """The next offset to fetch (resolves the starting position if not done yet)."""
+        offset: int = await self._consumer.position(tp)
+        return offset
+
+    def highwater(self, tp: Any) -> int | None:
+        value: int | None = self._consumer.highwater(tp)
+        return value
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
