@@ -3,94 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
-import msgspec
 import pytest
 
 from eventrouter import Engine
 from tests.apps.durable import router as durable_router
+from tests.processes import RouterProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "tests.apps.durable:router"
-
-
-class RouterProcess:
-    """One ``python -m eventrouter run`` whose JSON log lines are read as they come."""
-
-    def __init__(self, state_dir: Path, out: Path, *extra: str) -> None:
-        env = {
-            **os.environ,
-            "DURABLE_OUT": str(out / "processed.log"),
-            "DURABLE_STARTED": str(out / "started.log"),
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eventrouter",
-                "run",
-                TARGET,
-                "--state-dir",
-                str(state_dir),
-                "--log-format",
-                "json",
-                *extra,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.records: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        assert self.proc.stderr is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for line in stream:
-            try:
-                record = msgspec.json.decode(line)
-            except msgspec.DecodeError:
-                record = {"event": "raw", "line": line.decode(errors="replace")}
-            with self._cond:
-                self.records.append(record)
-                self._cond.notify_all()
-
-    def wait_for(
-        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 30
-    ) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: predicate(self.records), timeout):
-                raise AssertionError(f"timed out; last log records: {self.records[-5:]}")
-
-    def successes(self, function: str) -> int:
-        return sum(
-            1
-            for r in self.records
-            if r.get("event") == "REPORT"
-            and r.get("function") == function
-            and r.get("status") == "success"
-        )
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
 
 
 @pytest.fixture
@@ -126,14 +58,6 @@ async def enqueue(
             for _ in range(concurrency):
                 tg.start_soon(worker)
     return acknowledged
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # the other process leaves nothing to await but its files
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def test_sigkill_mid_stream_loses_no_acknowledged_event(dirs: tuple[Path, Path]) -> None:
