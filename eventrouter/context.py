@@ -34,7 +34,6 @@ class Context:
         "http",
         "index",
         "messages",
-        "record",
         "records",
     )
 
@@ -67,10 +66,13 @@ class Context:
         self.client_context = client_context
         #: Stream sources: the metadata of each record of the batch (``KafkaRecord``).
         self.records: list[Any] | None = None
-        #: Stream sources, per-record handlers: the record being handled.
-        self.record: Any = None
         #: Per-record handlers: the index of the record being handled.
         self.index = 0
+
+    @property
+    def record(self) -> Any:
+        """Stream sources, per-record handlers: the record being handled (``KafkaRecord``)."""
+        return None if self.records is None else self.records[self.index]
 
     @property
     def request_id(self) -> str:

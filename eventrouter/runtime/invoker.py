@@ -304,21 +304,21 @@ class Invoker:
 
     async def _each(self, spec: FunctionSpec, items: list[Any], ctx: Context) -> None:
         """Call the handler once per item, in order; ``ctx.index`` tells how far it got."""
-        records = ctx.records
         handler = spec.handler
         if spec.is_async:
-            for i, item in enumerate(items):
-                ctx.index = i
-                if records is not None:
-                    ctx.record = records[i]
-                await (handler(item, ctx) if spec.takes_context else handler(item))
+            if spec.takes_context:
+                for i, item in enumerate(items):
+                    ctx.index = i
+                    await handler(item, ctx)
+            else:
+                for i, item in enumerate(items):
+                    ctx.index = i
+                    await handler(item)
             return
 
         def run_all() -> None:  # one hop to the worker thread for the whole batch
             for i, item in enumerate(items):
                 ctx.index = i
-                if records is not None:
-                    ctx.record = records[i]
                 handler(item, ctx) if spec.takes_context else handler(item)
 
         await asyncio.get_running_loop().run_in_executor(

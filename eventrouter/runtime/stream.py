@@ -2,7 +2,7 @@
 
 - Records of one partition go to the function in order, one batch at a time; partitions run
   in parallel (up to the function's concurrency).
-- A failing batch holds its partition (its buffer fills and the partition is paused) and is
+- A failing batch holds its partition (its buffer fills and it is paused) and is
   retried with backoff; ``bisect_on_error`` splits it in two first (not counted as a retry);
   ``max_retries`` / ``max_record_age`` end the retries with a failure record to
   ``on_failure``, and the partition moves on. Other partitions keep going.
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import operator
 import time
 import typing
-from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,17 +45,34 @@ REVOKE_GRACE = 10.0
 
 _encoder = msgspec.json.Encoder()
 _json = msgspec.json.Decoder()
+_VALUE = operator.attrgetter("value")
 _RAW = (Any, dict, object)
+
+
+class Batch:
+    """Records of one partition with their decoded values (``None`` for the raw form)."""
+
+    __slots__ = ("raws", "values")
+
+    def __init__(self, raws: list[Any], values: list[Any] | None) -> None:
+        self.raws = raws
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def __getitem__(self, i: slice) -> Batch:
+        return Batch(self.raws[i], None if self.values is None else self.values[i])
 
 
 class _LazyRecords(Sequence[KafkaRecord]):
     """``ctx.records``: record metadata built only for the records a handler looks at."""
 
-    def __init__(self, items: list[tuple[Any, Any]]) -> None:
-        self._items = items
+    def __init__(self, batch: Batch) -> None:
+        self._batch = batch
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._batch.raws)
 
     @typing.overload
     def __getitem__(self, i: int) -> KafkaRecord: ...
@@ -64,13 +81,14 @@ class _LazyRecords(Sequence[KafkaRecord]):
     def __getitem__(self, i: slice) -> list[KafkaRecord]: ...
 
     def __getitem__(self, i: int | slice) -> KafkaRecord | list[KafkaRecord]:
+        values = self._batch.values
         if isinstance(i, slice):
-            return [record_of(raw, value) for raw, value in self._items[i]]
-        raw, value = self._items[i]
-        return record_of(raw, value)
+            indices = range(*i.indices(len(self)))
+            return [record_of(self._batch.raws[k], values[k] if values else None) for k in indices]
+        return record_of(self._batch.raws[i], values[i] if values else None)
 
     def __iter__(self) -> Iterator[KafkaRecord]:
-        return (record_of(raw, value) for raw, value in self._items)
+        return (self[k] for k in range(len(self)))
 
 
 class Partition:
@@ -80,11 +98,11 @@ class Partition:
 
     def __init__(self, tp: Any) -> None:
         self.tp = tp
-        self.buffer: deque[Any] = deque()
+        self.buffer: list[Any] = []
         self.wake = asyncio.Event()
         self.finished = asyncio.Event()
-        self.paused = False
         self.revoked = False
+        self.paused = False
         #: The next offset to process: everything below it is done.
         self.done: int | None = None
         self.scope: anyio.CancelScope | None = None
@@ -115,9 +133,13 @@ class StreamPolicy:
         # our fetch loop polls all the time, but a batch may hold a partition for a timeout.
         max_poll_ms = max(300_000, int((spec.settings.timeout + 60) * 1000))
         self.adapter = KafkaAdapter(source, self.group, max_poll_ms)
+        self._filters = source.compiled_filters or None
         self.servers = source.servers()
         self.partitions: dict[Any, Partition] = {}
-        self.high_water = max(2 * source.batch_size, 500)
+        # Fetched records a partition may hold before it is paused: only a partition that is
+        # stuck (a failing batch holds it) gets this far behind.
+        self.high_water = max(10 * source.batch_size, 10_000)
+        self._drained = asyncio.Event()
         #: Offset lag per "topic-partition" at the last report.
         self.lag: dict[str, int] = {}
         self.in_flight = 0
@@ -220,9 +242,19 @@ class StreamPolicy:
     async def _fetch_loop(self) -> None:
         errors = 0
         max_records = max(self.source.batch_size * 4, 1000)
+        partitions = self.partitions
+        high_water = self.high_water
         while not self._stopping:
+            paused = sum(1 for part in partitions.values() if part.paused)
+            if paused and paused == len(partitions):
+                self._drained.clear()
+                with anyio.move_on_after(0.5):
+                    await self._drained.wait()
+                continue
             try:
-                data = await self.adapter.fetch(0.2, max_records)
+                # Always every fetchable partition: aiokafka sends a partition's next fetch
+                # only once its last response is consumed, so leaving one out stalls it.
+                data = await self.adapter.fetch(None, 0.2, max_records)
                 errors = 0
             except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the source
                 errors += 1
@@ -241,7 +273,8 @@ class StreamPolicy:
                 if part is None or not records:
                     continue
                 part.buffer.extend(records)
-                if len(part.buffer) >= self.high_water and not part.paused:
+                if len(part.buffer) >= high_water and not part.paused:
+                    # A partition this far behind is stuck (a failing batch): stop fetching it.
                     self.adapter.pause(tp)
                     part.paused = True
                 part.wake.set()
@@ -259,9 +292,6 @@ class StreamPolicy:
                     finally:
                         self.in_flight -= 1
                     self._mark_done(part, batch[-1].offset + 1)
-                    if part.paused and len(part.buffer) < self.source.batch_size:
-                        self.adapter.resume(part.tp)
-                        part.paused = False
         finally:
             part.finished.set()
 
@@ -278,39 +308,67 @@ class StreamPolicy:
                 while len(buffer) < size and not (self._stopping or part.revoked):
                     part.wake.clear()
                     await part.wake.wait()
-        batch: list[Any] = []
-        total = 0
-        while buffer and len(batch) < size:
-            total += len(buffer[0].value or b"")
-            if batch and total > BATCH_BYTES:
-                break
-            batch.append(buffer.popleft())
+        n = min(size, len(buffer))
+        try:  # C-level over the batch; a None value (a tombstone) takes the slow path
+            total = sum(map(len, map(_VALUE, buffer[:n])))
+        except TypeError:
+            total = sum(len(r.value or b"") for r in buffer[:n])
+        if total > BATCH_BYTES:  # Lambda's 6 MB cap: cut the batch where it is reached
+            total = 0
+            for k in range(n):
+                total += len(buffer[k].value or b"")
+                if k and total > BATCH_BYTES:
+                    n = k
+                    break
+        batch = buffer[:n]
+        del buffer[:n]
+        if part.paused and len(buffer) < size:
+            self.adapter.resume(part.tp)
+            part.paused = False
+            self._drained.set()
         return batch
 
     # -- one batch ---------------------------------------------------------------------------
 
     async def _process(self, part: Partition, raws: list[Any]) -> None:
-        filters = self.source.compiled_filters
+        if self._filters is not None:
+            kept = [raw for raw in raws if self._filters.match(_filter_view(raw))]
+            if len(kept) < len(raws):
+                self.engine.metrics.add(
+                    "FilteredRecords", self.state.spec.name, len(raws) - len(kept)
+                )
+            raws = kept
         decoder = self.decoder
-        items: list[tuple[Any, Any]] = []
+        if decoder is None:
+            batch = Batch(raws, None)
+        else:
+            try:  # the whole batch at C speed; on any failure, record by record
+                batch = Batch(raws, list(map(decoder.decode, map(_VALUE, raws))))
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+                batch = await self._decode_each(part, raws, decoder)
+        if batch.raws:
+            await self._run_batch(part, batch)
+
+    async def _decode_each(
+        self, part: Partition, raws: list[Any], decoder: msgspec.json.Decoder[Any]
+    ) -> Batch:
+        """Decode one by one: the records that fail go to ``on_failure`` at once."""
+        good: list[Any] = []
+        values: list[Any] = []
         for raw in raws:
-            if filters and not filters.match(_filter_view(raw)):
-                self.engine.metrics.add("FilteredRecords", self.state.spec.name)
-                continue
-            if decoder is None:
-                items.append((raw, None))
-                continue
             try:
-                items.append((raw, decoder.decode(raw.value if raw.value is not None else b"null")))
+                values.append(decoder.decode(raw.value if raw.value is not None else b"null"))
+                good.append(raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 body = error_body(exc, new_request_id(), "Runtime.UnmarshalError")
                 body["stackTrace"] = []
                 self.engine.metrics.add("InvalidRecords", self.state.spec.name)
-                await self._fail(part, [(raw, None)], "InvalidPayload", _encoder.encode(body), 0)
-        if items:
-            await self._run_batch(part, items)
+                await self._fail(
+                    part, Batch([raw], None), "InvalidPayload", _encoder.encode(body), 0
+                )
+        return Batch(good, values)
 
-    async def _run_batch(self, part: Partition, items: list[tuple[Any, Any]]) -> None:
+    async def _run_batch(self, part: Partition, items: Batch) -> None:
         source = self.source
         attempts = 0
         while True:
@@ -322,7 +380,7 @@ class StreamPolicy:
                     await self.engine.slots.wait_released()
                 continue
             if failed_from > 0:
-                self._mark_done(part, items[failed_from][0].offset)
+                self._mark_done(part, items.raws[failed_from].offset)
                 items = items[failed_from:]
             if source.bisect_on_error and len(items) > 1:
                 mid = len(items) // 2
@@ -330,7 +388,7 @@ class StreamPolicy:
                 await self._run_batch(part, items[mid:])
                 return
             attempts += 1
-            oldest = items[0][0].timestamp / 1000
+            oldest = items.raws[0].timestamp / 1000
             if source.max_record_age != -1 and time.time() - oldest > source.max_record_age:
                 await self._fail(part, items, "RecordAgeExceeded", outcome.response, attempts)
                 return
@@ -342,8 +400,8 @@ class StreamPolicy:
             log.info(
                 "batch failed, retrying",
                 function=self.state.spec.name,
-                partition=f"{items[0][0].topic}-{items[0][0].partition}",
-                first_offset=items[0][0].offset,
+                partition=f"{items.raws[0].topic}-{items.raws[0].partition}",
+                first_offset=items.raws[0].offset,
                 size=len(items),
                 attempt=attempts,
                 retry_in=wait,
@@ -351,16 +409,14 @@ class StreamPolicy:
             )
             await anyio.sleep(wait)
 
-    async def _invoke(
-        self, items: list[tuple[Any, Any]], attempt: int
-    ) -> tuple[Outcome | None, int]:
+    async def _invoke(self, items: Batch, attempt: int) -> tuple[Outcome | None, int]:
         """Invoke once: ``(None, 0)`` on success, else the outcome and the first failed index."""
         invoker = self.engine.invoker
         if self.form == "raw":
-            event: Any = lambda_event([raw for raw, _ in items], self.servers)
+            event: Any = lambda_event(items.raws, self.servers)
             records = None
         else:
-            event = [value for _, value in items]
+            event = items.values
             records = _LazyRecords(items)
         outcome = await invoker.invoke_value(
             self.state,
@@ -392,14 +448,14 @@ class StreamPolicy:
     async def _fail(
         self,
         part: Partition,
-        items: list[tuple[Any, Any]],
+        items: Batch,
         condition: str,
         response: bytes | None,
         attempts: int,
     ) -> None:
         """Send the failure record of ``items`` to ``on_failure``; the records are then done."""
         spec = self.state.spec
-        first, last = items[0][0], items[-1][0]
+        first, last = items.raws[0], items.raws[-1]
         self.engine.metrics.add("StreamBatchesFailed", spec.name)
         record = _encoder.encode(
             {
@@ -527,7 +583,7 @@ def _maybe_json(data: bytes | None) -> Any:
         return data.decode("utf-8", "replace")
 
 
-def _first_item_failure(response: bytes | None, items: list[tuple[Any, Any]]) -> int | None:
+def _first_item_failure(response: bytes | None, items: Batch) -> int | None:
     """Index of the lowest failed offset in a ``batchItemFailures`` response (``None``: none)."""
     if response is None or response == b"null":
         return None
@@ -540,7 +596,7 @@ def _first_item_failure(response: bytes | None, items: list[tuple[Any, Any]]) ->
     failures = body.get("batchItemFailures")
     if not failures:
         return None
-    index = {(f"{raw.topic}-{raw.partition}", raw.offset): i for i, (raw, _) in enumerate(items)}
+    index = {(f"{raw.topic}-{raw.partition}", raw.offset): i for i, raw in enumerate(items.raws)}
     lowest: int | None = None
     for failure in failures if isinstance(failures, list) else [None]:
         ident = failure.get("itemIdentifier") if isinstance(failure, dict) else None

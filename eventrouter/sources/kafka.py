@@ -192,10 +192,12 @@ class KafkaAdapter:
                 f"Kafka({source.name!r}): cannot connect to {options['bootstrap_servers']}: {exc}"
             ) from exc
 
-    async def fetch(self, wait: float, max_records: int) -> dict[Any, list[Any]]:
-        """Records fetched for the partitions not paused, waiting at most ``wait`` seconds."""
+    async def fetch(
+        self, partitions: list[Any] | None, wait: float, max_records: int
+    ) -> dict[Any, list[Any]]:
+        """Records of ``partitions`` (``None``: all assigned), waiting at most ``wait`` seconds."""
         data: dict[Any, list[Any]] = await self._consumer.getmany(
-            timeout_ms=int(wait * 1000), max_records=max_records
+            *(partitions or ()), timeout_ms=int(wait * 1000), max_records=max_records
         )
         return data
 
