@@ -243,7 +243,6 @@ class StreamPolicy:
         errors = 0
         max_records = max(self.source.batch_size * 4, 1000)
         partitions = self.partitions
-        high_water = self.high_water
         while not self._stopping:
             paused = sum(1 for part in partitions.values() if part.paused)
             if paused and paused == len(partitions):
@@ -273,7 +272,7 @@ class StreamPolicy:
                 if part is None or not records:
                     continue
                 part.buffer.extend(records)
-                if len(part.buffer) >= high_water and not part.paused:
+                if len(part.buffer) >= self.high_water and not part.paused:
                     # A partition this far behind is stuck (a failing batch): stop fetching it.
                     self.adapter.pause(tp)
                     part.paused = True
@@ -288,10 +287,11 @@ class StreamPolicy:
                         continue
                     self.in_flight += 1
                     try:
-                        await self._process(part, batch)
+                        done = await self._process(part, batch)
                     finally:
                         self.in_flight -= 1
-                    self._mark_done(part, batch[-1].offset + 1)
+                    if done:
+                        self._mark_done(part, batch[-1].offset + 1)
         finally:
             part.finished.set()
 
@@ -330,7 +330,8 @@ class StreamPolicy:
 
     # -- one batch ---------------------------------------------------------------------------
 
-    async def _process(self, part: Partition, raws: list[Any]) -> None:
+    async def _process(self, part: Partition, raws: list[Any]) -> bool:
+        """Filter, decode and run a batch; ``True`` once all of it is done."""
         if self._filters is not None:
             kept = [raw for raw in raws if self._filters.match(_filter_view(raw))]
             if len(kept) < len(raws):
@@ -346,8 +347,7 @@ class StreamPolicy:
                 batch = Batch(raws, list(map(decoder.decode, map(_VALUE, raws))))
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
                 batch = await self._decode_each(part, raws, decoder)
-        if batch.raws:
-            await self._run_batch(part, batch)
+        return await self._run_batch(part, batch) if batch.raws else True
 
     async def _decode_each(
         self, part: Partition, raws: list[Any], decoder: msgspec.json.Decoder[Any]
@@ -368,13 +368,20 @@ class StreamPolicy:
                 )
         return Batch(good, values)
 
-    async def _run_batch(self, part: Partition, items: Batch) -> None:
+    async def _run_batch(self, part: Partition, items: Batch) -> bool:
+        """Invoke until the batch is done (success or failure record out): ``True``.
+
+        ``False`` when the source stops or the partition is revoked while the batch waits for
+        a retry: its records are not done, the checkpoint stays, and they are read again.
+        """
         source = self.source
         attempts = 0
         while True:
             outcome, failed_from = await self._invoke(items, attempts + 1)
             if outcome is None:
-                return
+                return True
+            if self._stopping or part.revoked:
+                return False
             if outcome.status is Status.THROTTLED:  # not a retry: wait for a free slot
                 with anyio.move_on_after(1.0):
                     await self.engine.slots.wait_released()
@@ -384,17 +391,17 @@ class StreamPolicy:
                 items = items[failed_from:]
             if source.bisect_on_error and len(items) > 1:
                 mid = len(items) // 2
-                await self._run_batch(part, items[:mid])
-                await self._run_batch(part, items[mid:])
-                return
+                return await self._run_batch(part, items[:mid]) and await self._run_batch(
+                    part, items[mid:]
+                )
             attempts += 1
             oldest = items.raws[0].timestamp / 1000
             if source.max_record_age != -1 and time.time() - oldest > source.max_record_age:
                 await self._fail(part, items, "RecordAgeExceeded", outcome.response, attempts)
-                return
+                return True
             if source.max_retries != -1 and attempts > source.max_retries:
                 await self._fail(part, items, "RetryAttemptsExhausted", outcome.response, attempts)
-                return
+                return True
             first, longest = source.retry_backoff
             wait = min(longest, first * 2 ** (attempts - 1))
             log.info(
@@ -407,7 +414,13 @@ class StreamPolicy:
                 retry_in=wait,
                 error=outcome.error["errorType"] if outcome.error else None,
             )
-            await anyio.sleep(wait)
+            with anyio.move_on_after(wait):
+                await self._stopped_or_revoked(part)
+
+    async def _stopped_or_revoked(self, part: Partition) -> None:
+        while not (self._stopping or part.revoked):
+            part.wake.clear()
+            await part.wake.wait()
 
     async def _invoke(self, items: Batch, attempt: int) -> tuple[Outcome | None, int]:
         """Invoke once: ``(None, 0)`` on success, else the outcome and the first failed index."""
@@ -538,7 +551,10 @@ class StreamPolicy:
             return
         offsets, self._pending_commit = self._pending_commit, {}
         try:
-            await self.adapter.commit(offsets)
+            # Shielded: a commit cut off half-way goes on inside aiokafka and fails there
+            # once the consumer is closed; finishing it is quick and keeps the checkpoint.
+            with anyio.CancelScope(shield=True):
+                await self.adapter.commit(offsets)
         except Exception as exc:  # noqa: BLE001 - retried with the next commit
             log.warning("commit failed", function=self.state.spec.name, error=repr(exc))
             for tp, offset in offsets.items():

@@ -490,3 +490,33 @@ def test_kafka_settings_are_checked() -> None:
         with pytest.raises(ConfigError):
             Kafka("t", **bad)
     assert Kafka("a").topics == ("a",) and Kafka(["a", "b"]).topics == ("a", "b")
+
+
+async def test_a_stuck_partition_is_paused_and_others_flow(kafka: str) -> None:
+    topic = unique("stuck")
+    await create_topic(kafka, topic, 2)
+    await produce_fast(
+        kafka, topic, [(p, None, click(p, i, poison=p == 0)) for p in (0, 1) for i in range(400)]
+    )
+    done: list[int] = []
+    router = Router("t")
+    progress = Progress()
+
+    @router.on_event(source(topic, kafka, batch_size=10, retry_backoff=(0.01, 0.05)))
+    async def handle(batch: list[Click]) -> None:
+        if batch[0].poison:
+            progress.note()
+            raise ValueError("stuck for good")
+        done.extend(c.n for c in batch)
+        progress.note()
+
+    async with run_router(router) as app:
+        stream = app.engine.streams[0]
+        stream.high_water = 50  # small, so that the test needs few records
+        await progress.until(lambda: len(done) == 400)
+        stuck = stream.partitions[TopicPartition(topic, 0)]
+        await progress.until(lambda: stuck.paused)
+        held = len(stuck.buffer)
+    assert done == list(range(400))
+    # Paused once it held high_water records: it stops growing (one fetch may overshoot).
+    assert 50 <= held < 400
