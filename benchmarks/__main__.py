@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import async_throughput, http_throughput, invoke_overhead
+from benchmarks import async_throughput, http_throughput, invoke_overhead, kafka_throughput
 from benchmarks.common import environment
 
 RESULTS = Path(__file__).parent / "results"
@@ -33,6 +33,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
         f"| bare SQLite {a['bare_sqlite_events_per_s']['median']:,.0f}/s "
         f"| {a['ratio_to_bare_sqlite']:.2f}x | >= {a['target_events_per_s']:,.0f}/s | {a['met']} |",
     ]
+    rows += _kafka_rows(results["kafka_throughput"])
     if "skipped" in h:
         rows.append(f"| HTTP no-op route, req/s | skipped: {h['skipped']} | | | | |")
         return rows
@@ -53,6 +54,27 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _kafka_rows(k: dict[str, Any]) -> list[str]:
+    t = k["targets"]
+    top = f"aiokafka loop {k['ceiling']['median']:,.0f}/s"
+    rows = [
+        f"| Kafka batch handler, records/s ({k['records']:,} x {k['record_bytes']} B) "
+        f"| {_range(k['batch'], ',.0f')} | {top} | {k['batch_vs_ceiling']:.2f}x "
+        f"| >= {t['batch_vs_ceiling']}x | {k['batch_vs_ceiling'] >= t['batch_vs_ceiling']} |",
+        f"| Kafka per-record handler, records/s | {_range(k['per_record'], ',.0f')} | {top} "
+        f"| {k['per_record_vs_ceiling']:.2f}x | >= {t['per_record_vs_ceiling']}x "
+        f"| {k['per_record_vs_ceiling'] >= t['per_record_vs_ceiling']} |",
+    ]
+    if "faststream" in k:
+        ok = k["batch_vs_faststream"] >= t["batch_vs_faststream"]
+        rows.append(
+            f"| Kafka batch handler vs FastStream | "
+            f"| FastStream {k['faststream']['median']:,.0f}/s "
+            f"| {k['batch_vs_faststream']:.2f}x | >= {t['batch_vs_faststream']}x | {ok} |"
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
@@ -64,6 +86,7 @@ def main() -> int:
         ("invoke_overhead", invoke_overhead),
         ("async_throughput", async_throughput),
         ("http_throughput", http_throughput),
+        ("kafka_throughput", kafka_throughput),
     )
     for name, module in scenarios:
         print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -71,6 +94,8 @@ def main() -> int:
         results[name] = module.run(quick=args.quick)
         print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     summary = "\n".join(summary_rows(results))
+    if args.quick:
+        print("quick mode: every scenario ran; these figures are too small to mean anything")
     print(summary)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
