@@ -28,6 +28,7 @@ LOG_TAIL_BYTES = 4096
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 
 _encoder = msgspec.json.Encoder()
+_STATUS = {InvalidRequestContent: 400, PayloadTooLarge: 413}
 
 
 def function_name(identifier: str, qualifier: str | None) -> tuple[str, str | None]:
@@ -100,11 +101,8 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     if invocation_type == "Event":
         try:
             queued_id = await engine.invoke_async(name, payload)
-        except InvalidRequestContent as exc:
-            await error(400, "InvalidRequestContentException", str(exc))
-            return
-        except PayloadTooLarge as exc:
-            await error(413, "RequestTooLargeException", str(exc))
+        except (InvalidRequestContent, PayloadTooLarge) as exc:
+            await error(_STATUS[type(exc)], exc.error_type, str(exc))
             return
         await respond(send, 202, b"", [(b"x-amzn-requestid", queued_id.encode())])
         return
@@ -125,11 +123,8 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     token = log_capture.set(captured) if tail else None
     try:
         outcome = await engine.invoke_outcome(name, payload, client_context=client_context)
-    except InvalidRequestContent as exc:
-        await error(400, "InvalidRequestContentException", str(exc))
-        return
-    except PayloadTooLarge as exc:
-        await error(413, "RequestTooLargeException", str(exc))
+    except (InvalidRequestContent, PayloadTooLarge) as exc:
+        await error(_STATUS[type(exc)], exc.error_type, str(exc))
         return
     finally:
         if token is not None:

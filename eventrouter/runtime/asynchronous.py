@@ -280,19 +280,9 @@ class AsyncPolicy:
         status = outcome.status
         if status is Status.SUCCESS:
             await self._final(state, ev, "Success", outcome)
-        elif status is Status.THROTTLED:
+        elif status is Status.THROTTLED:  # not a retry: only the throttle count grows
             throttles = ev.throttles + 1
-            due = now + backoff(throttles)
-            if due - ev.enqueued_at > settings.max_event_age:
-                await self._final(state, ev, "EventAgeExceeded", outcome)
-            else:
-                log.debug(
-                    "throttled",
-                    function=state.spec.name,
-                    request_id=ev.request_id,
-                    retry_in=due - now,
-                )
-                self.store.reschedule(ev.id, due, ev.attempts, throttles)
+            await self._later(state, ev, outcome, now + backoff(throttles), throttles, "throttled")
         elif status is Status.INVALID_PAYLOAD:
             ev.attempts += 1
             await self._final(state, ev, "RetriesExhausted", outcome)
@@ -303,17 +293,30 @@ class AsyncPolicy:
                 await self._final(state, ev, "RetriesExhausted", outcome)
                 return
             due = now + settings.retry_delay(attempt)
-            if due - ev.enqueued_at > settings.max_event_age:
-                await self._final(state, ev, "EventAgeExceeded", outcome)
-            else:
-                log.info(
-                    "retry scheduled",
-                    function=state.spec.name,
-                    request_id=ev.request_id,
-                    attempt=attempt + 1,
-                    retry_in=round(due - now, 3),
-                )
-                self.store.reschedule(ev.id, due, attempt, ev.throttles)
+            await self._later(state, ev, outcome, due, ev.throttles, "retry scheduled")
+
+    async def _later(
+        self,
+        state: FunctionState,
+        ev: StoredEvent,
+        outcome: Outcome,
+        due: float,
+        throttles: int,
+        reason: str,
+    ) -> None:
+        """Put the event back until ``due``, unless it would be too old by then."""
+        if due - ev.enqueued_at > state.spec.settings.max_event_age:
+            await self._final(state, ev, "EventAgeExceeded", outcome)
+            return
+        # Throttles can come by the thousand under load: they are logged at debug level.
+        (log.debug if reason == "throttled" else log.info)(
+            reason,
+            function=state.spec.name,
+            request_id=ev.request_id,
+            attempt=ev.attempts + 1,
+            retry_in=round(due - time.time(), 3),
+        )
+        self.store.reschedule(ev.id, due, ev.attempts, throttles)
 
     async def _final(
         self, state: FunctionState, ev: StoredEvent, condition: Condition, outcome: Outcome | None
