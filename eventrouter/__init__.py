@@ -7,7 +7,16 @@
 """
 
 from eventrouter.context import Context
-from eventrouter.destinations import to_directory, to_function, to_kafka, to_queue
+from eventrouter.destinations import (
+    to_directory,
+    to_eventbridge,
+    to_function,
+    to_kafka,
+    to_queue,
+    to_s3,
+    to_sns,
+    to_sqs,
+)
 from eventrouter.errors import (
     ConfigError,
     DestinationError,
@@ -56,7 +65,11 @@ __all__ = [
     "default_router",
     "on_event",
     "to_directory",
+    "to_eventbridge",
     "to_function",
     "to_kafka",
     "to_queue",
+    "to_s3",
+    "to_sns",
+    "to_sqs",
 ]

@@ -26,9 +26,13 @@ EXPECTED = {
     "default_router",
     "on_event",
     "to_directory",
+    "to_eventbridge",
     "to_function",
     "to_kafka",
     "to_queue",
+    "to_s3",
+    "to_sns",
+    "to_sqs",
 }
 
 

@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from eventrouter.destinations.aws import (
+    ToEventBridge,
+    ToS3,
+    ToSns,
+    ToSqs,
+    to_eventbridge,
+    to_s3,
+    to_sns,
+    to_sqs,
+)
 from eventrouter.destinations.directory import ToDirectory, to_directory
 from eventrouter.destinations.function import ToFunction, to_function
 from eventrouter.destinations.kafka import ToKafka, to_kafka
@@ -32,11 +42,19 @@ class Destination(Protocol):
 __all__ = [
     "Destination",
     "ToDirectory",
+    "ToEventBridge",
     "ToFunction",
     "ToKafka",
     "ToQueue",
+    "ToS3",
+    "ToSns",
+    "ToSqs",
     "to_directory",
+    "to_eventbridge",
     "to_function",
     "to_kafka",
     "to_queue",
+    "to_s3",
+    "to_sns",
+    "to_sqs",
 ]

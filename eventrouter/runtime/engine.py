@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +85,8 @@ class Engine:
         #: One stream policy per Kafka-sourced function.
         self.streams: list[Any] = []
         self._producers: dict[str, Any] = {}
+        self._aws_clients: dict[tuple[str, str | None, str | None], Any] = {}
+        self._aws_stack = contextlib.AsyncExitStack()
         #: Every source started (``/readyz``).
         self.ready = False
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -167,6 +170,10 @@ class Engine:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.close()
+                try:
+                    await self._aws_stack.aclose()
+                except Exception as exc:  # noqa: BLE001 - logged, shutdown goes on
+                    log.warning("aws client close failed", error=repr(exc))
                 for producer in self._producers.values():
                     try:
                         await producer.stop()  # flushes what is pending
@@ -205,6 +212,22 @@ class Engine:
             self._producers[bootstrap_servers] = producer
             await producer.start()
         return producer
+
+    async def aws_client(
+        self, service: str, region: str | None = None, endpoint_url: str | None = None
+    ) -> Any:
+        """A shared aiobotocore client (credentials and region by botocore's usual chain)."""
+        key = (service, region, endpoint_url)
+        client = self._aws_clients.get(key)
+        if client is None:
+            from eventrouter._optional import require
+
+            session = require("aiobotocore.session", "aws").get_session()
+            client = await self._aws_stack.enter_async_context(
+                session.create_client(service, region_name=region, endpoint_url=endpoint_url)
+            )
+            self._aws_clients[key] = client
+        return client
 
     @property
     def http_port(self) -> int | None:

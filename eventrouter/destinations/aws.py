@@ -1,0 +1,153 @@
+"""AWS destinations through aiobotocore: SQS, SNS, EventBridge, S3 (extra ``aws``).
+
+Credentials and region come from botocore's usual chain (environment, config files);
+``region`` and ``endpoint_url`` override them (``endpoint_url`` for LocalStack or moto).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from eventrouter._optional import require
+from eventrouter.errors import ConfigError, DestinationError
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+class _Aws(msgspec.Struct, frozen=True, kw_only=True):
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    def check(self, engine: Engine) -> None:
+        require("aiobotocore", "aws")
+
+    async def client(self, engine: Engine, service: str) -> Any:
+        return await engine.aws_client(service, self.region, self.endpoint_url)
+
+
+class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
+    queue: str
+
+    def describe(self) -> str:
+        return f"sqs:{self.queue}"
+
+    async def send(self, engine: Engine, record: bytes, key: str) -> None:
+        sqs = await self.client(engine, "sqs")
+        url = self.__dict__.get("_url")
+        if url is None:
+            url = self.queue
+            if not url.startswith(("https://", "http://")):
+                url = (await sqs.get_queue_url(QueueName=self.queue))["QueueUrl"]
+            self.__dict__["_url"] = url
+        body = record.decode()
+        if self.queue.endswith(".fifo"):
+            await sqs.send_message(
+                QueueUrl=url,
+                MessageBody=body,
+                MessageGroupId="eventrouter",
+                MessageDeduplicationId=_UNSAFE_KEY.sub("_", key)[:128],
+            )
+        else:
+            await sqs.send_message(QueueUrl=url, MessageBody=body)
+
+
+class ToSns(_Aws, frozen=True, kw_only=True):
+    topic_arn: str
+
+    def describe(self) -> str:
+        return f"sns:{self.topic_arn}"
+
+    async def send(self, engine: Engine, record: bytes, key: str) -> None:
+        sns = await self.client(engine, "sns")
+        await sns.publish(TopicArn=self.topic_arn, Message=record.decode())
+
+
+class ToEventBridge(_Aws, frozen=True, kw_only=True):
+    bus: str
+    source: str = "eventrouter"
+    detail_type: str = "Lambda Function Invocation Result"
+
+    def describe(self) -> str:
+        return f"eventbridge:{self.bus}"
+
+    async def send(self, engine: Engine, record: bytes, key: str) -> None:
+        events = await self.client(engine, "events")
+        entry = {
+            "Source": self.source,
+            "DetailType": self.detail_type,
+            "Detail": record.decode(),
+            "EventBusName": self.bus,
+        }
+        response = await events.put_events(Entries=[entry])
+        if response.get("FailedEntryCount"):
+            failed = response["Entries"][0]
+            raise DestinationError(
+                f"EventBridge refused the event: {failed.get('ErrorCode')}: "
+                f"{failed.get('ErrorMessage')}"
+            )
+
+
+class ToS3(_Aws, frozen=True, kw_only=True):
+    bucket: str
+    prefix: str = ""
+
+    def describe(self) -> str:
+        return f"s3:{self.bucket}/{self.prefix}"
+
+    async def send(self, engine: Engine, record: bytes, key: str) -> None:
+        s3 = await self.client(engine, "s3")
+        # The object key comes from the request id only, never from payload data.
+        name = _UNSAFE_KEY.sub("_", key)[:200] or "record"
+        await s3.put_object(
+            Bucket=self.bucket,
+            Key=f"{self.prefix}{name}.json",
+            Body=record,
+            ContentType="application/json",
+        )
+
+
+def _nonempty(field: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{field}={value!r} must be a non-empty string")
+
+
+def to_sqs(queue: str, *, region: str | None = None, endpoint_url: str | None = None) -> ToSqs:
+    """Send records to an SQS queue (name or URL); FIFO queues get the request id as
+    deduplication id."""
+    _nonempty("queue", queue)
+    return ToSqs(queue=queue, region=region, endpoint_url=endpoint_url)
+
+
+def to_sns(topic_arn: str, *, region: str | None = None, endpoint_url: str | None = None) -> ToSns:
+    """Publish records to an SNS topic."""
+    _nonempty("topic_arn", topic_arn)
+    return ToSns(topic_arn=topic_arn, region=region, endpoint_url=endpoint_url)
+
+
+def to_eventbridge(
+    bus: str = "default",
+    *,
+    source: str = "eventrouter",
+    detail_type: str = "Lambda Function Invocation Result",
+    region: str | None = None,
+    endpoint_url: str | None = None,
+) -> ToEventBridge:
+    """Put records on an EventBridge bus as the event's ``detail``."""
+    _nonempty("bus", bus)
+    return ToEventBridge(
+        bus=bus, source=source, detail_type=detail_type, region=region, endpoint_url=endpoint_url
+    )
+
+
+def to_s3(
+    bucket: str, prefix: str = "", *, region: str | None = None, endpoint_url: str | None = None
+) -> ToS3:
+    """Write each record as ``s3://bucket/<prefix><request id>.json`` (for failures, as Lambda)."""
+    _nonempty("bucket", bucket)
+    return ToS3(bucket=bucket, prefix=prefix, region=region, endpoint_url=endpoint_url)
