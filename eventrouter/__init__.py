@@ -35,7 +35,7 @@ from eventrouter.events import HttpEvent
 from eventrouter.http import HttpRequest, Response
 from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
-from eventrouter.sources import Http, Kafka, KafkaRecord, Queue
+from eventrouter.sources import Http, Kafka, KafkaRecord, Queue, Sqs, SqsMessage
 
 __version__ = "0.1.0"
 
@@ -60,6 +60,8 @@ __all__ = [
     "Response",
     "Router",
     "SourceError",
+    "Sqs",
+    "SqsMessage",
     "StateDirInUse",
     "Throttled",
     "default_router",

@@ -16,8 +16,9 @@ from eventrouter.errors import ConfigError, FunctionNotFound
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka
 from eventrouter.sources.queue import Queue
+from eventrouter.sources.sqs import Sqs
 
-Source = Queue | Http | Kafka
+Source = Queue | Http | Kafka | Sqs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,7 +106,7 @@ def build_spec(
 
     if not callable(handler):
         raise ConfigError(f"function {name!r}: the handler {handler!r} is not callable")
-    if source is not None and not isinstance(source, (Queue, Http, Kafka)):
+    if source is not None and not isinstance(source, (Queue, Http, Kafka, Sqs)):
         raise ConfigError(f"function {name!r}: {source!r} is not a source this router knows")
     tp, takes_context, return_type = _payload_type(handler, name)
     batch = isinstance(source, Queue) and source.batch_size > 1

@@ -21,6 +21,8 @@ EXPECTED = {
     "Queue",
     "Router",
     "SourceError",
+    "Sqs",
+    "SqsMessage",
     "StateDirInUse",
     "Throttled",
     "default_router",

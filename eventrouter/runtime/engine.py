@@ -82,7 +82,7 @@ class Engine:
         self._http_address = http
         self._grace = grace
         self.http_server: Any = None
-        #: One stream policy per Kafka-sourced function.
+        #: One policy per pull-sourced function (Kafka streams, SQS queues).
         self.streams: list[Any] = []
         self._producers: dict[str, Any] = {}
         self._aws_clients: dict[tuple[str, str | None, str | None], Any] = {}
@@ -191,15 +191,25 @@ class Engine:
     # -- invoking ----------------------------------------------------------------------------
 
     async def _start_streams(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Start the pull sources: Kafka streams and SQS pollers."""
         from eventrouter.sources.kafka import Kafka
+        from eventrouter.sources.sqs import Sqs
 
         for state in self.invoker.states.values():
-            if isinstance(state.spec.source, Kafka):
+            source = state.spec.source
+            policy: Any
+            if isinstance(source, Kafka):
                 from eventrouter.runtime.stream import StreamPolicy
 
-                stream = StreamPolicy(self, state, state.spec.source)
-                self.streams.append(stream)
-                await task_group.start(stream.run)
+                policy = StreamPolicy(self, state, source)
+            elif isinstance(source, Sqs):
+                from eventrouter.runtime.queue_poll import SqsPolicy
+
+                policy = SqsPolicy(self, state, source)
+            else:
+                continue
+            self.streams.append(policy)
+            await task_group.start(policy.run)
 
     async def kafka_producer(self, bootstrap_servers: str) -> Any:
         """The router's shared aiokafka producer for ``bootstrap_servers`` (started lazily)."""

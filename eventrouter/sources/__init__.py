@@ -8,5 +8,6 @@ consumed by the asynchronous policy (`eventrouter.runtime.asynchronous`).
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka, KafkaRecord
 from eventrouter.sources.queue import Queue
+from eventrouter.sources.sqs import Sqs, SqsMessage
 
-__all__ = ["Http", "Kafka", "KafkaRecord", "Queue"]
+__all__ = ["Http", "Kafka", "KafkaRecord", "Queue", "Sqs", "SqsMessage"]

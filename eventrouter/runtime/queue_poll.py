@@ -1,0 +1,390 @@
+"""The queue model (lambda-semantics.md §2, queue): pollers that receive, invoke and delete.
+
+- Received messages are invisible for the queue's visibility timeout; success deletes them;
+  a failure leaves them to reappear (with ``report_batch_item_failures`` only the listed
+  ids); after ``maxReceiveCount`` receives the queue's own redrive policy moves a message to
+  its dead-letter queue. A visibility timeout shorter than the function's timeout is refused.
+- Pollers scale as Lambda's do: ``min_pollers`` to start, more while receives come back
+  full, fewer when they come back empty or fail; never more than ``max_concurrency`` or the
+  function's reserved concurrency. A poller with no free concurrency slot does not receive.
+- Messages that match no filter are deleted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import typing
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import msgspec
+import structlog
+
+from eventrouter.errors import ConfigError
+from eventrouter.events import new_request_id
+from eventrouter.runtime.invoker import FunctionState, Outcome, Status
+from eventrouter.sources.sqs import Sqs, lambda_event, message_of
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.engine import Engine
+
+log = structlog.get_logger("eventrouter.sqs")
+
+_json = msgspec.json.Decoder()
+_RAW = (Any, dict, object, inspect.Parameter.empty)
+
+
+class SqsPolicy:
+    """Consumes one SQS source for one function."""
+
+    def __init__(self, engine: Engine, state: FunctionState, source: Sqs) -> None:
+        self.engine = engine
+        self.state = state
+        self.source = source
+        tp = state.spec.payload_type
+        origin = typing.get_origin(tp)
+        self.decoder: msgspec.json.Decoder[Any] | None
+        if tp in _RAW or origin is dict:
+            self.form, self.decoder = "raw", None
+        elif tp is list or origin is list:
+            (item,) = typing.get_args(tp) or (Any,)
+            self.form, self.decoder = (
+                "batch",
+                (_json if item in _RAW else msgspec.json.Decoder(item)),
+            )
+        else:
+            self.form, self.decoder = "record", state.spec.decoder
+        self._filters = source.compiled_filters or None
+        self.url = ""
+        self.arn = ""
+        self.region = ""
+        #: Pollers wanted and running; (time, wanted) at every change, for plots.
+        self.target = 0
+        self.running = 0
+        self.history: list[tuple[float, int]] = []
+        self.in_flight = 0
+        self._full = 0
+        self._empty = 0
+        self._errors = 0
+        self._stopping = False
+        self._stop_requested = anyio.Event()
+        self._idle = anyio.Event()
+        self._done = anyio.Event()
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._client: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            await self._connect()
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                self._set_target(self.source.min_pollers, "start")
+                tg.start_soon(self._scale)
+                task_status.started()
+                await self._stop_requested.wait()
+                if self.running:  # pollers finish the batch they hold, then leave
+                    await self._idle.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            self._done.set()
+
+    async def _connect(self) -> None:
+        spec = self.state.spec
+        self._client = await self.engine.aws_client(
+            "sqs", self.source.region, self.source.endpoint_url
+        )
+        queue = self.source.queue
+        try:
+            self.url = (
+                queue
+                if queue.startswith(("https://", "http://"))
+                else (await self._client.get_queue_url(QueueName=queue))["QueueUrl"]
+            )
+            attributes = (
+                await self._client.get_queue_attributes(
+                    QueueUrl=self.url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+                )
+            )["Attributes"]
+        except Exception as exc:
+            raise ConfigError(f"Sqs({queue!r}) for function {spec.name!r}: {exc}") from exc
+        self.arn = attributes.get("QueueArn", "")
+        self.region = (
+            self.arn.split(":")[3] if self.arn.count(":") >= 5 else (self.source.region or "")
+        )
+        visibility = int(attributes.get("VisibilityTimeout", 30))
+        if visibility < spec.settings.timeout:
+            raise ConfigError(
+                f"Sqs({queue!r}): the queue's visibility timeout ({visibility} s) is shorter than "
+                f"function {spec.name!r}'s timeout ({spec.settings.timeout:g} s): messages would "
+                "reappear while still being handled; raise the visibility timeout"
+            )
+        log.info("sqs source started", function=spec.name, queue=self.url, form=self.form)
+
+    def stop(self) -> None:
+        """Stop receiving; batches in flight finish (the engine bounds that by its grace)."""
+        self._stopping = True
+        self._stop_requested.set()
+
+    async def wait_stopped(self) -> None:
+        await self._done.wait()
+
+    # -- scaling -----------------------------------------------------------------------------
+
+    def _cap(self) -> int:
+        reserved = self.state.slots.reserved
+        cap = self.source.max_concurrency
+        return min(cap, reserved) if reserved is not None else cap
+
+    def _set_target(self, target: int, reason: str) -> None:
+        target = max(1, min(target, self._cap()))
+        if target == self.target:
+            return
+        self.target = target
+        self.history.append((time.monotonic(), target))
+        log.info("sqs pollers", function=self.state.spec.name, pollers=target, reason=reason)
+        assert self._task_group is not None
+        while self.running + self._starting < target:
+            self._starting += 1
+            self._task_group.start_soon(self._poll)
+
+    _starting = 0
+
+    async def _scale(self) -> None:
+        source = self.source
+        step = max(1, round(source.scale_up_per_minute * source.scale_tick / 60))
+        while not self._stopping:
+            await anyio.sleep(source.scale_tick)
+            full, empty, errors = self._full, self._empty, self._errors
+            self._full = self._empty = self._errors = 0
+            if errors:
+                self._set_target(
+                    self.target - max(1, (self.target - source.min_pollers) // 2)
+                    if self.target > source.min_pollers
+                    else self.target,
+                    "errors",
+                )
+            elif full and self.engine.slots.free(self.state.slots) > 0:
+                self._set_target(self.target + step, "backlog")
+            elif empty and not full:
+                shrink = max(1, (self.target - source.min_pollers) // 2)
+                self._set_target(max(source.min_pollers, self.target - shrink), "empty")
+
+    # -- polling -----------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        self._starting -= 1
+        self.running += 1
+        failures = 0
+        slots = self.engine.slots
+        try:
+            while not self._stopping and self.running <= self.target:
+                if slots.free(self.state.slots) <= 0:  # no slot: do not burn a receive
+                    with anyio.move_on_after(1.0):
+                        await slots.wait_released()
+                    continue
+                try:
+                    messages = await self._receive()
+                    failures = 0
+                except Exception as exc:  # noqa: BLE001 - the queue service may come back
+                    failures += 1
+                    self._errors += 1
+                    self.engine.metrics.add("SourceErrors", self.state.spec.name)
+                    wait = min(30.0, 0.5 * 2 ** min(failures, 6))
+                    log.error(
+                        "sqs receive failed",
+                        function=self.state.spec.name,
+                        error=repr(exc),
+                        retry_in=wait,
+                    )
+                    await anyio.sleep(wait)
+                    continue
+                if not messages:
+                    continue
+                self.in_flight += 1
+                try:
+                    await self._process(messages)
+                finally:
+                    self.in_flight -= 1
+        finally:
+            self.running -= 1
+            if self.running == 0 and self._stopping:
+                self._idle.set()
+
+    async def _receive(self) -> list[dict[str, Any]]:
+        source = self.source
+        per_call = min(10, source.batch_size)
+        response = await self._client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=per_call,
+            WaitTimeSeconds=source.wait_time_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        if len(messages) == per_call:
+            self._full += 1
+        elif not messages:
+            self._empty += 1
+        if messages and source.batch_size > 10 and source.batching_window > 0:
+            deadline = time.monotonic() + source.batching_window
+            while len(messages) < source.batch_size and time.monotonic() < deadline:
+                more = (
+                    await self._client.receive_message(
+                        QueueUrl=self.url,
+                        MaxNumberOfMessages=min(10, source.batch_size - len(messages)),
+                        WaitTimeSeconds=0,
+                        AttributeNames=["All"],
+                        MessageAttributeNames=["All"],
+                    )
+                ).get("Messages", [])
+                if not more:
+                    break
+                messages.extend(more)
+        return messages
+
+    async def _process(self, raws: list[dict[str, Any]]) -> None:
+        done: list[dict[str, Any]] = []
+        if self._filters is not None:
+            kept: list[dict[str, Any]] = []
+            for raw in raws:
+                (kept if self._filters.match(_filter_view(raw)) else done).append(raw)
+            if done:
+                self.engine.metrics.add("FilteredRecords", self.state.spec.name, len(done))
+            raws = kept
+        values: list[Any] = []
+        good: list[dict[str, Any]] = []
+        if self.decoder is None:
+            good = raws
+        else:
+            for raw in raws:
+                try:
+                    values.append(self.decoder.decode(raw.get("Body", "")))
+                    good.append(raw)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    # Left on the queue: its redrive policy takes it to the DLQ in the end.
+                    self.engine.metrics.add("InvalidRecords", self.state.spec.name)
+                    log.warning(
+                        "invalid message left on the queue",
+                        function=self.state.spec.name,
+                        message_id=raw["MessageId"],
+                        error=str(exc),
+                    )
+        if good:
+            done.extend(await self._invoke(good, values))
+        await self._delete(done)
+
+    async def _invoke(self, raws: list[dict[str, Any]], values: list[Any]) -> list[dict[str, Any]]:
+        """Invoke the handler; return the messages that are done (to delete)."""
+        invoker = self.engine.invoker
+        attempt = max(int(r.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for r in raws)
+        if self.form == "record":
+            return await self._each(raws, values, attempt)
+        records = [message_of(r) for r in raws]
+        event = lambda_event(raws, self.arn, self.region) if self.form == "raw" else values
+        outcome = await invoker.invoke_value(
+            self.state, event, new_request_id(), attempt, records=records
+        )
+        if outcome.status is not Status.SUCCESS:
+            return []
+        if not self.source.report_batch_item_failures:
+            return raws
+        failed = _failed_ids(outcome, {r["MessageId"] for r in raws})
+        return [r for r in raws if r["MessageId"] not in failed]
+
+    async def _each(
+        self, raws: list[dict[str, Any]], values: list[Any], attempt: int
+    ) -> list[dict[str, Any]]:
+        invoker = self.engine.invoker
+        done: list[dict[str, Any]] = []
+
+        async def one(raw: dict[str, Any], value: Any) -> bool:
+            outcome = await invoker.invoke_value(
+                self.state, value, new_request_id(), attempt, records=[message_of(raw)]
+            )
+            if outcome.status is Status.SUCCESS:
+                done.append(raw)
+                return True
+            return False
+
+        if not self.source.fifo:
+            async with anyio.create_task_group() as tg:
+                for raw, value in zip(raws, values, strict=True):
+                    tg.start_soon(one, raw, value)
+            return done
+        groups: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+        for raw, value in zip(raws, values, strict=True):
+            group = raw.get("Attributes", {}).get("MessageGroupId", "")
+            groups.setdefault(group, []).append((raw, value))
+
+        async def in_order(items: list[tuple[dict[str, Any], Any]]) -> None:
+            for raw, value in items:
+                if not await one(raw, value):
+                    return  # this one and the rest of its group stay on the queue
+
+        async with anyio.create_task_group() as tg:
+            for items in groups.values():
+                tg.start_soon(in_order, items)
+        return done
+
+    async def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for i in range(0, len(messages), 10):
+            chunk = messages[i : i + 10]
+            try:
+                response = await self._client.delete_message_batch(
+                    QueueUrl=self.url,
+                    Entries=[
+                        {"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]}
+                        for k, m in enumerate(chunk)
+                    ],
+                )
+                if response.get("Failed"):
+                    log.warning(
+                        "sqs delete failed",
+                        function=self.state.spec.name,
+                        failed=response["Failed"],
+                    )
+            except Exception as exc:  # noqa: BLE001 - they reappear and are handled again
+                log.error(
+                    "sqs delete failed",
+                    function=self.state.spec.name,
+                    error=repr(exc),
+                    count=len(chunk),
+                )
+
+
+def _filter_view(raw: dict[str, Any]) -> dict[str, Any]:
+    body = raw.get("Body", "")
+    try:
+        value = _json.decode(body)
+    except msgspec.DecodeError:
+        value = body
+    return {"body": value, "attributes": raw.get("Attributes") or {}}
+
+
+def _failed_ids(outcome: Outcome, known: set[str]) -> set[str]:
+    """Ids listed in ``batchItemFailures``; every id if the response is malformed."""
+    value = outcome.response
+    if value is None or value == b"null":
+        return set()
+    try:
+        body = _json.decode(value)
+    except msgspec.DecodeError:
+        return known
+    if not isinstance(body, dict):
+        return set()
+    items = body.get("batchItemFailures")
+    if not items:
+        return set()
+    failed: set[str] = set()
+    for item in items if isinstance(items, list) else [None]:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if ident not in known:
+            return known
+        failed.add(ident)
+    return failed

@@ -1,0 +1,141 @@
+"""``Sqs``: an SQS queue as the source of a function, and the aiobotocore adapter."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+from eventrouter.config import check_range
+from eventrouter.errors import ConfigError
+from eventrouter.filters import Filters
+
+
+class Sqs(msgspec.Struct, frozen=True, dict=True):
+    """Poll an SQS queue (name or URL) with scaling pollers.
+
+    >>> @router.on_event(Sqs("orders", batch_size=10, report_batch_item_failures=True),
+    ...                  timeout=30)
+    ... async def handle(batch: list[Order], ctx): ...
+
+    Forms: ``list[T]`` gets the batch (``ctx.records``: ``SqsMessage``); ``T`` is invoked once
+    per message, concurrently within the batch (in order per ``MessageGroupId`` for FIFO
+    queues); ``dict`` / unannotated gets Lambda's ``{"Records": [...]}`` event. Scaling:
+    ``min_pollers`` to start, up to ``scale_up_per_minute`` more a minute while receives come
+    back full, fewer when they come back empty, never more than ``max_concurrency`` or the
+    function's ``reserved_concurrency``; ``scale_tick`` is how often that is decided.
+    """
+
+    queue: str
+    batch_size: int = 10
+    batching_window: float = 0.0
+    max_concurrency: int = 1000
+    report_batch_item_failures: bool = False
+    endpoint_url: str | None = None
+    region: str | None = None
+    wait_time_seconds: int = 20
+    filters: tuple[dict[str, Any], ...] = ()
+    min_pollers: int = 5
+    scale_up_per_minute: int = 300
+    scale_tick: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.queue, str) or not self.queue:
+            raise ConfigError(f"Sqs queue={self.queue!r} must be a queue name or URL")
+        msgspec.structs.force_setattr(self, "filters", tuple(self.filters))
+        for field, low, high in (
+            ("batch_size", 1, 10_000),
+            ("max_concurrency", 2, 1000),
+            ("wait_time_seconds", 0, 20),
+            ("min_pollers", 1, 1000),
+            ("scale_up_per_minute", 1, 10_000),
+        ):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{field}={value!r} must be an int")
+            check_range(field, value, low, high)
+        check_range("batching_window", self.batching_window, 0, 300, unit="seconds")
+        check_range("scale_tick", self.scale_tick, 0.01, 3600, low_open=False, unit="seconds")
+        if self.min_pollers > self.max_concurrency:
+            raise ConfigError(
+                f"min_pollers={self.min_pollers} is more than "
+                f"max_concurrency={self.max_concurrency}"
+            )
+        self.compiled_filters  # noqa: B018 - validates the patterns now
+
+    @property
+    def compiled_filters(self) -> Filters:
+        cached: Filters | None = self.__dict__.get("_filters")
+        if cached is None:
+            cached = Filters(self.filters)
+            self.__dict__["_filters"] = cached
+        return cached
+
+    @property
+    def name(self) -> str:
+        return self.queue.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def fifo(self) -> bool:
+        return self.name.endswith(".fifo")
+
+    def describe(self) -> str:
+        return f"sqs:{self.name} batch={self.batch_size}"
+
+
+class SqsMessage(msgspec.Struct, frozen=True):
+    """One message's metadata: ``ctx.records[i]``."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, str]
+    message_attributes: dict[str, Any]
+    group_id: str | None
+
+
+def message_of(raw: dict[str, Any]) -> SqsMessage:
+    attributes = raw.get("Attributes") or {}
+    return SqsMessage(
+        raw["MessageId"],
+        raw["ReceiptHandle"],
+        raw.get("Body", ""),
+        attributes,
+        raw.get("MessageAttributes") or {},
+        attributes.get("MessageGroupId"),
+    )
+
+
+def lambda_event(raws: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """Lambda's SQS event: ``{"Records": [...]}``."""
+    records = []
+    for raw in raws:
+        body = raw.get("Body", "")
+        records.append(
+            {
+                "messageId": raw["MessageId"],
+                "receiptHandle": raw["ReceiptHandle"],
+                "body": body,
+                "attributes": raw.get("Attributes") or {},
+                "messageAttributes": _lambda_attributes(raw.get("MessageAttributes") or {}),
+                "md5OfBody": raw.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        )
+    return {"Records": records}
+
+
+def _lambda_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in attributes.items():
+        out[name] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": value.get("StringListValues", []),
+            "binaryListValues": value.get("BinaryListValues", []),
+            "dataType": value.get("DataType"),
+        }
+    return out
