@@ -69,6 +69,7 @@ class SqsPolicy:
         self._empty = 0
         self._errors = 0
         self._stopping = False
+        self._receiving: set[anyio.CancelScope] = set()
         self._stop_requested = anyio.Event()
         self._idle = anyio.Event()
         self._done = anyio.Event()
@@ -127,9 +128,15 @@ class SqsPolicy:
         log.info("sqs source started", function=spec.name, queue=self.url, form=self.form)
 
     def stop(self) -> None:
-        """Stop receiving; batches in flight finish (the engine bounds that by its grace)."""
+        """Stop receiving; batches in flight finish (the engine bounds that by its grace).
+
+        A receive still waiting on its long poll is cancelled: at worst the messages it was
+        given become visible again after the visibility timeout (at least once).
+        """
         self._stopping = True
         self._stop_requested.set()
+        for scope in self._receiving:
+            scope.cancel()
 
     async def wait_stopped(self) -> None:
         await self._done.wait()
@@ -189,7 +196,12 @@ class SqsPolicy:
                         await slots.wait_released()
                     continue
                 try:
-                    messages = await self._receive()
+                    with anyio.CancelScope() as scope:
+                        self._receiving.add(scope)
+                        messages = await self._receive()
+                    self._receiving.discard(scope)
+                    if scope.cancelled_caught:
+                        break
                     failures = 0
                 except Exception as exc:  # noqa: BLE001 - the queue service may come back
                     failures += 1

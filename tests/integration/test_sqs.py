@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import anyio
@@ -73,6 +74,11 @@ def make_queue(
         )
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     return name, url, dlq_url
+
+
+def make_queue_named(moto: str, name: str) -> tuple[str, str, None]:
+    url = sqs_client(moto).create_queue(QueueName=name, Attributes={"VisibilityTimeout": "1"})
+    return name, url["QueueUrl"], None
 
 
 def send(moto: str, url: str, bodies: list[Any], group: str | None = None) -> list[str]:
@@ -275,3 +281,44 @@ async def test_visibility_timeout_shorter_than_timeout_is_refused(moto: str) -> 
     with pytest.raises(ConfigError, match="visibility timeout"):
         async with run_router(router):
             pass
+
+
+async def test_shutdown_does_not_wait_for_long_polls(moto: str) -> None:
+    name, _, _ = make_queue(moto)
+    router = Router("t")
+
+    @router.on_event(source(moto, name, wait_time_seconds=20), timeout=1)
+    async def handle(batch: list[Order]) -> None: ...
+
+    async with run_router(router, grace=30) as app:
+        policy = app.engine.streams[0]
+        await eventually(lambda: len(policy._receiving) == policy.target)
+        leaving = time.monotonic()
+    assert time.monotonic() - leaving < 5  # a 20 s long poll did not hold the shutdown
+
+
+async def test_queue_service_down_then_back(tmp_path: Any) -> None:
+    """moto stopped mid-run: the source logs, backs off, and carries on once it is back."""
+    from tests.conftest import start_moto
+
+    with start_moto(tmp_path / "moto.log") as (endpoint, stop, restart):
+        name, url, _ = make_queue(endpoint)
+        send(endpoint, url, [{"n": 1}])
+        seen: list[int] = []
+        router = Router("t")
+        progress = Progress()
+
+        @router.on_event(source(endpoint, name, min_pollers=1, wait_time_seconds=0), timeout=1)
+        async def handle(batch: list[Order]) -> None:
+            seen.extend(o.n for o in batch)
+            progress.note()
+
+        async with run_router(router) as app:
+            await progress.until(lambda: seen == [1])
+            stop()
+            await eventually(lambda: app.engine.metrics.get("SourceErrors", "handle") >= 1, 40)
+            restart()
+            # moto keeps its state in memory: the queue is made again, as after a redeploy.
+            _, url, _ = make_queue_named(endpoint, name)
+            send(endpoint, url, [{"n": 2}])
+            await progress.until(lambda: seen == [1, 2], within=60)
