@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import async_throughput, http_throughput, invoke_overhead, kafka_throughput
+from benchmarks import (
+    async_throughput,
+    http_throughput,
+    invoke_overhead,
+    kafka_throughput,
+    sqs_throughput,
+)
 from benchmarks.common import environment
 
 RESULTS = Path(__file__).parent / "results"
@@ -34,6 +40,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
         f"| {a['ratio_to_bare_sqlite']:.2f}x | >= {a['target_events_per_s']:,.0f}/s | {a['met']} |",
     ]
     rows += _kafka_rows(results["kafka_throughput"])
+    rows += _sqs_rows(results["sqs_throughput"])
     if "skipped" in h:
         rows.append(f"| HTTP no-op route, req/s | skipped: {h['skipped']} | | | | |")
         return rows
@@ -75,6 +82,22 @@ def _kafka_rows(k: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _sqs_rows(q: dict[str, Any]) -> list[str]:
+    t = q["targets"]
+    loop = q["loop_messages_per_s"]["median"]
+    cpu_loop = q["loop_cpu_us_per_message"]["median"]
+    return [
+        f"| SQS on moto, messages/s ({q['messages']} msgs, {q['pollers']} pollers) "
+        f"| {_range(q['eventrouter_messages_per_s'], ',.0f')} | aiobotocore loop {loop:,.0f}/s "
+        f"| {q['rate_vs_loop']:.2f}x | >= {t['rate_vs_loop']}x "
+        f"| {q['rate_vs_loop'] >= t['rate_vs_loop']} |",
+        f"| SQS CPU per message, us | {_range(q['eventrouter_cpu_us_per_message'], ',.0f')} "
+        f"| aiobotocore loop {cpu_loop:,.0f} us | {q['cpu_per_message_vs_loop']:.2f}x "
+        f"| <= {t['cpu_per_message_vs_loop']}x "
+        f"| {q['cpu_per_message_vs_loop'] <= t['cpu_per_message_vs_loop']} |",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
@@ -87,6 +110,7 @@ def main() -> int:
         ("async_throughput", async_throughput),
         ("http_throughput", http_throughput),
         ("kafka_throughput", kafka_throughput),
+        ("sqs_throughput", sqs_throughput),
     )
     for name, module in scenarios:
         print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -65,7 +66,7 @@ class Context:
         #: The decoded ``X-Amz-Client-Context`` of an Invoke API call, if any.
         self.client_context = client_context
         #: Stream sources: the metadata of each record of the batch (``KafkaRecord``).
-        self.records: list[Any] | None = None
+        self.records: Sequence[Any] | None = None
         #: Per-record handlers: the index of the record being handled.
         self.index = 0
 

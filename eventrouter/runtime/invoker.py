@@ -13,6 +13,7 @@ import contextvars
 import enum
 import functools
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +152,7 @@ class Invoker:
         http: Any = None,
         client_context: Any = None,
         raw_result: bool = False,
-        records: list[Any] | None = None,
+        records: Sequence[Any] | None = None,
         per_record: bool = False,
     ) -> Outcome:
         """Invoke the handler with an already decoded event.

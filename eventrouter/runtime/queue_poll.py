@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import time
 import typing
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,7 +26,7 @@ import structlog
 from eventrouter.errors import ConfigError
 from eventrouter.events import new_request_id
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
-from eventrouter.sources.sqs import Sqs, lambda_event, message_of
+from eventrouter.sources.sqs import Sqs, SqsMessage, lambda_event, message_of
 
 if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
@@ -57,6 +58,13 @@ class SqsPolicy:
         else:
             self.form, self.decoder = "record", state.spec.decoder
         self._filters = source.compiled_filters or None
+        # What a receive asks for: everything for Lambda's raw event; otherwise what the
+        # router itself reads (every extra attribute is parsed on each receive).
+        self._attributes = (
+            ["All"]
+            if self.form == "raw"
+            else ["ApproximateReceiveCount", "MessageGroupId", "SentTimestamp"]
+        )
         self.url = ""
         self.arn = ""
         self.region = ""
@@ -235,8 +243,8 @@ class SqsPolicy:
             QueueUrl=self.url,
             MaxNumberOfMessages=per_call,
             WaitTimeSeconds=source.wait_time_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
+            AttributeNames=self._attributes,
+            MessageAttributeNames=self._attributes,
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
         if len(messages) == per_call:
@@ -251,8 +259,8 @@ class SqsPolicy:
                         QueueUrl=self.url,
                         MaxNumberOfMessages=min(10, source.batch_size - len(messages)),
                         WaitTimeSeconds=0,
-                        AttributeNames=["All"],
-                        MessageAttributeNames=["All"],
+                        AttributeNames=self._attributes,
+                        MessageAttributeNames=self._attributes,
                     )
                 ).get("Messages", [])
                 if not more:
@@ -297,7 +305,7 @@ class SqsPolicy:
         attempt = max(int(r.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for r in raws)
         if self.form == "record":
             return await self._each(raws, values, attempt)
-        records = [message_of(r) for r in raws]
+        records = _LazyMessages(raws)
         event = lambda_event(raws, self.arn, self.region) if self.form == "raw" else values
         outcome = await invoker.invoke_value(
             self.state, event, new_request_id(), attempt, records=records
@@ -368,6 +376,30 @@ class SqsPolicy:
                     error=repr(exc),
                     count=len(chunk),
                 )
+
+
+class _LazyMessages(Sequence[SqsMessage]):
+    """``ctx.records``: message metadata built only for the messages a handler looks at."""
+
+    def __init__(self, raws: list[dict[str, Any]]) -> None:
+        self._raws = raws
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+    @typing.overload
+    def __getitem__(self, i: int) -> SqsMessage: ...
+
+    @typing.overload
+    def __getitem__(self, i: slice) -> list[SqsMessage]: ...
+
+    def __getitem__(self, i: int | slice) -> SqsMessage | list[SqsMessage]:
+        if isinstance(i, slice):
+            return [message_of(raw) for raw in self._raws[i]]
+        return message_of(self._raws[i])
+
+    def __iter__(self) -> Iterator[SqsMessage]:
+        return (message_of(raw) for raw in self._raws)
 
 
 def _filter_view(raw: dict[str, Any]) -> dict[str, Any]:

@@ -436,7 +436,7 @@ class StreamPolicy:
             event,
             new_request_id(),
             attempt,
-            records=records,  # type: ignore[arg-type]
+            records=records,
             per_record=self.form == "record",
         )
         if outcome.status is Status.SUCCESS:

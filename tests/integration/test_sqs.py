@@ -299,7 +299,7 @@ async def test_shutdown_does_not_wait_for_long_polls(moto: str) -> None:
 
 async def test_queue_service_down_then_back(tmp_path: Any) -> None:
     """moto stopped mid-run: the source logs, backs off, and carries on once it is back."""
-    from tests.conftest import start_moto
+    from tests.aws_server import start_moto
 
     with start_moto(tmp_path / "moto.log") as (endpoint, stop, restart):
         name, url, _ = make_queue(endpoint)
