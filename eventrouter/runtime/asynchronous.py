@@ -35,8 +35,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("eventrouter.async")
 
-#: How often an idle dispatcher looks for events enqueued by other processes.
+#: How often a dispatcher looks for events enqueued by other processes: every 50 ms while
+#: it finds some, backing off to 0.5 s when idle (an idle router should not spin). Events
+#: enqueued by this process, and retries it schedules, wake it at once or on time.
 POLL_INTERVAL = 0.05
+IDLE_POLL_INTERVAL = 0.5
 #: Events leased in one round at most.
 CLAIM_LIMIT = 1000
 MAX_BACKOFF = 300.0
@@ -91,6 +94,8 @@ class AsyncPolicy:
         self.in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._poll_interval = POLL_INTERVAL
+        self._next_due = float("inf")
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -130,6 +135,16 @@ class AsyncPolicy:
                 if self._tasks:
                     await asyncio.wait(self._tasks)
 
+    def _due_at(self, due: float) -> None:
+        """An event of this process is due again at ``due``: the dispatcher wakes for it."""
+        self._next_due = min(self._next_due, due)
+
+    def _idle_wait(self) -> float:
+        now = time.time()
+        if self._next_due <= now:
+            self._next_due = float("inf")
+        return max(0.0, min(self._poll_interval, self._next_due - now))
+
     async def _dispatch(self) -> None:
         slots = self.invoker.slots
         while not self._stopping:
@@ -151,9 +166,11 @@ class AsyncPolicy:
                     self.store.reschedule(ev.id, ev.enqueued_at, ev.attempts, ev.throttles)
                 break
             if not events:
-                with anyio.move_on_after(POLL_INTERVAL):
+                with anyio.move_on_after(self._idle_wait()):
                     await self._wake.wait()
+                self._poll_interval = min(IDLE_POLL_INTERVAL, self._poll_interval * 2)
                 continue
+            self._poll_interval = POLL_INTERVAL
             self._start(events)
 
     def _plan(self) -> list[tuple[list[str], int]]:
@@ -234,6 +251,7 @@ class AsyncPolicy:
             log.exception("processing failed", function=consumer.state.spec.name)
             for ev in events:
                 self.store.reschedule(ev.id, time.time() + 1.0, ev.attempts, ev.throttles)
+                self._due_at(time.time() + 1.0)
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
@@ -317,6 +335,7 @@ class AsyncPolicy:
             retry_in=round(due - time.time(), 3),
         )
         self.store.reschedule(ev.id, due, ev.attempts, throttles)
+        self._due_at(due)
 
     async def _final(
         self, state: FunctionState, ev: StoredEvent, condition: Condition, outcome: Outcome | None
@@ -403,6 +422,7 @@ class AsyncPolicy:
                     retry_in=due - now,
                 )
                 self.store.hold_record(ev.id, record, kind, due, deliveries)
+                self._due_at(due)
             else:
                 log.error(
                     "destination delivery failed, record dropped after max_event_age",
