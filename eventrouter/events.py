@@ -127,3 +127,33 @@ def invocation_record(
         "responsePayload": msgspec.Raw(response_payload if response_payload else b"null"),
     }
     return _encoder.encode(record)
+
+
+_decoder = msgspec.json.Decoder()
+
+
+def failed_item_ids(response: bytes | None, known: set[str]) -> set[str]:
+    """The ids a partial batch response lists as failed (queue sources).
+
+    ``{"batchItemFailures": [{"itemIdentifier": "<messageId>"}]}``: an empty or missing list
+    (or no object at all) means full success; an unknown id or a malformed entry means the
+    whole batch failed.
+    """
+    if response is None or response == b"null":
+        return set()
+    try:
+        body = _decoder.decode(response)
+    except msgspec.DecodeError:
+        return set(known)
+    if not isinstance(body, dict):
+        return set()
+    items = body.get("batchItemFailures")
+    if not items:
+        return set()
+    failed: set[str] = set()
+    for item in items if isinstance(items, list) else [None]:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(ident, str) or ident not in known:
+            return set(known)
+        failed.add(ident)
+    return failed

@@ -155,3 +155,12 @@ class Filters:
 
     def match(self, event: Any) -> bool:
         return any(m(event) for m in self._matchers)
+
+
+def compiled(source: Any) -> Filters:
+    """``source.filters`` compiled once and kept on the (frozen, ``dict=True``) source."""
+    cached: Filters | None = source.__dict__.get("_filters")
+    if cached is None:
+        cached = Filters(source.filters)
+        source.__dict__["_filters"] = cached
+    return cached

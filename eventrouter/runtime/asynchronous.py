@@ -25,7 +25,7 @@ import anyio
 import msgspec
 import structlog
 
-from eventrouter.events import Condition, invocation_record, new_request_id
+from eventrouter.events import Condition, failed_item_ids, invocation_record, new_request_id
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
 from eventrouter.sources.queue import Queue
 from eventrouter.store.sqlite import StoredEvent
@@ -45,8 +45,6 @@ CLAIM_LIMIT = 1000
 MAX_BACKOFF = 300.0
 #: Wait after the store failed to answer a claim.
 STORE_RETRY = 1.0
-
-_batch_response = msgspec.json.Decoder(dict[str, Any])
 
 
 def function_queue(name: str) -> str:
@@ -274,7 +272,7 @@ class AsyncPolicy:
         outcome = await invoker.invoke_value(state, values, new_request_id(), attempt, ids)
         failed = set(ids)
         if outcome.ok:
-            failed = _batch_item_failures(outcome.response, ids)
+            failed = failed_item_ids(outcome.response, set(ids))
         for ev in valid:
             if ev.request_id in failed and outcome.ok:
                 body = {
@@ -437,24 +435,3 @@ class AsyncPolicy:
             return
         self.engine.notify_delivery(state.spec.name, kind, record)
         self.store.ack(ev.id)
-
-
-def _batch_item_failures(response: bytes | None, ids: list[str]) -> set[str]:
-    """The message ids a batch response reports failed; every id if the response is malformed."""
-    if response is None or response == b"null":
-        return set()
-    try:
-        body = _batch_response.decode(response)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return set()  # a response that is not an object is not a partial batch response
-    items = body.get("batchItemFailures")
-    if not items:
-        return set()
-    known = set(ids)
-    failed: set[str] = set()
-    for item in items if isinstance(items, list) else [None]:
-        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if ident not in known:
-            return known  # malformed or unknown id: the whole batch failed
-        failed.add(ident)
-    return failed

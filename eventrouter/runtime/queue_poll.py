@@ -24,8 +24,8 @@ import msgspec
 import structlog
 
 from eventrouter.errors import ConfigError
-from eventrouter.events import new_request_id
-from eventrouter.runtime.invoker import FunctionState, Outcome, Status
+from eventrouter.events import failed_item_ids, new_request_id
+from eventrouter.runtime.invoker import FunctionState, Status
 from eventrouter.sources.sqs import Sqs, SqsMessage, lambda_event, message_of
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ class SqsPolicy:
             return []
         if not self.source.report_batch_item_failures:
             return raws
-        failed = _failed_ids(outcome, {r["MessageId"] for r in raws})
+        failed = failed_item_ids(outcome.response, {r["MessageId"] for r in raws})
         return [r for r in raws if r["MessageId"] not in failed]
 
     async def _each(
@@ -409,26 +409,3 @@ def _filter_view(raw: dict[str, Any]) -> dict[str, Any]:
     except msgspec.DecodeError:
         value = body
     return {"body": value, "attributes": raw.get("Attributes") or {}}
-
-
-def _failed_ids(outcome: Outcome, known: set[str]) -> set[str]:
-    """Ids listed in ``batchItemFailures``; every id if the response is malformed."""
-    value = outcome.response
-    if value is None or value == b"null":
-        return set()
-    try:
-        body = _json.decode(value)
-    except msgspec.DecodeError:
-        return known
-    if not isinstance(body, dict):
-        return set()
-    items = body.get("batchItemFailures")
-    if not items:
-        return set()
-    failed: set[str] = set()
-    for item in items if isinstance(items, list) else [None]:
-        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if ident not in known:
-            return known
-        failed.add(ident)
-    return failed

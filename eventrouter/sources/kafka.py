@@ -16,7 +16,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.config import check_range
 from eventrouter.errors import ConfigError, SourceError
-from eventrouter.filters import Filters
+from eventrouter.filters import Filters, compiled
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 
@@ -78,11 +78,7 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
 
     @property
     def compiled_filters(self) -> Filters:
-        cached: Filters | None = self.__dict__.get("_filters")
-        if cached is None:
-            cached = Filters(self.filters)
-            self.__dict__["_filters"] = cached
-        return cached
+        return compiled(self)
 
     @property
     def name(self) -> str:

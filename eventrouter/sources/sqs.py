@@ -9,7 +9,7 @@ import msgspec
 
 from eventrouter.config import check_range
 from eventrouter.errors import ConfigError
-from eventrouter.filters import Filters
+from eventrouter.filters import Filters, compiled
 
 
 class Sqs(msgspec.Struct, frozen=True, dict=True):
@@ -66,11 +66,7 @@ class Sqs(msgspec.Struct, frozen=True, dict=True):
 
     @property
     def compiled_filters(self) -> Filters:
-        cached: Filters | None = self.__dict__.get("_filters")
-        if cached is None:
-            cached = Filters(self.filters)
-            self.__dict__["_filters"] = cached
-        return cached
+        return compiled(self)
 
     @property
     def name(self) -> str:
