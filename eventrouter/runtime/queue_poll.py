@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import time
 import typing
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,9 @@ class SqsPolicy:
         #: Pollers wanted and running; (time, wanted) at every change, for plots.
         self.target = 0
         self.running = 0
-        self.history: list[tuple[float, int]] = []
+        self._starting = 0
+        #: The last 10,000 changes, so that a long run does not grow it without bound.
+        self.history: deque[tuple[float, int]] = deque(maxlen=10_000)
         self.in_flight = 0
         self._full = 0
         self._empty = 0
@@ -167,8 +170,6 @@ class SqsPolicy:
         while self.running + self._starting < target:
             self._starting += 1
             self._task_group.start_soon(self._poll)
-
-    _starting = 0
 
     async def _scale(self) -> None:
         source = self.source
