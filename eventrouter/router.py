@@ -159,6 +159,7 @@ class Router:
         state_dir: str | None = None,
         max_concurrency: int = 1000,
         debug: bool = False,
+        async_queue: Sqs | None = None,
     ) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
             raise ConfigError(f"max_concurrency={max_concurrency!r} must be an int")
@@ -168,6 +169,11 @@ class Router:
         self.max_concurrency = max_concurrency
         #: Put stack traces in the HTTP error responses of application routes.
         self.debug = debug
+        if async_queue is not None and not isinstance(async_queue, Sqs):
+            raise ConfigError(f"async_queue={async_queue!r} must be Sqs(...) or None")
+        #: Where asynchronous invocations wait: SQS (shared by several hosts) or, by
+        #: default, the embedded SQLite queue in ``state_dir``.
+        self.async_queue = async_queue
         self.functions: dict[str, FunctionSpec] = {}
 
     def __repr__(self) -> str:

@@ -17,7 +17,6 @@ function wait in the queue rather than being throttled.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -154,14 +153,14 @@ class AsyncPolicy:
             self._wake.clear()
             try:
                 events = await self.store.claim(plan)
-            except sqlite3.Error as exc:  # a full disk or a long lock: wait, never crash
+            except Exception as exc:  # noqa: BLE001 - a full disk, a lock, the network: wait
                 self.engine.metrics.add("StoreErrors", "*")
                 log.error("claiming events failed", error=repr(exc), retry_in=STORE_RETRY)
                 await anyio.sleep(STORE_RETRY)
                 continue
             if self._stopping:  # claimed while stopping: give them back untouched
                 for ev in events:
-                    self.store.reschedule(ev.id, ev.enqueued_at, ev.attempts, ev.throttles)
+                    self.store.reschedule(ev, ev.enqueued_at, ev.attempts, ev.throttles)
                 break
             if not events:
                 with anyio.move_on_after(self._idle_wait()):
@@ -248,7 +247,7 @@ class AsyncPolicy:
         except Exception:  # never let one event take the dispatcher down
             log.exception("processing failed", function=consumer.state.spec.name)
             for ev in events:
-                self.store.reschedule(ev.id, time.time() + 1.0, ev.attempts, ev.throttles)
+                self.store.reschedule(ev, time.time() + 1.0, ev.attempts, ev.throttles)
                 self._due_at(time.time() + 1.0)
         finally:
             self.in_flight -= 1
@@ -332,7 +331,7 @@ class AsyncPolicy:
             attempt=ev.attempts + 1,
             retry_in=round(due - time.time(), 3),
         )
-        self.store.reschedule(ev.id, due, ev.attempts, throttles)
+        self.store.reschedule(ev, due, ev.attempts, throttles)
         self._due_at(due)
 
     async def _final(
@@ -355,7 +354,7 @@ class AsyncPolicy:
                     condition=condition,
                     error=outcome.error["errorType"] if outcome and outcome.error else None,
                 )
-            self.store.ack(ev.id)
+            self.store.ack(ev)
             return
         status_code = 200
         if outcome is not None and outcome.status is Status.THROTTLED:
@@ -393,7 +392,7 @@ class AsyncPolicy:
                 kind=ev.record_kind,
                 record=ev.record.decode(errors="replace"),
             )
-            self.store.ack(ev.id)
+            self.store.ack(ev)
             return
         await self._deliver(state, ev, ev.record, ev.record_kind, destination)
 
@@ -419,7 +418,7 @@ class AsyncPolicy:
                     error=repr(exc),
                     retry_in=due - now,
                 )
-                self.store.hold_record(ev.id, record, kind, due, deliveries)
+                self.store.hold_record(ev, record, kind, due, deliveries)
                 self._due_at(due)
             else:
                 log.error(
@@ -431,7 +430,7 @@ class AsyncPolicy:
                     error=repr(exc),
                     record=record.decode(errors="replace"),
                 )
-                self.store.ack(ev.id)
+                self.store.ack(ev)
             return
         self.engine.notify_delivery(state.spec.name, kind, record)
-        self.store.ack(ev.id)
+        self.store.ack(ev)

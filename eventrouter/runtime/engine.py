@@ -71,7 +71,14 @@ class Engine:
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
         self.consume = consume
         self.metrics = Metrics()
-        self.store = EventStore(self.state_dir, consumer=consume)
+        self.store: Any
+        if router.async_queue is not None:
+            from eventrouter.store.sqs import SqsStore
+
+            longest = max((s.settings.timeout for s in router.functions.values()), default=3.0)
+            self.store = SqsStore(router.async_queue, consumer=consume, lease_seconds=longest + 30)
+        else:
+            self.store = EventStore(self.state_dir, consumer=consume)
         self.slots = Slots(
             router.max_concurrency,
             [(name, spec.settings.reserved_concurrency) for name, spec in router.functions.items()],

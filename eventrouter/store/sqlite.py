@@ -62,6 +62,7 @@ class StoredEvent:
     __slots__ = (
         "attempts",
         "enqueued_at",
+        "handle",
         "id",
         "payload",
         "queue",
@@ -95,6 +96,8 @@ class StoredEvent:
         #: A final record whose delivery to a destination is still owed.
         self.record = record
         self.record_kind = record_kind
+        #: Backend data: the receipt handle of an SQS-backed queue.
+        self.handle: Any = None
 
     def __repr__(self) -> str:
         return (
@@ -310,13 +313,14 @@ class EventStore:
         result: list[StoredEvent] = await self._call(op)
         return result
 
-    def ack(self, event_id: int) -> None:
+    def ack(self, event: StoredEvent) -> None:
         """The event's outcome is final and delivered: remove it."""
+        event_id = event.id
         self._send(lambda c: c.execute("DELETE FROM events WHERE id = ?", (event_id,)))
 
-    def reschedule(self, event_id: int, due: float, attempts: int, throttles: int) -> None:
+    def reschedule(self, event: StoredEvent, due: float, attempts: int, throttles: int) -> None:
         """Release the lease; the event is due again at ``due`` (epoch seconds)."""
-        args = (due, attempts, throttles, event_id)
+        args = (due, attempts, throttles, event.id)
         self._send(
             lambda c: c.execute(
                 "UPDATE events SET leased = 0, due = ?, attempts = ?, throttles = ? WHERE id = ?",
@@ -325,14 +329,14 @@ class EventStore:
         )
 
     def hold_record(
-        self, event_id: int, record: bytes, kind: str, due: float, deliveries: int
+        self, event: StoredEvent, record: bytes, kind: str, due: float, deliveries: int
     ) -> None:
         """The outcome is final but its record could not be delivered: keep it, try at ``due``.
 
         ``deliveries`` (failed delivery attempts) is kept in the ``throttles`` column: once an
         outcome is final the event is never invoked or throttled again.
         """
-        args = (record, kind, due, deliveries, event_id)
+        args = (record, kind, due, deliveries, event.id)
         self._send(
             lambda c: c.execute(
                 "UPDATE events SET leased = 0, record = ?, record_kind = ?, due = ?,"

@@ -35,8 +35,8 @@ async def test_enqueue_claim_ack(tmp_path: Path) -> None:
             ("r2", b"2", 0),
         ]
         assert await store.claim([(["q"], 10)]) == []  # leased
-        store.ack(claimed[0].id)
-        store.reschedule(claimed[1].id, time.time() - 1, attempts=1, throttles=0)
+        store.ack(claimed[0])
+        store.reschedule(claimed[1], time.time() - 1, attempts=1, throttles=0)
         (again,) = await store.claim([(["q"], 10)])
         assert (again.request_id, again.attempts) == ("r2", 1)
         assert await store.count() == 2
@@ -51,7 +51,7 @@ async def test_claim_respects_limits_and_due_time(tmp_path: Path) -> None:
             await store.enqueue("q", f"r{i}", b"0")
         first = await store.claim([(["q"], 2)])
         assert [e.request_id for e in first] == ["r0", "r1"]
-        store.reschedule(first[0].id, time.time() + 60, attempts=1, throttles=0)
+        store.reschedule(first[0], time.time() + 60, attempts=1, throttles=0)
         rest = await store.claim([(["q"], 10)])
         assert [e.request_id for e in rest] == ["r2", "r3", "r4"]
     finally:
@@ -104,7 +104,7 @@ async def test_held_record_and_pop(tmp_path: Path) -> None:
     try:
         await store.enqueue("q", "r1", b"1")
         (event,) = await store.claim([(["q"], 10)])
-        store.hold_record(event.id, b'{"r": 1}', "on_failure", time.time() - 1, deliveries=1)
+        store.hold_record(event, b'{"r": 1}', "on_failure", time.time() - 1, deliveries=1)
         (held,) = await store.claim([(["q"], 10)])
         assert (held.record, held.record_kind, held.throttles) == (b'{"r": 1}', "on_failure", 1)
         await store.enqueue("named", "m1", b'"a"')
@@ -163,7 +163,7 @@ async def test_producers_open_while_the_consumer_commits(tmp_path: Path) -> None
             while not stop.is_set():
                 await consumer.enqueue("busy", f"b{n}", b"{}")
                 (event,) = await consumer.claim([(["busy"], 1)])
-                consumer.ack(event.id)
+                consumer.ack(event)
                 n += 1
 
         results: list[anyio.abc.Process] = []

@@ -1,0 +1,84 @@
+"""``Router(async_queue=Sqs(...))``: asynchronous invocation through SQS (moto)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import boto3
+import pytest
+
+from eventrouter import Context, Router, Sqs, to_queue
+from eventrouter.testing import run_router
+from tests.kafka_broker import unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+def shared_queue(moto: str) -> Sqs:
+    name = unique("async")
+    boto3.client("sqs", endpoint_url=moto, region_name="us-east-1").create_queue(QueueName=name)
+    return Sqs(name, endpoint_url=moto, region="us-east-1")
+
+
+async def test_success_and_retries_through_sqs(moto: str) -> None:
+    router = Router("t", async_queue=shared_queue(moto))
+    attempts: list[int] = []
+
+    @router.on_event(on_success=to_queue("ok"))
+    async def double(n: int) -> int:
+        return n * 2
+
+    @router.on_event(max_retries=1, retry_delays=(1,), on_failure=to_queue("failed"))
+    async def flaky(event: Any, ctx: Context) -> None:
+        attempts.append(ctx.attempt)
+        raise RuntimeError(f"attempt {ctx.attempt}")
+
+    async with run_router(router) as app:
+        request_id = await app.invoke_async("double", 21)
+        ok = await app.next_record("double", "on_success")
+        failed_id = await app.invoke_async("flaky", {"x": 1})
+        failed = await app.next_record("flaky", "on_failure", timeout=30)
+    assert ok["requestContext"]["requestId"] == request_id
+    assert ok["responsePayload"] == 42
+    assert attempts == [1, 2]
+    assert failed["requestContext"]["requestId"] == failed_id
+    assert failed["requestContext"]["condition"] == "RetriesExhausted"
+    assert failed["requestContext"]["approximateInvokeCount"] == 2
+    assert failed["requestPayload"] == {"x": 1}
+
+
+async def test_two_hosts_share_one_queue(moto: str, tmp_path: Any) -> None:
+    queue = shared_queue(moto)
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    all_done = anyio.Event()
+
+    def host(label: str) -> Router:
+        router = Router(label, async_queue=queue)
+
+        @router.on_event(name="work")
+        async def work(n: int) -> None:
+            seen[label].append(n)
+            if len(seen["a"]) + len(seen["b"]) >= 40:
+                all_done.set()
+            await anyio.sleep(0.01)  # a little work, so that both hosts get some
+
+        return router
+
+    async with (
+        run_router(host("a"), state_dir=tmp_path / "a") as a,
+        run_router(host("b"), state_dir=tmp_path / "b"),
+    ):
+        for n in range(40):
+            await a.invoke_async("work", n)
+        with anyio.fail_after(30):
+            await all_done.wait()
+    assert sorted(seen["a"] + seen["b"]) == list(range(40))
+    assert seen["a"] and seen["b"]  # both hosts took events
+
+
+def test_async_queue_must_be_sqs() -> None:
+    from eventrouter import ConfigError
+
+    with pytest.raises(ConfigError, match="async_queue"):
+        Router("t", async_queue="sqs://nope")  # type: ignore[arg-type]
