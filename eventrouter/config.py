@@ -60,15 +60,9 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
         if self.reserved_concurrency is not None:
-            if isinstance(self.reserved_concurrency, bool) or not isinstance(
-                self.reserved_concurrency, int
-            ):
-                raise ConfigError(
-                    f"reserved_concurrency={self.reserved_concurrency!r} must be an int or None"
-                )
-            check_range("reserved_concurrency", self.reserved_concurrency, 0, 1_000_000)
-        _check_int("memory_mb", self.memory_mb, 128, 10_240, "MB")
-        _check_int("max_retries", self.max_retries, 0, 2)
+            check_int("reserved_concurrency", self.reserved_concurrency, 0, 1_000_000)
+        check_int("memory_mb", self.memory_mb, 128, 10_240, "MB")
+        check_int("max_retries", self.max_retries, 0, 2)
         check_range("max_event_age", self.max_event_age, 60, 21_600, unit="seconds")
         if not isinstance(self.retry_delays, tuple) or not 1 <= len(self.retry_delays) <= 2:
             raise ConfigError(
@@ -91,7 +85,8 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
         return self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
 
 
-def _check_int(field: str, value: int, low: int, high: int, unit: str = "") -> None:
+def check_int(field: str, value: int, low: int, high: int, unit: str = "") -> None:
+    """Raise ``ConfigError`` unless ``value`` is an int (not a bool) in ``low..high``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{field}={value!r} must be an int")
     check_range(field, value, low, high, unit=unit)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from eventrouter.config import FunctionSettings, build_settings, check_range
+from eventrouter.config import FunctionSettings, build_settings, check_int
 from eventrouter.errors import ConfigError, FunctionNotFound
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka
@@ -161,9 +161,7 @@ class Router:
         debug: bool = False,
         async_queue: Sqs | None = None,
     ) -> None:
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise ConfigError(f"max_concurrency={max_concurrency!r} must be an int")
-        check_range("max_concurrency", max_concurrency, 1, 1_000_000)
+        check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
         self.state_dir = state_dir
         self.max_concurrency = max_concurrency

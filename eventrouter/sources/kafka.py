@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from eventrouter._optional import require
-from eventrouter.config import check_range
+from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import Filters, compiled
 
@@ -56,7 +56,7 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
             raise ConfigError(f"Kafka topics={self.topics!r} must name one or more topics")
         msgspec.structs.force_setattr(self, "topics", topics)
         msgspec.structs.force_setattr(self, "filters", tuple(self.filters))
-        _int("batch_size", self.batch_size, 1, 10_000)
+        check_int("batch_size", self.batch_size, 1, 10_000)
         check_range("batching_window", self.batching_window, 0, 300, unit="seconds")
         if self.starting_position not in ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"):
             raise ConfigError(
@@ -68,7 +68,7 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
                 "starting_timestamp (epoch seconds) goes with starting_position='AT_TIMESTAMP'"
             )
         if self.max_retries != -1:
-            _int("max_retries", self.max_retries, 0, 10_000)
+            check_int("max_retries", self.max_retries, 0, 10_000)
         if self.max_record_age != -1:
             check_range("max_record_age", self.max_record_age, 60, 604_800, unit="seconds")
         first, longest = self.retry_backoff
@@ -94,12 +94,6 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
 
     def describe(self) -> str:
         return f"kafka:{self.name} batch={self.batch_size}"
-
-
-def _int(field: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{field}={value!r} must be an int")
-    check_range(field, value, low, high)
 
 
 class KafkaRecord(msgspec.Struct, frozen=True):

@@ -6,7 +6,7 @@ import re
 
 import msgspec
 
-from eventrouter.config import check_range
+from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
@@ -39,9 +39,7 @@ class Queue(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         check_queue_name(self.name)
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise ConfigError(f"batch_size={self.batch_size!r} must be an int")
-        check_range("batch_size", self.batch_size, 1, 10_000)
+        check_int("batch_size", self.batch_size, 1, 10_000)
 
     def describe(self) -> str:
         return f"queue:{self.name}" + (f" batch={self.batch_size}" if self.batch_size > 1 else "")

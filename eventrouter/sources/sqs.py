@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from eventrouter.config import check_range
+from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled
 
@@ -51,10 +51,7 @@ class Sqs(msgspec.Struct, frozen=True, dict=True):
             ("min_pollers", 1, 1000),
             ("scale_up_per_minute", 1, 10_000),
         ):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{field}={value!r} must be an int")
-            check_range(field, value, low, high)
+            check_int(field, getattr(self, field), low, high)
         check_range("batching_window", self.batching_window, 0, 300, unit="seconds")
         check_range("scale_tick", self.scale_tick, 0.01, 3600, low_open=False, unit="seconds")
         if self.min_pollers > self.max_concurrency:
