@@ -7,7 +7,7 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -85,7 +85,7 @@ def _payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool, An
     )
 
 
-def _decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
+def decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
     if tp in _RAW_TYPES:
         return msgspec.json.Decoder()
     try:
@@ -97,6 +97,35 @@ def _decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
         raise ConfigError(
             f"function {name!r}: the payload type {tp!r} cannot be decoded by msgspec: {exc}"
         ) from exc
+
+
+HandlerForm = Literal["raw", "batch", "record"]
+
+
+def handler_form(tp: Any) -> tuple[HandlerForm, Any]:
+    """How a handler whose first parameter is annotated ``tp`` takes its event.
+
+    ``"raw"`` (unannotated, ``Any``, ``dict``...): the source's own event, as Lambda sends it;
+    ``"batch"`` (``list[T]``): a list, with ``T`` returned as the item type; ``"record"``
+    (``T``): one item at a time.
+    """
+    origin = typing.get_origin(tp)
+    if tp in _RAW_TYPES or origin is dict:
+        return "raw", None
+    if tp is list or origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return "batch", item
+    return "record", tp
+
+
+def pull_decoder(spec: FunctionSpec) -> tuple[HandlerForm, msgspec.json.Decoder[Any] | None]:
+    """The form of a pull-source handler and the decoder of one record (``None``: raw)."""
+    form, item = handler_form(spec.payload_type)
+    if form == "raw":
+        return form, None
+    if form == "record":
+        return form, spec.decoder
+    return form, decoder_for(item, spec.name)
 
 
 def build_spec(
@@ -130,11 +159,10 @@ def build_spec(
         is_async=inspect.iscoroutinefunction(handler),
         takes_context=takes_context,
         payload_type=tp,
-        decoder=_decoder_for(item_type, name),
-        event_decoder=_decoder_for(tp, name),
+        decoder=decoder_for(item_type, name),
+        event_decoder=decoder_for(tp, name),
         batch=batch,
-        http_raw=isinstance(source, Http)
-        and (tp in _RAW_TYPES or tp is HttpEvent or typing.get_origin(tp) is dict),
+        http_raw=isinstance(source, Http) and (tp is HttpEvent or handler_form(tp)[0] == "raw"),
         return_type=return_type,
         init=settings.init,
     )

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 import typing
 from collections import deque
@@ -26,6 +25,7 @@ import structlog
 
 from eventrouter.errors import ConfigError
 from eventrouter.events import failed_item_ids, new_request_id
+from eventrouter.router import pull_decoder
 from eventrouter.runtime.invoker import FunctionState, Status
 from eventrouter.sources.sqs import Sqs, SqsMessage, lambda_event, message_of
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("eventrouter.sqs")
 
 _json = msgspec.json.Decoder()
-_RAW = (Any, dict, object, inspect.Parameter.empty)
 
 
 class SqsPolicy:
@@ -45,19 +44,7 @@ class SqsPolicy:
         self.engine = engine
         self.state = state
         self.source = source
-        tp = state.spec.payload_type
-        origin = typing.get_origin(tp)
-        self.decoder: msgspec.json.Decoder[Any] | None
-        if tp in _RAW or origin is dict:
-            self.form, self.decoder = "raw", None
-        elif tp is list or origin is list:
-            (item,) = typing.get_args(tp) or (Any,)
-            self.form, self.decoder = (
-                "batch",
-                (_json if item in _RAW else msgspec.json.Decoder(item)),
-            )
-        else:
-            self.form, self.decoder = "record", state.spec.decoder
+        self.form, self.decoder = pull_decoder(state.spec)
         self._filters = source.compiled_filters or None
         # What a receive asks for: everything for Lambda's raw event; otherwise what the
         # router itself reads (every extra attribute is parsed on each receive).

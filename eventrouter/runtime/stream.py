@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import operator
 import time
 import typing
@@ -30,6 +29,7 @@ import msgspec
 import structlog
 
 from eventrouter.events import LATEST, error_body, function_arn, iso_now, new_request_id
+from eventrouter.router import pull_decoder
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
 from eventrouter.sources.kafka import Kafka, KafkaAdapter, KafkaRecord, lambda_event, record_of
 
@@ -46,7 +46,6 @@ REVOKE_GRACE = 10.0
 _encoder = msgspec.json.Encoder()
 _json = msgspec.json.Decoder()
 _VALUE = operator.attrgetter("value")
-_RAW = (Any, dict, object)
 
 
 class Batch:
@@ -116,18 +115,7 @@ class StreamPolicy:
         self.state = state
         self.source = source
         spec = state.spec
-        tp = spec.payload_type
-        origin = typing.get_origin(tp)
-        if tp in _RAW or origin is dict or tp is inspect.Parameter.empty:
-            self.form = "raw"
-            self.decoder: msgspec.json.Decoder[Any] | None = None
-        elif tp is list or origin is list:
-            self.form = "batch"
-            (item,) = typing.get_args(tp) or (Any,)
-            self.decoder = msgspec.json.Decoder(item) if item not in _RAW else _json
-        else:
-            self.form = "record"
-            self.decoder = spec.decoder
+        self.form, self.decoder = pull_decoder(spec)
         self.group = source.group or f"{engine.router.name}-{spec.name}"
         # aiokafka leaves the group when the consumer is not polled within this interval;
         # our fetch loop polls all the time, but a batch may hold a partition for a timeout.
