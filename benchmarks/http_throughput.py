@@ -10,7 +10,6 @@ import importlib.util
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,15 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import summarize
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"vs_bare": 0.8, "vs_fastapi": 1.5}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:

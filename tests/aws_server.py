@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests.services import free_port, wait_for_port
 
 
 @contextmanager
@@ -24,9 +24,7 @@ def start_moto(log: Path, port: int | None = None) -> Iterator[tuple[str, Any, A
     }.items():
         os.environ.setdefault(key, value)
     if port is None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        port = free_port()
     binary = shutil.which("moto_server", path=str(Path(sys.executable).parent))
     assert binary, "moto_server is not installed (pip install 'moto[server]'; make test does)"
     procs: list[subprocess.Popen[bytes]] = []
@@ -37,15 +35,7 @@ def start_moto(log: Path, port: int | None = None) -> Iterator[tuple[str, Any, A
                 [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
             )
         procs.append(proc)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.05)
+        wait_for_port(port, proc, "moto", log)
 
     def stop() -> None:
         procs[-1].terminate()

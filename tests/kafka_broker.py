@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+
+from tests.services import free_port, wait_for_port
 
 #: Consumer settings that make groups join fast in tests.
 FAST_GROUP = {
@@ -34,12 +34,6 @@ def tansu_binary() -> Path:
             "-r requirements/test-broker.txt (make test does this)"
         )
     return Path(spec.submodule_search_locations[0]) / "bin" / "tansu"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -67,15 +61,7 @@ def kafka_broker(log: Path) -> Iterator[str]:
             stderr=out,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"tansu did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.05)
+        wait_for_port(port, proc, "tansu", log)
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
