@@ -25,6 +25,7 @@ import msgspec
 import structlog
 
 from eventrouter.events import Condition, failed_item_ids, invocation_record, new_request_id
+from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
 from eventrouter.sources.queue import Queue
 from eventrouter.store.sqlite import StoredEvent
@@ -51,9 +52,9 @@ def function_queue(name: str) -> str:
     return f"fn:{name}"
 
 
-def backoff(n: int) -> float:
+def throttle_backoff(n: int) -> float:
     """1 s, 2 s, 4 s ... up to 5 min for the ``n``-th throttle (1-based)."""
-    return min(MAX_BACKOFF, 2.0 ** (n - 1))
+    return backoff(n, 1.0, MAX_BACKOFF)
 
 
 class Consumer:
@@ -297,7 +298,9 @@ class AsyncPolicy:
             await self._final(state, ev, "Success", outcome)
         elif status is Status.THROTTLED:  # not a retry: only the throttle count grows
             throttles = ev.throttles + 1
-            await self._later(state, ev, outcome, now + backoff(throttles), throttles, "throttled")
+            await self._later(
+                state, ev, outcome, now + throttle_backoff(throttles), throttles, "throttled"
+            )
         elif status is Status.INVALID_PAYLOAD:
             ev.attempts += 1
             await self._final(state, ev, "RetriesExhausted", outcome)
@@ -407,7 +410,7 @@ class AsyncPolicy:
             self.engine.notify_delivery(name, kind, record, exc)
             now = time.time()
             deliveries = (ev.throttles if ev.record is not None else 0) + 1
-            due = now + backoff(deliveries)
+            due = now + throttle_backoff(deliveries)
             if due - ev.enqueued_at <= state.spec.settings.max_event_age:
                 log.error(
                     "destination delivery failed, will retry",

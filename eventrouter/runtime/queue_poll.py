@@ -26,6 +26,7 @@ import structlog
 from eventrouter.errors import ConfigError
 from eventrouter.events import failed_item_ids, new_request_id
 from eventrouter.router import pull_decoder
+from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Status
 from eventrouter.sources.sqs import Sqs, SqsMessage, lambda_event, message_of
 
@@ -203,7 +204,7 @@ class SqsPolicy:
                     failures += 1
                     self._errors += 1
                     self.engine.metrics.add("SourceErrors", self.state.spec.name)
-                    wait = min(30.0, 0.5 * 2 ** min(failures, 6))
+                    wait = backoff(failures, 1.0, 30.0)
                     log.error(
                         "sqs receive failed",
                         function=self.state.spec.name,

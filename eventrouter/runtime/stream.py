@@ -30,6 +30,7 @@ import structlog
 
 from eventrouter.events import LATEST, error_body, function_arn, iso_now, new_request_id
 from eventrouter.router import pull_decoder
+from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
 from eventrouter.sources.kafka import Kafka, KafkaAdapter, KafkaRecord, lambda_event, record_of
 
@@ -246,7 +247,7 @@ class StreamPolicy:
             except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the source
                 errors += 1
                 self.engine.metrics.add("SourceErrors", self.state.spec.name)
-                wait = min(30.0, 0.5 * 2 ** min(errors, 6))
+                wait = backoff(errors, 1.0, 30.0)
                 log.error(
                     "kafka fetch failed",
                     function=self.state.spec.name,
@@ -391,7 +392,7 @@ class StreamPolicy:
                 await self._fail(part, items, "RetryAttemptsExhausted", outcome.response, attempts)
                 return True
             first, longest = source.retry_backoff
-            wait = min(longest, first * 2 ** (attempts - 1))
+            wait = backoff(attempts, first, longest)
             log.info(
                 "batch failed, retrying",
                 function=self.state.spec.name,
@@ -506,7 +507,7 @@ class StreamPolicy:
                 deliveries += 1
                 self.engine.metrics.add("DestinationDeliveryFailures", spec.name)
                 self.engine.notify_delivery(spec.name, "on_failure", record, exc)
-                wait = min(60.0, 2.0 ** (deliveries - 1))
+                wait = backoff(deliveries, 1.0, 60.0)
                 log.error(
                     "destination delivery failed, will retry",
                     function=spec.name,

@@ -11,7 +11,8 @@ import msgspec
 import pytest
 
 from eventrouter import Context, Queue, Router, to_directory, to_function, to_queue
-from eventrouter.runtime.asynchronous import backoff, function_queue
+from eventrouter.runtime.asynchronous import function_queue, throttle_backoff
+from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import Outcome, Status
 from eventrouter.testing import run_router
 
@@ -213,7 +214,13 @@ async def test_busy_function_events_wait_without_burning_retries() -> None:
 
 
 def test_throttle_backoff_schedule() -> None:
-    assert [backoff(n) for n in (1, 2, 3, 9, 10, 20)] == [1, 2, 4, 256, 300, 300]
+    assert [throttle_backoff(n) for n in (1, 2, 3, 9, 10, 20)] == [1, 2, 4, 256, 300, 300]
+
+
+def test_backoff_never_overflows() -> None:
+    # A batch retried forever (max_retries=-1) keeps asking for the next wait.
+    assert backoff(10_000, 0.5, 30.0) == 30.0
+    assert [backoff(n, 0.5, 30.0) for n in (1, 2, 7, 8)] == [0.5, 1.0, 30.0, 30.0]
 
 
 async def test_throttled_event_is_rescheduled_without_counting_a_retry(tmp_path: Path) -> None:
