@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from eventrouter.errors import ConfigError
 
 MAX_FILTERS = 5
@@ -164,3 +166,16 @@ def compiled(source: Any) -> Filters:
         cached = Filters(source.filters)
         source.__dict__["_filters"] = cached
     return cached
+
+
+_json = msgspec.json.Decoder()
+
+
+def maybe_json(data: bytes | str | None) -> Any:
+    """What a filter pattern sees of a key, value or body: its JSON if it parses, else text."""
+    if data is None:
+        return None
+    try:
+        return _json.decode(data)
+    except msgspec.DecodeError:
+        return data if isinstance(data, str) else data.decode("utf-8", "replace")

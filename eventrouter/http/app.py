@@ -6,6 +6,7 @@ expression for templated paths), one body read, the invoker, one response.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -361,8 +362,6 @@ def shape(value: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
 
 
 def _lambda_response(value: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    import base64
-
     code = value["statusCode"]
     if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
         raise ValueError(f"statusCode {code!r} is not an HTTP status")

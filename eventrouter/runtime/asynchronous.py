@@ -298,8 +298,15 @@ class AsyncPolicy:
             await self._final(state, ev, "Success", outcome)
         elif status is Status.THROTTLED:  # not a retry: only the throttle count grows
             throttles = ev.throttles + 1
+            # Throttles can come by the thousand under load: logged at debug level.
             await self._later(
-                state, ev, outcome, now + throttle_backoff(throttles), throttles, "throttled"
+                state,
+                ev,
+                outcome,
+                now + throttle_backoff(throttles),
+                throttles,
+                log.debug,
+                "throttled",
             )
         elif status is Status.INVALID_PAYLOAD:
             ev.attempts += 1
@@ -311,7 +318,7 @@ class AsyncPolicy:
                 await self._final(state, ev, "RetriesExhausted", outcome)
                 return
             due = now + settings.retry_delay(attempt)
-            await self._later(state, ev, outcome, due, ev.throttles, "retry scheduled")
+            await self._later(state, ev, outcome, due, ev.throttles, log.info, "retry scheduled")
 
     async def _later(
         self,
@@ -320,14 +327,14 @@ class AsyncPolicy:
         outcome: Outcome,
         due: float,
         throttles: int,
+        say: Any,
         reason: str,
     ) -> None:
         """Put the event back until ``due``, unless it would be too old by then."""
         if due - ev.enqueued_at > state.spec.settings.max_event_age:
             await self._final(state, ev, "EventAgeExceeded", outcome)
             return
-        # Throttles can come by the thousand under load: they are logged at debug level.
-        (log.debug if reason == "throttled" else log.info)(
+        say(
             reason,
             function=state.spec.name,
             request_id=ev.request_id,

@@ -25,6 +25,7 @@ import structlog
 
 from eventrouter.errors import ConfigError
 from eventrouter.events import failed_item_ids, new_request_id
+from eventrouter.filters import maybe_json
 from eventrouter.router import pull_decoder
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Status
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
 
 log = structlog.get_logger("eventrouter.sqs")
-
-_json = msgspec.json.Decoder()
 
 
 class SqsPolicy:
@@ -392,9 +391,5 @@ class _LazyMessages(Sequence[SqsMessage]):
 
 
 def _filter_view(raw: dict[str, Any]) -> dict[str, Any]:
-    body = raw.get("Body", "")
-    try:
-        value = _json.decode(body)
-    except msgspec.DecodeError:
-        value = body
-    return {"body": value, "attributes": raw.get("Attributes") or {}}
+    """What filter patterns see of a message: ``body`` (JSON if it parses) and attributes."""
+    return {"body": maybe_json(raw.get("Body", "")), "attributes": raw.get("Attributes") or {}}

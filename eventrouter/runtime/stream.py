@@ -29,6 +29,7 @@ import msgspec
 import structlog
 
 from eventrouter.events import LATEST, error_body, function_arn, iso_now, new_request_id
+from eventrouter.filters import maybe_json
 from eventrouter.router import pull_decoder
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
@@ -576,16 +577,7 @@ class StreamPolicy:
 
 def _filter_view(raw: Any) -> dict[str, Any]:
     """What filter patterns see of a record: ``key`` and ``value``, JSON-decoded if they are."""
-    return {"key": _maybe_json(raw.key), "value": _maybe_json(raw.value)}
-
-
-def _maybe_json(data: bytes | None) -> Any:
-    if data is None:
-        return None
-    try:
-        return _json.decode(data)
-    except msgspec.DecodeError:
-        return data.decode("utf-8", "replace")
+    return {"key": maybe_json(raw.key), "value": maybe_json(raw.value)}
 
 
 def _first_item_failure(response: bytes | None, items: Batch) -> int | None:
