@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
@@ -157,3 +158,36 @@ def failed_item_ids(response: bytes | None, known: set[str]) -> set[str]:
             return set(known)
         failed.add(ident)
     return failed
+
+
+T = TypeVar("T")
+
+
+class LazyList(Sequence[T]):
+    """A read-only list whose items are built when read (``ctx.records``: most handlers
+    never look at the metadata of most records)."""
+
+    def __init__(self, length: int, item: Callable[[int], T]) -> None:
+        self._length = length
+        self._item = item
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self._item(k) for k in range(*i.indices(self._length))]
+        if i < 0:
+            i += self._length
+        if not 0 <= i < self._length:
+            raise IndexError(i)
+        return self._item(i)
+
+    def __iter__(self) -> Iterator[T]:
+        return (self._item(k) for k in range(self._length))

@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import time
-import typing
 from collections import deque
-from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,12 +22,12 @@ import msgspec
 import structlog
 
 from eventrouter.errors import ConfigError
-from eventrouter.events import failed_item_ids, new_request_id
+from eventrouter.events import LazyList, failed_item_ids, new_request_id
 from eventrouter.filters import maybe_json
 from eventrouter.router import pull_decoder
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Status
-from eventrouter.sources.sqs import Sqs, SqsMessage, lambda_event, message_of
+from eventrouter.sources.sqs import Sqs, lambda_event, message_of
 
 if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
@@ -293,7 +291,7 @@ class SqsPolicy:
         attempt = max(int(r.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for r in raws)
         if self.form == "record":
             return await self._each(raws, values, attempt)
-        records = _LazyMessages(raws)
+        records = LazyList(len(raws), lambda k: message_of(raws[k]))
         event = lambda_event(raws, self.arn, self.region) if self.form == "raw" else values
         outcome = await invoker.invoke_value(
             self.state, event, new_request_id(), attempt, records=records
@@ -364,30 +362,6 @@ class SqsPolicy:
                     error=repr(exc),
                     count=len(chunk),
                 )
-
-
-class _LazyMessages(Sequence[SqsMessage]):
-    """``ctx.records``: message metadata built only for the messages a handler looks at."""
-
-    def __init__(self, raws: list[dict[str, Any]]) -> None:
-        self._raws = raws
-
-    def __len__(self) -> int:
-        return len(self._raws)
-
-    @typing.overload
-    def __getitem__(self, i: int) -> SqsMessage: ...
-
-    @typing.overload
-    def __getitem__(self, i: slice) -> list[SqsMessage]: ...
-
-    def __getitem__(self, i: int | slice) -> SqsMessage | list[SqsMessage]:
-        if isinstance(i, slice):
-            return [message_of(raw) for raw in self._raws[i]]
-        return message_of(self._raws[i])
-
-    def __iter__(self) -> Iterator[SqsMessage]:
-        return (message_of(raw) for raw in self._raws)
 
 
 def _filter_view(raw: dict[str, Any]) -> dict[str, Any]:

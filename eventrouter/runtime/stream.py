@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
-import typing
-from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,12 +26,12 @@ import anyio.abc
 import msgspec
 import structlog
 
-from eventrouter.events import LATEST, error_body, function_arn, iso_now, new_request_id
+from eventrouter.events import LATEST, LazyList, error_body, function_arn, iso_now, new_request_id
 from eventrouter.filters import maybe_json
 from eventrouter.router import pull_decoder
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
-from eventrouter.sources.kafka import Kafka, KafkaAdapter, KafkaRecord, lambda_event, record_of
+from eventrouter.sources.kafka import Kafka, KafkaAdapter, lambda_event, record_of
 
 if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
@@ -64,32 +62,6 @@ class Batch:
 
     def __getitem__(self, i: slice) -> Batch:
         return Batch(self.raws[i], None if self.values is None else self.values[i])
-
-
-class _LazyRecords(Sequence[KafkaRecord]):
-    """``ctx.records``: record metadata built only for the records a handler looks at."""
-
-    def __init__(self, batch: Batch) -> None:
-        self._batch = batch
-
-    def __len__(self) -> int:
-        return len(self._batch.raws)
-
-    @typing.overload
-    def __getitem__(self, i: int) -> KafkaRecord: ...
-
-    @typing.overload
-    def __getitem__(self, i: slice) -> list[KafkaRecord]: ...
-
-    def __getitem__(self, i: int | slice) -> KafkaRecord | list[KafkaRecord]:
-        values = self._batch.values
-        if isinstance(i, slice):
-            indices = range(*i.indices(len(self)))
-            return [record_of(self._batch.raws[k], values[k] if values else None) for k in indices]
-        return record_of(self._batch.raws[i], values[i] if values else None)
-
-    def __iter__(self) -> Iterator[KafkaRecord]:
-        return (self[k] for k in range(len(self)))
 
 
 class Partition:
@@ -420,7 +392,10 @@ class StreamPolicy:
             records = None
         else:
             event = items.values
-            records = _LazyRecords(items)
+            raws, values = items.raws, items.values
+            records = LazyList(
+                len(raws), lambda k: record_of(raws[k], values[k] if values else None)
+            )
         outcome = await invoker.invoke_value(
             self.state,
             event,
