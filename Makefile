@@ -13,7 +13,17 @@ $(STAMP): pyproject.toml requirements/test-broker.txt
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/test-broker.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+IAM_REFERENCE := tests/iam_reference
+IAM_STAMP := $(IAM_REFERENCE)/node_modules/.installed-stamp
+
+# The independent IAM evaluator of the differential policy test (test-only, pinned by hash).
+$(IAM_STAMP): $(IAM_REFERENCE)/package-lock.json
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm) || \
+	  echo "npm is not installed and could not be: the differential policy test will be skipped"
+	command -v npm >/dev/null && npm ci --prefix $(IAM_REFERENCE) --no-audit --no-fund --silent && \
+	  touch $(IAM_STAMP) || true
+
+install: $(STAMP) $(IAM_STAMP)
 
 ## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
 run: $(STAMP)
@@ -29,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict eventrouter benchmarks
 
-unit: $(STAMP)
+unit: $(STAMP) $(IAM_STAMP)
 	$(PY) -m pytest -q
 
 BENCH_STAMP := $(VENV)/.bench-stamp

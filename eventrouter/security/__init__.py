@@ -1,0 +1,1 @@
+"""Permissions: policy documents and their evaluation, request signing, credentials."""
