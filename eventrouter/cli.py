@@ -44,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_GRACE,
         help="seconds in-flight work may take to finish at shutdown (default 30)",
     )
+    run.add_argument(
+        "--enforce-permissions",
+        action="store_true",
+        help="check callers against resource policies and functions against their roles",
+    )
+    run.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="access keys and API keys of HTTP callers (default: $EVENTROUTER_CREDENTIALS)",
+    )
     common(run)
 
     invoke = sub.add_parser("invoke", help="invoke a function once")
@@ -92,6 +102,10 @@ def _loop_options() -> dict[str, Any]:
 
 
 async def _serve(router: Router, args: argparse.Namespace) -> int:
+    if args.enforce_permissions:
+        router.enforce_permissions = True
+    if args.credentials:
+        router.credentials = args.credentials
     engine = Engine(router, state_dir=args.state_dir, http=args.http, grace=args.grace)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         await engine.start()

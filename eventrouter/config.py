@@ -56,6 +56,12 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     on_success: Any = None
     on_failure: Any = None
     init: Callable[[], Any] | None = None
+    #: The execution role: an IAM policy document (dict, JSON text or file path) governing
+    #: what the function may do when permissions are enforced.
+    role: Any = None
+    #: The function's resource policy document (who may invoke it), and/or ``Permission``\s.
+    resource_policy: Any = None
+    permissions: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
@@ -100,6 +106,7 @@ def build_settings(settings: dict[str, Any]) -> FunctionSettings:
         raise ConfigError(
             f"unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}"
         )
-    if isinstance(settings.get("retry_delays"), list):
-        settings = {**settings, "retry_delays": tuple(settings["retry_delays"])}
+    for name in ("retry_delays", "permissions"):
+        if isinstance(settings.get(name), list):
+            settings = {**settings, name: tuple(settings[name])}
     return FunctionSettings(**settings)

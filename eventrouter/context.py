@@ -105,7 +105,12 @@ class Context:
         return self._log
 
     async def invoke(self, function_name: str, payload: Any = None) -> Any:
-        """Invoke another function synchronously and return its result."""
+        """Invoke another function synchronously and return its result.
+
+        When permissions are enforced, the function's role (or the target's resource policy)
+        must allow ``lambda:InvokeFunction`` on the target: else ``AccessDenied``.
+        """
+        self._engine.guard.check_invoke_from(self._spec, function_name)
         return await self._engine.invoke(function_name, payload)
 
     async def send(self, destination: Any, payload: Any) -> None:
@@ -114,10 +119,11 @@ class Context:
         >>> await ctx.send(to_kafka("clicks-enriched"), {"id": 1})
         """
         data = payload if isinstance(payload, bytes) else msgspec.json.encode(payload)
-        await destination.send(self._engine, data, self.aws_request_id)
+        await self._engine.deliver(self._spec, destination, data, self.aws_request_id)
 
     async def invoke_async(self, function_name: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation of another function; returns its request id."""
+        self._engine.guard.check_invoke_from(self._spec, function_name)
         return await self._engine.invoke_async(function_name, payload)
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@
     │   ├── InvalidRequestContent(ValueError) the payload is not JSON
     │   ├── PayloadTooLarge(ValueError)     RequestTooLargeException
     │   ├── Throttled                       TooManyRequestsException (with a reason)
+    │   ├── AccessDenied                    AccessDeniedException (a policy refused it)
     │   └── FunctionError                   the handler failed; carries the Lambda error body
     │       └── FunctionTimeout(TimeoutError)  Sandbox.Timedout
     ├── SourceError                      a source could not receive or acknowledge
@@ -70,6 +71,12 @@ class Throttled(InvokeError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class AccessDenied(InvokeError):
+    """A policy refused the request: a caller's invocation, or a function's action."""
+
+    error_type = "AccessDeniedException"
 
 
 class FunctionError(InvokeError):

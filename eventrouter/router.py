@@ -13,6 +13,8 @@ import msgspec
 
 from eventrouter.config import FunctionSettings, build_settings, check_int
 from eventrouter.errors import ConfigError, FunctionNotFound
+from eventrouter.security.guard import Permission, execution_role, resource_policy
+from eventrouter.security.policy import Policy
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka
 from eventrouter.sources.queue import Queue
@@ -49,6 +51,10 @@ class FunctionSpec:
     init: Callable[[], Any] | None = None
     #: Seconds spent importing the handler's module, when the loader measured it.
     import_duration: float = 0.0
+    #: Who may invoke the function (``None``: nobody, when permissions are enforced).
+    resource_policy: Policy | None = None
+    #: What the function may do (``None``: nothing, when permissions are enforced).
+    role: Policy | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +171,8 @@ def build_spec(
         http_raw=isinstance(source, Http) and (tp is HttpEvent or handler_form(tp)[0] == "raw"),
         return_type=return_type,
         init=settings.init,
+        resource_policy=resource_policy(name, settings.resource_policy, settings.permissions),
+        role=execution_role(name, settings.role),
     )
 
 
@@ -177,7 +185,10 @@ class Router:
 
     ``state_dir`` holds the embedded durable queue (default ``.eventrouter``);
     ``max_concurrency`` caps the invocations in flight across every function; ``debug``
-    adds stack traces to the error responses of HTTP routes.
+    adds stack traces to the error responses of HTTP routes. ``enforce_permissions`` checks
+    every caller against the functions' resource policies and every action of a function
+    against its role; ``credentials`` (a file path) holds the access keys and API keys of
+    the callers (default: ``EVENTROUTER_CREDENTIALS`` and the environment).
     """
 
     def __init__(
@@ -188,6 +199,8 @@ class Router:
         max_concurrency: int = 1000,
         debug: bool = False,
         async_queue: Sqs | None = None,
+        enforce_permissions: bool = False,
+        credentials: Any = None,
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
@@ -201,6 +214,8 @@ class Router:
         #: default, the embedded SQLite queue in ``state_dir``.
         self.async_queue = async_queue
         self.functions: dict[str, FunctionSpec] = {}
+        self.enforce_permissions = enforce_permissions
+        self.credentials = credentials
 
     def __repr__(self) -> str:
         return f"Router({self.name!r}, functions={sorted(self.functions)})"
@@ -281,6 +296,37 @@ class Router:
             return hook
 
         return register
+
+    def add_permission(
+        self,
+        function_name: str,
+        principal: str,
+        *,
+        action: str = "lambda:InvokeFunction",
+        source_arn: str | None = None,
+        source_account: str | None = None,
+        sid: str | None = None,
+    ) -> None:
+        """Let ``principal`` invoke ``function_name``, as Lambda's ``AddPermission``.
+
+        >>> router.add_permission("charge", principal="billing")
+        >>> router.add_permission("charge", "sqs.amazonaws.com", source_arn=queue_arn)
+        >>> router.add_permission("hello", "*", action="lambda:InvokeFunctionUrl")
+        """
+        spec = self.function(function_name)
+        permission = Permission(
+            principal=principal,
+            action=action,
+            source_arn=source_arn,
+            source_account=source_account,
+            sid=sid,
+        )
+        added = resource_policy(function_name, None, [permission])
+        assert added is not None
+        if spec.resource_policy is None:
+            spec.resource_policy = added
+        else:
+            spec.resource_policy = spec.resource_policy.extended(added.statements)
 
     def function(self, name: str) -> FunctionSpec:
         """The registered function ``name``; ``FunctionNotFound`` if there is none."""

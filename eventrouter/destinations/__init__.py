@@ -33,6 +33,10 @@ class Destination(Protocol):
 
     def describe(self) -> str: ...
 
+    def permission(self, key: str) -> tuple[str, str]:
+        """The action and resource ARN a role must allow for the record of event ``key``."""
+        ...
+
     def check(self, engine: Engine) -> None:
         """Raise ``ConfigError`` at start-up if the destination cannot work."""
 

@@ -13,6 +13,7 @@ import msgspec
 
 from eventrouter._optional import require
 from eventrouter.errors import ConfigError, DestinationError
+from eventrouter.events import ACCOUNT, REGION
 
 if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
@@ -31,11 +32,28 @@ class _Aws(msgspec.Struct, frozen=True, kw_only=True):
         return await engine.aws_client(service, self.region, self.endpoint_url)
 
 
+def sqs_arn(queue: str, region: str | None = None) -> str:
+    """The ARN of an SQS queue given by name or URL (``https://sqs.REGION.../ACCOUNT/NAME``);
+    a name alone is taken to be in the router's account."""
+    if queue.startswith(("https://", "http://")):
+        host, _, path = queue.split("://", 1)[1].partition("/")
+        parts = path.strip("/").split("/")
+        account, name = (parts[-2], parts[-1]) if len(parts) >= 2 else (ACCOUNT, parts[-1])
+        labels = host.split(".")
+        if region is None and len(labels) > 2 and labels[0] == "sqs":
+            region = labels[1]
+        return f"arn:aws:sqs:{region or REGION}:{account}:{name}"
+    return f"arn:aws:sqs:{region or REGION}:{ACCOUNT}:{queue}"
+
+
 class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
     queue: str
 
     def describe(self) -> str:
         return f"sqs:{self.queue}"
+
+    def permission(self, key: str) -> tuple[str, str]:
+        return "sqs:SendMessage", sqs_arn(self.queue, self.region)
 
     async def send(self, engine: Engine, record: bytes, key: str) -> None:
         sqs = await self.client(engine, "sqs")
@@ -63,6 +81,9 @@ class ToSns(_Aws, frozen=True, kw_only=True):
     def describe(self) -> str:
         return f"sns:{self.topic_arn}"
 
+    def permission(self, key: str) -> tuple[str, str]:
+        return "sns:Publish", self.topic_arn
+
     async def send(self, engine: Engine, record: bytes, key: str) -> None:
         sns = await self.client(engine, "sns")
         await sns.publish(TopicArn=self.topic_arn, Message=record.decode())
@@ -75,6 +96,14 @@ class ToEventBridge(_Aws, frozen=True, kw_only=True):
 
     def describe(self) -> str:
         return f"eventbridge:{self.bus}"
+
+    def permission(self, key: str) -> tuple[str, str]:
+        if self.bus.startswith("arn:"):
+            return "events:PutEvents", self.bus
+        return (
+            "events:PutEvents",
+            f"arn:aws:events:{self.region or REGION}:{ACCOUNT}:event-bus/{self.bus}",
+        )
 
     async def send(self, engine: Engine, record: bytes, key: str) -> None:
         events = await self.client(engine, "events")
@@ -100,13 +129,18 @@ class ToS3(_Aws, frozen=True, kw_only=True):
     def describe(self) -> str:
         return f"s3:{self.bucket}/{self.prefix}"
 
+    def object_key(self, key: str) -> str:
+        # The object key comes from the request id only, never from payload data.
+        return f"{self.prefix}{_UNSAFE_KEY.sub('_', key)[:200] or 'record'}.json"
+
+    def permission(self, key: str) -> tuple[str, str]:
+        return "s3:PutObject", f"arn:aws:s3:::{self.bucket}/{self.object_key(key)}"
+
     async def send(self, engine: Engine, record: bytes, key: str) -> None:
         s3 = await self.client(engine, "s3")
-        # The object key comes from the request id only, never from payload data.
-        name = _UNSAFE_KEY.sub("_", key)[:200] or "record"
         await s3.put_object(
             Bucket=self.bucket,
-            Key=f"{self.prefix}{name}.json",
+            Key=self.object_key(key),
             Body=record,
             ContentType="application/json",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -24,6 +25,12 @@ class ToDirectory(msgspec.Struct, frozen=True):
     def describe(self) -> str:
         return f"directory:{self.path}"
 
+    def permission(self, key: str) -> tuple[str, str]:
+        from eventrouter.events import ACCOUNT, REGION
+
+        folder = os.path.abspath(self.path).lstrip("/")
+        return "eventrouter:WriteFile", f"arn:aws:eventrouter:{REGION}:{ACCOUNT}:directory/{folder}"
+
     def check(self, engine: Engine) -> None:
         try:
             Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -40,7 +47,11 @@ class ToDirectory(msgspec.Struct, frozen=True):
         folder = Path(self.path)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
+        # O_NOFOLLOW | O_EXCL: a link planted at the temporary name cannot redirect the write.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
             f.write(record)
         os.replace(tmp, folder / f"{name}.json")
 

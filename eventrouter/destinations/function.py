@@ -18,6 +18,11 @@ class ToFunction(msgspec.Struct, frozen=True):
     def describe(self) -> str:
         return f"function:{self.name}"
 
+    def permission(self, key: str) -> tuple[str, str]:
+        from eventrouter.events import function_arn
+
+        return "lambda:InvokeFunction", function_arn(self.name)
+
     def check(self, engine: Engine) -> None:
         if self.name not in engine.router.functions:
             raise ConfigError(

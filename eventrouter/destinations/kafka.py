@@ -22,6 +22,11 @@ class ToKafka(msgspec.Struct, frozen=True):
     def describe(self) -> str:
         return f"kafka:{self.topic}"
 
+    def permission(self, key: str) -> tuple[str, str]:
+        from eventrouter.security.guard import kafka_topic_arn
+
+        return "kafka:Produce", kafka_topic_arn(self.topic)
+
     def servers(self) -> str:
         servers = self.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not servers:

@@ -22,6 +22,11 @@ class ToQueue(msgspec.Struct, frozen=True):
     def describe(self) -> str:
         return f"queue:{self.name}"
 
+    def permission(self, key: str) -> tuple[str, str]:
+        from eventrouter.security.guard import queue_arn
+
+        return "eventrouter:SendMessage", queue_arn(self.name)
+
     def check(self, engine: Engine) -> None:
         pass
 

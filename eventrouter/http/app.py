@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
+import structlog
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.events import HttpEvent, new_request_id
@@ -31,6 +32,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+log = structlog.get_logger("eventrouter.http")
 
 JSON = b"application/json"
 _encoder = msgspec.json.Encoder()
@@ -77,11 +80,12 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class Route:
-    __slots__ = ("name", "state", "template")
+    __slots__ = ("auth", "name", "state", "template")
 
-    def __init__(self, name: str, template: str) -> None:
+    def __init__(self, name: str, template: str, auth: str = "NONE") -> None:
         self.name = name
         self.template = template
+        self.auth = auth
         self.state: FunctionState | None = None
 
 
@@ -97,11 +101,14 @@ class HttpApp:
         self.static: dict[str, dict[str, Route]] = {}
         self.dynamic: list[tuple[re.Pattern[str], str, dict[str, Route]]] = []
         self._openapi: bytes | None = None
+        #: Unknown paths, methods and the OpenAPI document are 403 too when permissions are
+        #: enforced: an unauthenticated caller learns nothing about which routes exist.
+        self.enforce = bool(router.enforce_permissions)
         for spec in router.functions.values():
             if not isinstance(spec.source, Http):
                 continue
             parsed = spec.source.spec
-            route = Route(spec.name, parsed.template)
+            route = Route(spec.name, parsed.template, spec.source.auth)
             if parsed.pattern is None:
                 table = self.static.setdefault(parsed.template, {})
             else:
@@ -182,6 +189,9 @@ class HttpApp:
             route = table.get(method)
             if route is None and method == "HEAD":
                 route = table.get("GET")
+            if route is None and self.enforce:
+                await self._forbidden(send)
+                return
             if route is None:
                 allow = ", ".join(sorted(table))
                 await self._error(
@@ -206,10 +216,15 @@ class HttpApp:
             ready = engine is not None and engine.ready
             body = b'{"status":"ready"}' if ready else b'{"status":"starting"}'
             await respond(send, 200 if ready else 503, body, headers)
+        elif self.enforce:
+            await self._forbidden(send)
         elif path == "/openapi.json":
             await respond(send, 200, self.openapi(), headers)
         else:
             await self._error(send, 404, "NotFound", f"no route for {path}", new_request_id())
+
+    async def _forbidden(self, send: Send) -> None:
+        await self._error(send, 403, "AccessDeniedException", "Forbidden", new_request_id())
 
     def openapi(self) -> bytes:
         if self._openapi is None:
@@ -237,6 +252,9 @@ class HttpApp:
                 f"the body is over {SYNC_PAYLOAD_LIMIT} bytes",
                 request_id,
             )
+            return
+        if self.enforce and not self._authorized(route, scope, body):
+            await self._forbidden(send)
             return
         request = HttpRequest(scope, params, body, route.template)
         spec = state.spec
@@ -272,6 +290,23 @@ class HttpApp:
             state, event, request_id, http=request, raw_result=True
         )
         await self._answer(send, outcome)
+
+    def _authorized(self, route: Route, scope: Scope, body: bytes) -> bool:
+        """Whether the caller of a route may invoke its function (``lambda:InvokeFunctionUrl``)."""
+        from eventrouter.security.guard import INVOKE_URL, AuthFailure
+
+        assert self.engine is not None
+        guard = self.engine.guard
+        try:
+            principal = guard.authenticate(scope, body, route.auth)
+        except AuthFailure as exc:
+            log.info("http caller refused", route=route.template, reason=exc.code)
+            return False
+        context = guard.http_context(scope, principal, route.auth)
+        if guard.may_invoke(route.name, principal, INVOKE_URL, context):
+            return True
+        log.info("http caller refused", route=route.template, principal=principal.arn)
+        return False
 
     async def _answer(self, send: Send, outcome: Outcome) -> None:
         rid = outcome.request_id

@@ -18,6 +18,7 @@ from eventrouter.errors import InvalidRequestContent, PayloadTooLarge
 from eventrouter.events import LATEST, function_arn, new_request_id
 from eventrouter.observability.logging import log_capture
 from eventrouter.runtime.invoker import Status
+from eventrouter.security.guard import INVOKE, AuthFailure
 
 if TYPE_CHECKING:
     from eventrouter.http.app import HttpApp, Receive, Scope, Send
@@ -72,10 +73,6 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     identifier = path[len(PREFIX) : -len(SUFFIX)]
     name, qualifier = function_name(identifier, (query.get("Qualifier") or [None])[0])
     engine = await app._running_engine()
-    if name not in engine.router.functions or qualifier not in (None, LATEST):
-        shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
-        await error(404, "ResourceNotFoundException", f"Function not found: {shown}")
-        return
     headers = {k.lower(): v for k, v in scope["headers"] if k.lower().startswith(b"x-amz-")}
     invocation_type = headers.get(b"x-amz-invocation-type", b"RequestResponse").decode("latin-1")
     if invocation_type not in INVOCATION_TYPES:
@@ -85,9 +82,6 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
             f"X-Amz-Invocation-Type must be one of {', '.join(INVOCATION_TYPES)}",
         )
         return
-    if invocation_type == "DryRun":
-        await respond(send, 204, b"", [(b"x-amzn-requestid", request_id.encode())])
-        return
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
     body = await read_body(receive, limit)
     if body is None:
@@ -96,6 +90,34 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
             "RequestTooLargeException",
             f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
         )
+        return
+    if app.enforce:
+        # Authenticated and authorized before anything tells whether the function exists:
+        # an unknown function and a refused one get the same 403.
+        guard = engine.guard
+        try:
+            principal = guard.authenticate(scope, body, "AWS_IAM")
+        except AuthFailure as exc:
+            await error(403, exc.code, str(exc))
+            return
+        context = guard.http_context(scope, principal)
+        if qualifier not in (None, LATEST) or not guard.may_invoke(
+            name, principal, INVOKE, context
+        ):
+            resource = function_arn(name or "unknown") + (f":{qualifier}" if qualifier else "")
+            await error(
+                403,
+                "AccessDeniedException",
+                f"User: {principal.arn} is not authorized to perform: {INVOKE} on resource: "
+                f"{resource} because no resource-based policy allows the {INVOKE} action",
+            )
+            return
+    elif name not in engine.router.functions or qualifier not in (None, LATEST):
+        shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
+        await error(404, "ResourceNotFoundException", f"Function not found: {shown}")
+        return
+    if invocation_type == "DryRun":
+        await respond(send, 204, b"", [(b"x-amzn-requestid", request_id.encode())])
         return
     payload = body or b"{}"
     if invocation_type == "Event":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import re
 import sys
 import threading
 import time
@@ -104,6 +105,71 @@ def _capture(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     return event_dict
 
 
+#: Field names whose values are secrets wherever they appear (also inside dicts and lists).
+_SECRET_FIELD = re.compile(
+    r"secret|passw|token|signature|authorization|api[-_]?key|credential|private[-_]?key|cookie",
+    re.IGNORECASE,
+)
+#: Secrets inside free text: SigV4 signatures and credential scopes, bearer tokens.
+_SECRET_TEXT = [
+    (re.compile(r"(Signature=)[0-9a-fA-F]{16,}"), r"\1[REDACTED]"),
+    (re.compile(r"(Credential=)[^,\s]+"), r"\1[REDACTED]"),
+    (re.compile(r"(Bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1[REDACTED]"),
+]
+REDACTED = "[REDACTED]"
+#: The router's own secrets (configured keys), replaced wherever they appear in text.
+_known_secrets: re.Pattern[str] | None = None
+
+
+_known_list: list[str] = []
+
+
+def redact_secrets(secrets: list[str]) -> None:
+    """Add ``secrets`` to the strings no log record may contain."""
+    global _known_secrets
+    known = set(_known_list) | {s for s in secrets if s}
+    _known_list[:] = sorted(known, key=len, reverse=True)
+    pattern = "|".join(re.escape(s) for s in _known_list)
+    _known_secrets = re.compile(pattern) if pattern else None
+
+
+def redact_text(text: str) -> str:
+    if _known_secrets is not None:
+        text = _known_secrets.sub(REDACTED, text)
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _scrub(key: Any, value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(key, str) and _SECRET_FIELD.search(key):
+        return REDACTED
+    if depth > 8:
+        return value
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, (bytes, bytearray)):
+        return redact_text(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, dict):
+        return {k: _scrub(k, v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        # [(name, value)] header lists: the name decides.
+        if all(isinstance(i, (list, tuple)) and len(i) == 2 for i in value) and value:
+            return [
+                (n, _scrub(n if isinstance(n, str) else bytes(n).decode("latin-1"), v, depth + 1))
+                for n, v in value
+            ]
+        return [_scrub(key, v, depth + 1) for v in value]
+    return value
+
+
+def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Secrets never reach a log: values of secret-named fields, configured keys, signatures."""
+    return {k: _scrub(k, v) for k, v in event_dict.items()}
+
+
 def _render_json(_: Any, __: str, event_dict: dict[str, Any]) -> bytes:
     return _json_encoder.encode(event_dict)
 
@@ -195,6 +261,8 @@ def report(
         return
     if not _info_enabled:
         return
+    if error_message is not None:
+        error_message = redact_text(error_message)
     line = _json_encoder.encode(
         Report(
             request_id=request_id,
@@ -237,6 +305,8 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _redact,
         _capture,
     ]
     logger_factory: Any
@@ -244,11 +314,7 @@ def configure_logging(
         binary: IO[bytes] | _BytesAdapter = getattr(stream, "buffer", None) or _BytesAdapter(stream)
         _sink = BufferedSink(binary)
         sink = _sink
-        processors = [
-            *shared,
-            structlog.processors.format_exc_info,
-            _render_json,
-        ]
+        processors = [*shared, _render_json]
 
         def logger_factory(*_: Any) -> SinkLogger:
             return SinkLogger(sink)

@@ -24,6 +24,7 @@ import anyio
 import msgspec
 import structlog
 
+from eventrouter.errors import AccessDenied
 from eventrouter.events import Condition, failed_item_ids, invocation_record, new_request_id
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
@@ -410,7 +411,11 @@ class AsyncPolicy:
         self, state: FunctionState, ev: StoredEvent, record: bytes, kind: str, destination: Any
     ) -> None:
         try:
-            await destination.send(self.engine, record, ev.request_id)
+            await self.engine.deliver(state.spec, destination, record, ev.request_id)
+        except AccessDenied as exc:  # retrying cannot help: the policies are fixed at start-up
+            refused(self.engine, state.spec.name, kind, destination, record, exc)
+            self.store.ack(ev)
+            return
         except Exception as exc:  # noqa: BLE001 - any failed delivery is counted and retried
             name = state.spec.name
             self.engine.metrics.add("DestinationDeliveryFailures", name)
@@ -444,3 +449,21 @@ class AsyncPolicy:
             return
         self.engine.notify_delivery(state.spec.name, kind, record)
         self.store.ack(ev)
+
+
+def refused(
+    engine: Engine, function: str, kind: str, destination: Any, record: bytes, exc: AccessDenied
+) -> None:
+    """A delivery the function's role does not allow: counted, logged with the whole record
+    (so that nothing is lost silently), and not retried."""
+    engine.metrics.add("DestinationDeliveryFailures", function)
+    engine.metrics.add("DestinationAccessDenied", function)
+    engine.notify_delivery(function, kind, record, exc)
+    log.error(
+        "destination delivery refused by the function's role, record dropped",
+        function=function,
+        destination=destination.describe(),
+        kind=kind,
+        error=str(exc),
+        record=record.decode(errors="replace"),
+    )

@@ -84,6 +84,10 @@ class Engine:
             [(name, spec.settings.reserved_concurrency) for name, spec in router.functions.items()],
         )
         self.invoker = Invoker(self, self.slots, self.metrics, thread_workers)
+        from eventrouter.security.guard import Guard
+
+        #: The permission checks (``router.enforce_permissions``).
+        self.guard = Guard(router)
         self.policy = AsyncPolicy(self)
         self.delivery_listeners: list[DeliveryListener] = []
         self._http_address = http
@@ -115,6 +119,7 @@ class Engine:
             for destination in (spec.settings.on_success, spec.settings.on_failure):
                 if destination is not None:
                     destination.check(self)
+        self.guard.check_startup()
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
         self._task_group = anyio.create_task_group()
@@ -145,6 +150,7 @@ class Engine:
             state_dir=self.state_dir,
             consuming=self.consume,
             max_concurrency=self.router.max_concurrency,
+            permissions="enforced" if self.guard.enforce else "not enforced",
         )
 
     async def shutdown(self, grace: float = DEFAULT_GRACE) -> None:
@@ -313,6 +319,12 @@ class Engine:
         request_id = new_request_id()
         await self.store.enqueue(function_queue(name), request_id, data)
         return request_id
+
+    async def deliver(self, spec: Any, destination: Any, record: bytes, key: str) -> None:
+        """Send ``record`` to ``destination`` for function ``spec``, as its role allows
+        (``AccessDenied`` if it does not, when permissions are enforced)."""
+        self.guard.check_send(spec, destination, key)
+        await destination.send(self, record, key)
 
     def notify_delivery(
         self, function: str, kind: str, record: bytes, error: BaseException | None = None

@@ -114,6 +114,7 @@ class SqsPolicy:
         self.region = (
             self.arn.split(":")[3] if self.arn.count(":") >= 5 else (self.source.region or "")
         )
+        self.engine.guard.check_source(spec, "sqs.amazonaws.com", self.arn)
         visibility = int(attributes.get("VisibilityTimeout", 30))
         if visibility < spec.settings.timeout:
             raise ConfigError(

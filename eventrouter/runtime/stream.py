@@ -26,9 +26,11 @@ import anyio.abc
 import msgspec
 import structlog
 
+from eventrouter.errors import AccessDenied
 from eventrouter.events import LATEST, LazyList, error_body, function_arn, iso_now, new_request_id
 from eventrouter.filters import maybe_json
 from eventrouter.router import pull_decoder
+from eventrouter.runtime.asynchronous import refused
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.invoker import FunctionState, Outcome, Status
 from eventrouter.sources.kafka import Kafka, KafkaAdapter, lambda_event, record_of
@@ -476,9 +478,12 @@ class StreamPolicy:
         deliveries = 0
         while True:  # the checkpoint may not pass these records before their record is out
             try:
-                await destination.send(
-                    self.engine, record, f"{first.topic}-{first.partition}-{first.offset}"
+                await self.engine.deliver(
+                    spec, destination, record, f"{first.topic}-{first.partition}-{first.offset}"
                 )
+            except AccessDenied as exc:
+                refused(self.engine, spec.name, "on_failure", destination, record, exc)
+                return
             except Exception as exc:  # noqa: BLE001 - counted, logged, retried
                 deliveries += 1
                 self.engine.metrics.add("DestinationDeliveryFailures", spec.name)

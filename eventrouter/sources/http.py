@@ -12,6 +12,7 @@ from eventrouter.errors import ConfigError
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Paths the router serves itself.
 RESERVED_PREFIXES = ("/healthz", "/readyz", "/openapi.json", "/2015-03-31/", "/2018-06-01/")
+AUTH_TYPES = ("NONE", "API_KEY", "AWS_IAM")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 
 
@@ -79,12 +80,21 @@ class Http(msgspec.Struct, frozen=True):
     A typed first parameter is decoded from the JSON body; an unannotated, ``dict`` or
     ``HttpEvent`` one gets API Gateway's HTTP API 2.0 event. Path parameters, query and
     headers are on ``ctx.http``.
+
+    ``auth`` (checked when the router enforces permissions): ``"NONE"`` (anyone, if the
+    function's resource policy allows the public principal ``"*"``), ``"API_KEY"`` (an
+    ``X-API-Key`` header holding a configured key), ``"AWS_IAM"`` (a SigV4-signed request).
     """
 
     route: str
+    auth: str = "NONE"
 
     def __post_init__(self) -> None:
         parse_route(self.route)
+        if self.auth not in AUTH_TYPES:
+            raise ConfigError(
+                f"Http({self.route!r}): auth={self.auth!r} must be one of {', '.join(AUTH_TYPES)}"
+            )
 
     @property
     def spec(self) -> RouteSpec:

@@ -23,6 +23,7 @@ import fcntl
 import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -134,7 +135,10 @@ class EventStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.state_dir)
+        # The database is created 0600 before SQLite opens it: SQLite gives its -wal and
+        # -shm files the same mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         if self.consumer:
             self._take_consumer_lock()
         self._loop = asyncio.get_running_loop()
@@ -389,3 +393,17 @@ def _settle(items: list[_Settled]) -> None:
 
 def _now() -> float:
     return time.time()
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` with mode 0700 (it holds events, which may carry personal data); a
+    folder that already exists and is open to others is left as it is, with a warning."""
+    try:
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)  # whatever the umask
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning(
+                "state_dir is open to other users: chmod 700 it", path=str(path), mode=oct(mode)
+            )

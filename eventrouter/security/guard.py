@@ -1,0 +1,335 @@
+"""Enforcing permissions: who may invoke a function, and what a function may do.
+
+The engine owns one :class:`Guard`. With ``Router(enforce_permissions=True)`` it decides
+
+- every HTTP request (the Invoke API: SigV4; application routes: their ``auth``) against
+  the function's resource policy (``lambda:InvokeFunction``; routes ``lambda:InvokeFunctionUrl``);
+- every pull source (Kafka, SQS, embedded queue) at start-up, as a service principal with
+  ``aws:SourceArn``;
+- every action of a function (``ctx.invoke``, ``ctx.send``, destinations) against its
+  execution role, and for invocations the target's resource policy too.
+
+Without enforcement nothing is checked, and the start-up log says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from eventrouter.errors import AccessDenied, ConfigError
+from eventrouter.events import ACCOUNT, REGION, function_arn
+from eventrouter.security.credentials import Credentials
+from eventrouter.security.policy import (
+    ANONYMOUS,
+    Decision,
+    Policy,
+    Principal,
+    Request,
+    decide,
+    may_allow,
+)
+from eventrouter.security.sigv4 import SignatureError, verify
+
+if TYPE_CHECKING:
+    from eventrouter.router import FunctionSpec, Router
+
+log = structlog.get_logger("eventrouter")
+
+INVOKE = "lambda:InvokeFunction"
+INVOKE_URL = "lambda:InvokeFunctionUrl"
+#: The service principal of an embedded ``Queue`` source.
+QUEUE_SERVICE = "queue.eventrouter.local"
+
+
+class Permission(msgspec.Struct, frozen=True, kw_only=True):
+    """One statement of a function's resource policy, as Lambda's ``AddPermission`` makes it.
+
+    ``principal``: ``"*"`` (anyone, for ``auth="NONE"`` routes), a user name or IAM ARN, an
+    account id, or a service (``"sqs.amazonaws.com"``, ``"kafka.amazonaws.com"``...).
+    """
+
+    principal: str
+    action: str = INVOKE
+    source_arn: str | None = None
+    source_account: str | None = None
+    sid: str | None = None
+
+    def statement(self, function: str) -> dict[str, Any]:
+        principal: Any
+        who = self.principal
+        if who == "*":
+            principal = "*"
+        elif who.isdigit() and len(who) == 12:
+            principal = {"AWS": f"arn:aws:iam::{who}:root"}
+        elif who.startswith("arn:"):
+            principal = {"AWS": who}
+        elif "." in who:
+            principal = {"Service": who}
+        else:
+            principal = {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{who}"}
+        statement: dict[str, Any] = {
+            "Effect": "Allow",
+            "Principal": principal,
+            "Action": self.action,
+            "Resource": function_arn(function),
+        }
+        if self.sid:
+            statement["Sid"] = self.sid
+        condition: dict[str, Any] = {}
+        if self.source_arn:
+            condition["ArnLike"] = {"AWS:SourceArn": self.source_arn}
+        if self.source_account:
+            condition["StringEquals"] = {"AWS:SourceAccount": self.source_account}
+        if condition:
+            statement["Condition"] = condition
+        return statement
+
+
+def resource_policy(
+    function: str, document: Any, permissions: Iterable[Permission]
+) -> Policy | None:
+    """A function's resource policy: its document (if any) and its permissions."""
+    statements = []
+    for i, permission in enumerate(permissions):
+        if not isinstance(permission, Permission):
+            raise ConfigError(
+                f"function {function!r}: permissions[{i}]={permission!r} must be Permission(...)"
+            )
+        statements.append(permission.statement(function))
+    base = None
+    if document is not None:
+        base = Policy.load(
+            document, resource_policy=True, origin=_origin(document, f"{function}.resource_policy")
+        )
+    if not statements:
+        return base
+    extra = Policy.load(
+        {"Version": "2012-10-17", "Statement": statements},
+        resource_policy=True,
+        origin=f"{function}.permissions",
+    )
+    return extra if base is None else base.extended(extra.statements)
+
+
+def execution_role(function: str, document: Any) -> Policy | None:
+    if document is None:
+        return None
+    return Policy.load(document, origin=_origin(document, f"{function}.role"))
+
+
+def _origin(document: Any, default: str) -> str:
+    return str(document) if isinstance(document, str) and "{" not in document else default
+
+
+def role_principal(function: str) -> Principal:
+    """The principal a function acts as: its execution role."""
+    return Principal("AWS", f"arn:aws:iam::{ACCOUNT}:role/{function}", ACCOUNT)
+
+
+def now_context() -> dict[str, str]:
+    now = time.time()
+    return {
+        "aws:CurrentTime": datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now)),
+    }
+
+
+def principal_context(principal: Principal) -> dict[str, str]:
+    if principal.kind == "Anonymous":
+        return {"aws:PrincipalType": "Anonymous"}
+    if principal.kind == "Service":
+        return {"aws:PrincipalServiceName": principal.id}
+    context = {"aws:PrincipalArn": principal.id, "aws:PrincipalType": "User"}
+    if principal.account:
+        context["aws:PrincipalAccount"] = principal.account
+    resource = principal.id.split(":", 5)[-1]
+    if resource.startswith("user/"):
+        context["aws:username"] = resource.rsplit("/", 1)[-1]
+    elif resource.startswith("role/"):
+        context["aws:PrincipalType"] = "AssumedRole"
+    return context
+
+
+class AuthFailure(Exception):
+    """An HTTP caller that could not be authenticated; ``code`` is AWS's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Guard:
+    """The permission checks of one engine (see the module's documentation)."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.enforce = bool(router.enforce_permissions)
+        self.credentials = Credentials.load(router.credentials) if self.enforce else Credentials()
+        from eventrouter.observability.logging import redact_secrets
+
+        redact_secrets(self.credentials.secret_values())
+
+    # -- callers over HTTP -------------------------------------------------------------------
+
+    def authenticate(self, scope: Mapping[str, Any], body: bytes, auth: str) -> Principal:
+        """The principal of an HTTP request under ``auth``, or :class:`AuthFailure`."""
+        if auth == "NONE":
+            return ANONYMOUS
+        headers = scope["headers"]
+        if auth == "API_KEY":
+            for name, value in headers:
+                if name.lower() == b"x-api-key":
+                    principal = self.credentials.api_keys.get(value.decode("latin-1"))
+                    if principal is not None:
+                        return principal
+            raise AuthFailure("AccessDeniedException", "Forbidden")
+        try:
+            signed = verify(
+                method=scope["method"],
+                raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+                query=scope["query_string"].decode("latin-1"),
+                headers=headers,
+                body=body,
+                secret_for=self.credentials.secrets,
+            )
+        except SignatureError as exc:
+            raise AuthFailure(exc.code, str(exc)) from None
+        return self.credentials.principals[signed.access_key]
+
+    def http_context(
+        self, scope: Mapping[str, Any], principal: Principal, auth: str | None = None
+    ) -> dict[str, str]:
+        context = {**now_context(), **principal_context(principal)}
+        client = scope.get("client")
+        if client:
+            context["aws:SourceIp"] = str(client[0])
+        context["aws:SecureTransport"] = "true" if scope.get("scheme") == "https" else "false"
+        if auth is not None:
+            context["lambda:FunctionUrlAuthType"] = auth
+        return context
+
+    def may_invoke(
+        self, name: str, principal: Principal, action: str, context: Mapping[str, str]
+    ) -> bool:
+        """Whether ``principal`` may invoke function ``name`` (``False`` if there is none)."""
+        spec = self.router.functions.get(name)
+        if spec is None:
+            return False
+        request = Request(action, function_arn(name), principal, context)
+        return decide(request, spec.resource_policy) is Decision.ALLOW
+
+    # -- what a function does ----------------------------------------------------------------
+
+    def check_invoke_from(self, spec: FunctionSpec, target: str) -> None:
+        """Raise :class:`AccessDenied` unless function ``spec`` may invoke ``target``."""
+        if not self.enforce:
+            return
+        principal = role_principal(spec.name)
+        request = Request(
+            INVOKE,
+            function_arn(target),
+            principal,
+            {**now_context(), **principal_context(principal)},
+        )
+        other = self.router.functions.get(target)
+        decision = decide(request, spec.role, other.resource_policy if other else None)
+        if decision is not Decision.ALLOW:
+            raise AccessDenied(_denied(principal, INVOKE, request.resource, decision))
+
+    def check_send(self, spec: FunctionSpec, destination: Any, key: str) -> None:
+        """Raise :class:`AccessDenied` unless function ``spec`` may send to ``destination``."""
+        if not self.enforce:
+            return
+        from eventrouter.destinations.function import ToFunction
+
+        if isinstance(destination, ToFunction):
+            self.check_invoke_from(spec, destination.name)
+            return
+        action, resource = destination.permission(key)
+        principal = role_principal(spec.name)
+        request = Request(
+            action, resource, principal, {**now_context(), **principal_context(principal)}
+        )
+        decision = decide(request, spec.role)
+        if decision is not Decision.ALLOW:
+            raise AccessDenied(_denied(principal, action, resource, decision))
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    def check_source(self, spec: FunctionSpec, service: str, source_arn: str) -> None:
+        """Raise ``ConfigError`` unless the function's resource policy lets its source invoke it."""
+        if not self.enforce:
+            return
+        principal = Principal("Service", service)
+        context = {**now_context(), "aws:SourceArn": source_arn, "aws:SourceAccount": ACCOUNT}
+        request = Request(INVOKE, function_arn(spec.name), principal, context)
+        if decide(request, spec.resource_policy) is not Decision.ALLOW:
+            raise ConfigError(
+                f"function {spec.name!r}: its resource policy does not let its source invoke it "
+                f"(principal {service}, aws:SourceArn {source_arn}); add "
+                f"router.add_permission({spec.name!r}, principal={service!r}, "
+                f"source_arn={source_arn!r})"
+            )
+
+    def check_startup(self) -> None:
+        """The checks that can be made before any event: destinations and push sources."""
+        from eventrouter.destinations.function import ToFunction
+        from eventrouter.sources.kafka import Kafka
+        from eventrouter.sources.queue import Queue
+
+        if not self.enforce:
+            routes = [
+                s.name
+                for s in self.router.functions.values()
+                if getattr(s.source, "auth", "NONE") != "NONE"
+            ]
+            log.warning(
+                "permissions are not enforced: any caller may invoke any function "
+                "(Router(enforce_permissions=True) or --enforce-permissions to enforce them)",
+                unchecked_auth_routes=routes or None,
+            )
+            return
+        for spec in self.router.functions.values():
+            source = spec.source
+            if isinstance(source, Queue):
+                self.check_source(spec, QUEUE_SERVICE, queue_arn(source.name))
+            elif isinstance(source, Kafka):
+                for topic in source.topics:
+                    self.check_source(spec, "kafka.amazonaws.com", kafka_topic_arn(topic))
+            principal = role_principal(spec.name)
+            for field in ("on_success", "on_failure"):
+                destination = getattr(spec.settings, field)
+                if destination is None:
+                    continue
+                if isinstance(destination, ToFunction):
+                    target = self.router.functions.get(destination.name)
+                    policies = (spec.role, target.resource_policy if target else None)
+                    action, resource = INVOKE, function_arn(destination.name)
+                else:
+                    action, resource = destination.permission("example")
+                    policies = (spec.role, None)
+                if not may_allow(Request(action, resource, principal), *policies):
+                    raise ConfigError(
+                        f"function {spec.name!r}: {field}={destination.describe()} is not "
+                        f"allowed: its role ({principal.id}) does not allow {action} on {resource}"
+                    )
+
+
+def _denied(principal: Principal, action: str, resource: str, decision: Decision) -> str:
+    why = "an explicit deny" if decision is Decision.DENY else "no policy allows it"
+    return f"{principal.id} is not authorized to perform: {action} on resource: {resource} ({why})"
+
+
+def queue_arn(name: str) -> str:
+    """The ARN of an embedded queue (a policy's resource / ``aws:SourceArn``)."""
+    return f"arn:aws:eventrouter:{REGION}:{ACCOUNT}:queue/{name}"
+
+
+def kafka_topic_arn(topic: str) -> str:
+    return f"arn:aws:kafka:{REGION}:{ACCOUNT}:topic/{topic}"
