@@ -18,6 +18,7 @@ from eventrouter.destinations import (
     to_sqs,
 )
 from eventrouter.errors import (
+    AccessDenied,
     ConfigError,
     DestinationError,
     EventRouterError,
@@ -35,11 +36,13 @@ from eventrouter.events import HttpEvent
 from eventrouter.http import HttpRequest, Response
 from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
+from eventrouter.security.guard import Permission
 from eventrouter.sources import Http, Kafka, KafkaRecord, Queue, Sqs, SqsMessage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDenied",
     "ConfigError",
     "Context",
     "DestinationError",
@@ -56,6 +59,7 @@ __all__ = [
     "Kafka",
     "KafkaRecord",
     "PayloadTooLarge",
+    "Permission",
     "Queue",
     "Response",
     "Router",

@@ -1,6 +1,8 @@
 import eventrouter
 
 EXPECTED = {
+    "AccessDenied",
+    "Permission",
     "ConfigError",
     "Context",
     "DestinationError",
