@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
-from eventrouter import Queue, Router, to_directory, to_queue
+from eventrouter import Kafka, Queue, Router, Sqs, to_directory, to_queue, to_sqs
 from eventrouter.errors import AccessDenied, ConfigError
 from eventrouter.security.guard import QUEUE_SERVICE, queue_arn
 from eventrouter.testing import TestRouter, run_router
@@ -388,3 +388,77 @@ async def test_default_router_says_permissions_are_not_enforced(
         await anyio.lowlevel.checkpoint()
     events = [r["event"] for r in log_records()]
     assert any(e.startswith("permissions are not enforced") for e in events)
+
+
+# -- real sources and destinations -----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_sqs_source_and_destination_under_a_role(moto: str, tmp_path: Path) -> None:
+    sqs = boto3.client("sqs", endpoint_url=moto, region_name="us-east-1")
+    names = [f"perm-{os.getpid()}-{i}" for i in range(3)]
+    urls = [
+        sqs.create_queue(QueueName=n, Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+        for n in names
+    ]
+    source_arn = sqs.get_queue_attributes(QueueUrl=urls[0], AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    handled = anyio.Event()
+
+    def build(permission: bool, dead_letters: str) -> Router:
+        router = Router("sqs-perm", enforce_permissions=True)
+        role = {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": f"arn:aws:sqs:*:*:{names[1]}",
+                }
+            ]
+        }
+
+        @router.on_event(
+            None, role=role, on_failure=to_sqs(dead_letters, endpoint_url=moto), max_retries=0
+        )
+        async def fail(event: Any) -> None:
+            raise RuntimeError("to the dead letters")
+
+        @router.on_event(Sqs(urls[0], endpoint_url=moto, region="us-east-1"))
+        async def consume(event: dict[str, Any]) -> None:
+            handled.set()
+
+        if permission:
+            router.add_permission("consume", "sqs.amazonaws.com", source_arn=source_arn)
+        return router
+
+    with pytest.raises(ConfigError, match="does not let its source invoke it") as caught:
+        async with run_router(build(False, urls[1]), state_dir=tmp_path / "a"):
+            pass
+    assert source_arn in str(caught.value)
+    with pytest.raises(ConfigError, match=r"is not allowed: its role"):
+        async with run_router(build(True, urls[2]), state_dir=tmp_path / "b"):
+            pass
+    async with run_router(build(True, urls[1]), state_dir=tmp_path / "c") as app:
+        sqs.send_message(QueueUrl=urls[0], MessageBody='{"n": 1}')
+        with anyio.fail_after(30):
+            await handled.wait()
+        await app.invoke_async("fail", {"n": 2})
+        record = await app.next_record("fail", "on_failure")
+        assert record["requestPayload"] == {"n": 2}
+    received = sqs.receive_message(QueueUrl=urls[1], WaitTimeSeconds=1)["Messages"]
+    assert json.loads(received[0]["Body"])["requestPayload"] == {"n": 2}
+
+
+def test_kafka_source_needs_a_permission(kafka: str, tmp_path: Path) -> None:
+    router = Router("kafka-perm", enforce_permissions=True)
+
+    @router.on_event(Kafka("orders-perm", bootstrap_servers=kafka, group="perm"))
+    async def consume(event: Any) -> None: ...
+
+    with (
+        pytest.raises(ConfigError, match=r"principal kafka\.amazonaws\.com") as caught,
+        TestRouter(router, state_dir=tmp_path),
+    ):
+        pass
+    assert "arn:aws:kafka:" in str(caught.value) and "topic/orders-perm" in str(caught.value)
