@@ -156,13 +156,17 @@ def _scrub(key: Any, value: Any, depth: int = 0) -> Any:
         return {k: _scrub(k, v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         # [(name, value)] header lists: the name decides.
-        if all(isinstance(i, (list, tuple)) and len(i) == 2 for i in value) and value:
-            return [
-                (n, _scrub(n if isinstance(n, str) else bytes(n).decode("latin-1"), v, depth + 1))
-                for n, v in value
-            ]
+        if value and all(
+            isinstance(i, (list, tuple)) and len(i) == 2 and isinstance(i[0], (str, bytes))
+            for i in value
+        ):
+            return [(n, _scrub(_text(n), v, depth + 1)) for n, v in value]
         return [_scrub(key, v, depth + 1) for v in value]
     return value
+
+
+def _text(name: str | bytes) -> str:
+    return name if isinstance(name, str) else name.decode("latin-1")
 
 
 def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class Engine:
             for destination in (spec.settings.on_success, spec.settings.on_failure):
                 if destination is not None:
                     destination.check(self)
-        self.guard.check_startup()
+        self.guard.check_startup(announce=self.consume or self._http_address is not None)
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
         self._task_group = anyio.create_task_group()

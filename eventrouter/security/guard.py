@@ -277,13 +277,17 @@ class Guard:
                 f"source_arn={source_arn!r})"
             )
 
-    def check_startup(self) -> None:
-        """The checks that can be made before any event: destinations and push sources."""
+    def check_startup(self, *, announce: bool = True) -> None:
+        """The checks that can be made before any event: destinations and push sources.
+
+        Without enforcement, ``announce`` says so in the log (a router that serves)."""
         from eventrouter.destinations.function import ToFunction
         from eventrouter.sources.kafka import Kafka
         from eventrouter.sources.queue import Queue
 
         if not self.enforce:
+            if not announce:
+                return
             routes = [
                 s.name
                 for s in self.router.functions.values()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 
 from eventrouter.errors import ConfigError
 from eventrouter.security.credentials import Credentials
@@ -43,3 +47,23 @@ def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         Credentials.load(str(path), {})
+
+
+def test_redaction_of_fields_text_and_header_lists(
+    log_records: Callable[[], list[dict[str, Any]]],
+) -> None:
+    from eventrouter.observability.logging import redact_secrets
+
+    redact_secrets(["configured-key-0123456789"])
+    structlog.get_logger("test").info(
+        "request",
+        headers=[(b"authorization", b"AWS4-HMAC-SHA256 Credential=A/x, Signature=" + b"a" * 64)],
+        nested={"inner": {"X-Api-Key": "abc", "ok": "visible"}},
+        note="the key configured-key-0123456789 leaked",
+        pairs=[(1, 2), (10**9, 3)],
+    )
+    (record,) = [r for r in log_records() if r["event"] == "request"]
+    text = json.dumps(record)
+    assert "configured-key-0123456789" not in text and "a" * 64 not in text and "abc" not in text
+    assert record["nested"]["inner"]["ok"] == "visible"
+    assert record["pairs"] == [[1, 2], [10**9, 3]]
