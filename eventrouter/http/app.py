@@ -296,17 +296,16 @@ class HttpApp:
         from eventrouter.security.guard import INVOKE_URL, AuthFailure
 
         assert self.engine is not None
-        guard = self.engine.guard
         try:
-            principal = guard.authenticate(scope, body, route.auth)
+            principal, allowed = self.engine.guard.authorize_http(
+                scope, body, route.auth, route.name, INVOKE_URL
+            )
         except AuthFailure as exc:
             log.info("http caller refused", route=route.template, reason=exc.code)
             return False
-        context = guard.http_context(scope, principal, route.auth)
-        if guard.may_invoke(route.name, principal, INVOKE_URL, context):
-            return True
-        log.info("http caller refused", route=route.template, principal=principal.arn)
-        return False
+        if not allowed:
+            log.info("http caller refused", route=route.template, principal=principal.id)
+        return allowed
 
     async def _answer(self, send: Send, outcome: Outcome) -> None:
         rid = outcome.request_id

@@ -91,29 +91,25 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
             f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
         )
         return
+    known = name in engine.router.functions and qualifier in (None, LATEST)
+    shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
     if app.enforce:
         # Authenticated and authorized before anything tells whether the function exists:
         # an unknown function and a refused one get the same 403.
-        guard = engine.guard
         try:
-            principal = guard.authenticate(scope, body, "AWS_IAM")
+            principal, allowed = engine.guard.authorize_http(scope, body, "AWS_IAM", name, INVOKE)
         except AuthFailure as exc:
             await error(403, exc.code, str(exc))
             return
-        context = guard.http_context(scope, principal)
-        if qualifier not in (None, LATEST) or not guard.may_invoke(
-            name, principal, INVOKE, context
-        ):
-            resource = function_arn(name or "unknown") + (f":{qualifier}" if qualifier else "")
+        if not (known and allowed):
             await error(
                 403,
                 "AccessDeniedException",
-                f"User: {principal.arn} is not authorized to perform: {INVOKE} on resource: "
-                f"{resource} because no resource-based policy allows the {INVOKE} action",
+                f"User: {principal.id} is not authorized to perform: {INVOKE} on resource: "
+                f"{shown} because no resource-based policy allows the {INVOKE} action",
             )
             return
-    elif name not in engine.router.functions or qualifier not in (None, LATEST):
-        shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
+    elif not known:
         await error(404, "ResourceNotFoundException", f"Function not found: {shown}")
         return
     if invocation_type == "DryRun":

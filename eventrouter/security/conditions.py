@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
@@ -44,15 +45,34 @@ def _ip(value: str) -> Any:
     return ipaddress.ip_network(value, strict=False)
 
 
-def _wild(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    from eventrouter.security.policy import matches
+@lru_cache(maxsize=4096)
+def wildcard(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """``*`` (any run of characters) and ``?`` (one character) as a full-match expression."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
+
+def matches(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    return wildcard(pattern, ignore_case).fullmatch(value) is not None
+
+
+def arn_matches(pattern: str, arn: str) -> bool:
+    """IAM's ARN match: ``"*"``, or each of the six ``:``-separated segments on its own
+    (a wildcard does not reach across a ``:`` between segments; the last one takes the rest)."""
+    if pattern == "*":
+        return True
+    want = pattern.split(":", 5)
+    have = arn.split(":", 5)
+    return len(want) == len(have) == 6 and all(
+        matches(w, h) for w, h in zip(want, have, strict=True)
+    )
+
+
+def _wild(pattern: str, value: str, ignore_case: bool = False) -> bool:
     return matches(pattern, value, ignore_case)
 
 
 def _arn_like(pattern: str, value: str) -> bool:
-    from eventrouter.security.policy import arn_matches
-
     return pattern != "*" and arn_matches(pattern, value)
 
 

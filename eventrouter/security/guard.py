@@ -202,63 +202,69 @@ class Guard:
             raise AuthFailure(exc.code, str(exc)) from None
         return self.credentials.principals[signed.access_key]
 
-    def http_context(
-        self, scope: Mapping[str, Any], principal: Principal, auth: str | None = None
-    ) -> dict[str, str]:
+    def authorize_http(
+        self, scope: Mapping[str, Any], body: bytes, auth: str, function: str, action: str
+    ) -> tuple[Principal, bool]:
+        """The caller of an HTTP request under ``auth`` and whether it may ``action``
+        ``function`` (``False`` for a function that does not exist); :class:`AuthFailure`
+        when the caller cannot be authenticated."""
+        principal = self.authenticate(scope, body, auth)
         context = {**now_context(), **principal_context(principal)}
         client = scope.get("client")
         if client:
             context["aws:SourceIp"] = str(client[0])
         context["aws:SecureTransport"] = "true" if scope.get("scheme") == "https" else "false"
-        if auth is not None:
+        if action == INVOKE_URL:
             context["lambda:FunctionUrlAuthType"] = auth
-        return context
-
-    def may_invoke(
-        self, name: str, principal: Principal, action: str, context: Mapping[str, str]
-    ) -> bool:
-        """Whether ``principal`` may invoke function ``name`` (``False`` if there is none)."""
-        spec = self.router.functions.get(name)
+        spec = self.router.functions.get(function)
         if spec is None:
-            return False
-        request = Request(action, function_arn(name), principal, context)
-        return decide(request, spec.resource_policy) is Decision.ALLOW
+            return principal, False
+        request = Request(action, function_arn(function), principal, context)
+        return principal, decide(request, spec.resource_policy) is Decision.ALLOW
 
     # -- what a function does ----------------------------------------------------------------
 
-    def check_invoke_from(self, spec: FunctionSpec, target: str) -> None:
-        """Raise :class:`AccessDenied` unless function ``spec`` may invoke ``target``."""
-        if not self.enforce:
-            return
-        principal = role_principal(spec.name)
-        request = Request(
-            INVOKE,
-            function_arn(target),
-            principal,
-            {**now_context(), **principal_context(principal)},
-        )
-        other = self.router.functions.get(target)
-        decision = decide(request, spec.role, other.resource_policy if other else None)
-        if decision is not Decision.ALLOW:
-            raise AccessDenied(_denied(principal, INVOKE, request.resource, decision))
-
-    def check_send(self, spec: FunctionSpec, destination: Any, key: str) -> None:
-        """Raise :class:`AccessDenied` unless function ``spec`` may send to ``destination``."""
-        if not self.enforce:
-            return
-        from eventrouter.destinations.function import ToFunction
-
-        if isinstance(destination, ToFunction):
-            self.check_invoke_from(spec, destination.name)
-            return
-        action, resource = destination.permission(key)
+    def _as_role(
+        self, spec: FunctionSpec, action: str, resource: str, target: str | None = None
+    ) -> tuple[Request, tuple[Policy | None, Policy | None]]:
+        """The request of function ``spec`` acting as its role, and the policies that decide
+        it: the role, and for an invocation the target function's resource policy."""
         principal = role_principal(spec.name)
         request = Request(
             action, resource, principal, {**now_context(), **principal_context(principal)}
         )
-        decision = decide(request, spec.role)
+        other = self.router.functions.get(target) if target is not None else None
+        return request, (spec.role, other.resource_policy if other is not None else None)
+
+    def _sending(
+        self, spec: FunctionSpec, destination: Any, key: str
+    ) -> tuple[Request, tuple[Policy | None, Policy | None]]:
+        from eventrouter.destinations.function import ToFunction
+
+        action, resource = destination.permission(key)
+        target = destination.name if isinstance(destination, ToFunction) else None
+        return self._as_role(spec, action, resource, target)
+
+    @staticmethod
+    def _require(request: Request, policies: tuple[Policy | None, Policy | None]) -> None:
+        decision = decide(request, *policies)
         if decision is not Decision.ALLOW:
-            raise AccessDenied(_denied(principal, action, resource, decision))
+            assert request.principal is not None
+            why = "an explicit deny" if decision is Decision.DENY else "no policy allows it"
+            raise AccessDenied(
+                f"{request.principal.id} is not authorized to perform: {request.action} "
+                f"on resource: {request.resource} ({why})"
+            )
+
+    def check_invoke_from(self, spec: FunctionSpec, target: str) -> None:
+        """Raise :class:`AccessDenied` unless function ``spec`` may invoke ``target``."""
+        if self.enforce:
+            self._require(*self._as_role(spec, INVOKE, function_arn(target), target))
+
+    def check_send(self, spec: FunctionSpec, destination: Any, key: str) -> None:
+        """Raise :class:`AccessDenied` unless function ``spec`` may send to ``destination``."""
+        if self.enforce:
+            self._require(*self._sending(spec, destination, key))
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -281,7 +287,6 @@ class Guard:
         """The checks that can be made before any event: destinations and push sources.
 
         Without enforcement, ``announce`` says so in the log (a router that serves)."""
-        from eventrouter.destinations.function import ToFunction
         from eventrouter.sources.kafka import Kafka
         from eventrouter.sources.queue import Queue
 
@@ -306,28 +311,18 @@ class Guard:
             elif isinstance(source, Kafka):
                 for topic in source.topics:
                     self.check_source(spec, "kafka.amazonaws.com", kafka_topic_arn(topic))
-            principal = role_principal(spec.name)
             for field in ("on_success", "on_failure"):
                 destination = getattr(spec.settings, field)
                 if destination is None:
                     continue
-                if isinstance(destination, ToFunction):
-                    target = self.router.functions.get(destination.name)
-                    policies = (spec.role, target.resource_policy if target else None)
-                    action, resource = INVOKE, function_arn(destination.name)
-                else:
-                    action, resource = destination.permission("example")
-                    policies = (spec.role, None)
-                if not may_allow(Request(action, resource, principal), *policies):
+                request, policies = self._sending(spec, destination, "example")
+                if not may_allow(request, *policies):
+                    assert request.principal is not None
                     raise ConfigError(
                         f"function {spec.name!r}: {field}={destination.describe()} is not "
-                        f"allowed: its role ({principal.id}) does not allow {action} on {resource}"
+                        f"allowed: its role ({request.principal.id}) does not allow "
+                        f"{request.action} on {request.resource}"
                     )
-
-
-def _denied(principal: Principal, action: str, resource: str, decision: Decision) -> str:
-    why = "an explicit deny" if decision is Decision.DENY else "no policy allows it"
-    return f"{principal.id} is not authorized to perform: {action} on resource: {resource} ({why})"
 
 
 def queue_arn(name: str) -> str:

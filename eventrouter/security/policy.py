@@ -24,12 +24,16 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from eventrouter.errors import ConfigError
-from eventrouter.security.conditions import Condition, parse_condition_block
+from eventrouter.security.conditions import (
+    Condition,
+    arn_matches,
+    matches,
+    parse_condition_block,
+)
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 _STATEMENT_KEYS = frozenset(
@@ -67,10 +71,6 @@ class Principal:
     id: str
     account: str | None = None
 
-    @property
-    def arn(self) -> str:
-        return self.id if self.kind == "AWS" else "*" if self.kind == "Anonymous" else self.id
-
 
 ANONYMOUS = Principal("Anonymous", "*")
 
@@ -89,29 +89,6 @@ class Request:
 
     def __post_init__(self) -> None:
         self.context = {k.lower(): v for k, v in self.context.items()}
-
-
-@lru_cache(maxsize=4096)
-def wildcard(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """``*`` (any run of characters) and ``?`` (one character) as a full-match expression."""
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
-def matches(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    return wildcard(pattern, ignore_case).fullmatch(value) is not None
-
-
-def arn_matches(pattern: str, arn: str) -> bool:
-    """IAM's ARN match: ``"*"``, or each of the six ``:``-separated segments on its own
-    (a wildcard does not reach across a ``:`` between segments; the last one takes the rest)."""
-    if pattern == "*":
-        return True
-    want = pattern.split(":", 5)
-    have = arn.split(":", 5)
-    return len(want) == len(have) == 6 and all(
-        matches(w, h) for w, h in zip(want, have, strict=True)
-    )
 
 
 def _strings(value: Any, path: str, *, allow_empty: bool = False) -> tuple[str, ...]:
