@@ -22,6 +22,7 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 #: Lambda's limit on the Init phase (seconds).
 INIT_TIMEOUT = 10.0
+ISOLATIONS = ("inline", "process")
 
 
 def check_range(
@@ -62,6 +63,11 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: The function's resource policy document (who may invoke it), and/or ``Permission``\s.
     resource_policy: Any = None
     permissions: tuple[Any, ...] = ()
+    #: ``"inline"``: the handler runs in the router's event loop (fastest); ``"process"``: in
+    #: execution environments of its own, with a hard timeout and a memory limit.
+    isolation: str = "inline"
+    #: Seconds a warm process environment may stay idle before it is shut down.
+    idle_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
@@ -76,6 +82,11 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
             )
         for delay in self.retry_delays:
             check_range("retry_delays", delay, 0, 21_600, unit="seconds")
+        if self.isolation not in ISOLATIONS:
+            raise ConfigError(
+                f"isolation={self.isolation!r} is not one of {', '.join(map(repr, ISOLATIONS))}"
+            )
+        check_range("idle_timeout", self.idle_timeout, 0, 86_400, low_open=True, unit="seconds")
         for field in ("on_success", "on_failure"):
             target = getattr(self, field)
             if target is not None and not hasattr(target, "send"):

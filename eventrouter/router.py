@@ -55,7 +55,17 @@ class FunctionSpec:
     resource_policy: Policy | None = None
     #: What the function may do (``None``: nothing, when permissions are enforced).
     role: Policy | None = None
+    #: ``router.external``: the command of a process speaking the Runtime API.
+    command: tuple[str, ...] | None = None
+    #: Environment variables added for the function's processes, and their directory.
+    environment: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the function runs in execution environments of its own."""
+        return self.settings.isolation == "process"
 
     @property
     def module(self) -> str:
@@ -255,6 +265,49 @@ class Router:
             return handler
 
         return register
+
+    def external(
+        self,
+        name: str,
+        command: list[str] | tuple[str, ...],
+        source: Source | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        **settings: Any,
+    ) -> None:
+        """Register a function in any language: a process speaking Lambda's Runtime API.
+
+        >>> router.external("resize", command=["node", "index.js"], source=Queue("images"),
+        ...                 timeout=30, memory_mb=512, env={"BUCKET": "thumbs"})
+
+        The router starts ``command`` (in ``cwd``, with ``env`` added to its environment and
+        ``AWS_LAMBDA_RUNTIME_API`` pointing at the router) once per execution environment;
+        the function gets its events in Lambda's shapes and runs with
+        ``isolation="process"``: every source, destination, timeout and limit applies.
+        """
+        if isinstance(command, str) or not command or not all(isinstance(c, str) for c in command):
+            raise ConfigError(
+                f"function {name!r}: command={command!r} must be a non-empty list of strings"
+            )
+        if env is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ConfigError(f"function {name!r}: env must map strings to strings")
+        if settings.setdefault("isolation", "process") != "process":
+            raise ConfigError(f"function {name!r}: an external function runs isolation='process'")
+        if "init" in settings:
+            raise ConfigError(f"function {name!r}: an external function initialises itself")
+
+        def runtime_api(event: Any) -> Any:  # never called: the command runs the function
+            raise NotImplementedError
+
+        runtime_api.__name__ = name
+        self.on_event(source, name=name, **settings)(runtime_api)
+        spec = self.functions[name]
+        spec.command = tuple(command)
+        spec.environment = dict(env or {})
+        spec.cwd = cwd
 
     def _check_route(self, fname: str, source: Http) -> None:
         route = source.spec

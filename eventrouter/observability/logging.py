@@ -220,6 +220,7 @@ class Report(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float
     billed_duration_ms: int
     memory_size_mb: int
+    max_memory_used_mb: int | None = None
     init_duration_ms: float | None = None
     error_type: str | None = None
     error_message: str | None = None
@@ -238,8 +239,12 @@ def report(
     init_duration_ms: float | None = None,
     error_type: str | None = None,
     error_message: str | None = None,
+    max_memory_used_mb: int | None = None,
 ) -> None:
     """Write the REPORT record of one invocation.
+
+    ``max_memory_used_mb`` is the peak resident memory of a process environment (inline
+    functions share the router's process, so they report none).
 
     In JSON mode the record is encoded straight into the sink (a fraction of structlog's
     cost on the per-invocation path) with the keys structlog would write (``event``,
@@ -256,6 +261,8 @@ def report(
             "billed_duration_ms": billed_duration_ms,
             "memory_size_mb": memory_size_mb,
         }
+        if max_memory_used_mb is not None:
+            fields["max_memory_used_mb"] = max_memory_used_mb
         if init_duration_ms is not None:
             fields["init_duration_ms"] = init_duration_ms
         if error_type is not None:
@@ -275,6 +282,7 @@ def report(
             duration_ms=duration_ms,
             billed_duration_ms=billed_duration_ms,
             memory_size_mb=memory_size_mb,
+            max_memory_used_mb=max_memory_used_mb,
             init_duration_ms=init_duration_ms,
             error_type=error_type,
             error_message=error_message,

@@ -182,6 +182,7 @@ class Engine:
             await self._task_group.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
+                await self.invoker.close_environments()
                 await self.store.close()
                 try:
                     await self._aws_stack.aclose()
@@ -282,6 +283,10 @@ class Engine:
         state = self.state(name)
         data = encode_payload(payload, SYNC_PAYLOAD_LIMIT)
         request_id = new_request_id()
+        if state.pool is not None:  # decoded in the function's environment
+            return await self.invoker.invoke_value(
+                state, msgspec.Raw(data), request_id, client_context=client_context
+            )
         try:
             event = state.spec.event_decoder.decode(data)
         except msgspec.ValidationError as exc:

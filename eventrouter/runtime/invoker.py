@@ -28,6 +28,8 @@ from eventrouter.observability.metrics import Metrics
 from eventrouter.router import FunctionSpec
 from eventrouter.runtime.concurrency import FunctionSlots, Slots
 from eventrouter.runtime.deadlines import Deadline, Deadlines
+from eventrouter.runtime.environments import Pool
+from eventrouter.runtime.frames import Invoke, Mode
 
 if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
@@ -85,16 +87,20 @@ class Outcome:
 
 
 class FunctionState:
-    """Runtime state of one function: its slots and whether its environment is warm."""
+    """Runtime state of one function: its slots and whether its environment is warm.
 
-    __slots__ = ("deadlines", "init_lock", "slots", "spec", "warm")
+    An ``isolation="process"`` function has a pool of environments of its own instead.
+    """
 
-    def __init__(self, spec: FunctionSpec, slots: FunctionSlots) -> None:
+    __slots__ = ("deadlines", "init_lock", "pool", "slots", "spec", "warm")
+
+    def __init__(self, spec: FunctionSpec, slots: FunctionSlots, pool: Pool | None) -> None:
         self.spec = spec
         self.slots = slots
         self.warm = False
         self.init_lock = asyncio.Lock()
         self.deadlines: Deadlines | None = None
+        self.pool = pool
 
 
 class Invoker:
@@ -105,7 +111,9 @@ class Invoker:
         self.slots = slots
         self.metrics = metrics
         self.states = {
-            name: FunctionState(spec, slots.functions[name])
+            name: FunctionState(
+                spec, slots.functions[name], Pool(engine, spec) if spec.isolated else None
+            )
             for name, spec in engine.router.functions.items()
         }
         self._executor = ThreadPoolExecutor(thread_workers, thread_name_prefix="eventrouter-fn")
@@ -115,6 +123,12 @@ class Invoker:
         # Threads still running an abandoned (timed-out) handler are not waited for.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def close_environments(self) -> None:
+        """Shut down every process environment (SIGTERM, a short grace, SIGKILL)."""
+        for state in self.states.values():
+            if state.pool is not None:
+                await state.pool.close()
+
     async def invoke(
         self,
         state: FunctionState,
@@ -123,6 +137,8 @@ class Invoker:
         attempt: int = 1,
     ) -> Outcome:
         """Decode ``payload`` for the handler and invoke it."""
+        if state.pool is not None:  # decoded in the environment
+            return await self.invoke_value(state, msgspec.Raw(payload), request_id, attempt)
         try:
             event = state.spec.decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -187,6 +203,8 @@ class Invoker:
         raw_result: bool,
         per_record: bool = False,
     ) -> Outcome:
+        if state.pool is not None:
+            return await self._run_isolated(state, event, ctx, raw_result, per_record)
         spec = state.spec
         request_id = ctx.aws_request_id
         init_duration = None
@@ -254,19 +272,32 @@ class Invoker:
                 else:
                     if len(response) > SYNC_PAYLOAD_LIMIT:
                         status = Status.FUNCTION_ERROR
-                        error = {
-                            "errorMessage": f"Response payload size ({len(response)} bytes) "
-                            f"exceeded maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
-                            "errorType": "Function.ResponseSizeTooLarge",
-                            "requestId": request_id,
-                            "stackTrace": [],
-                        }
+                        error = too_large(request_id, len(response))
         finally:
             deadlines.remove(timer)
-        duration = time.monotonic() - start
+        if raw_result and status is Status.SUCCESS:
+            self._report(spec, request_id, time.monotonic() - start, init_duration, status, None)
+            return Outcome(status, request_id, None, None, value=value)
+        return self._conclude(
+            spec, request_id, status, response, error, time.monotonic() - start, init_duration
+        )
+
+    def _conclude(
+        self,
+        spec: FunctionSpec,
+        request_id: str,
+        status: Status,
+        response: bytes | None,
+        error: dict[str, Any] | None,
+        duration: float,
+        init_duration: float | None,
+        max_memory_mb: int | None = None,
+    ) -> Outcome:
+        """Write the REPORT record and build the outcome of a finished invocation."""
         if status is Status.TIMEOUT:
             error = {
-                "errorMessage": f"{request_id} Task timed out after {timeout:.2f} seconds",
+                "errorMessage": f"{request_id} Task timed out after "
+                f"{spec.settings.timeout:.2f} seconds",
                 "errorType": TIMEOUT_ERROR,
                 "requestId": request_id,
                 "stackTrace": [],
@@ -274,10 +305,67 @@ class Invoker:
         if error is not None:
             response = self._encoder.encode(error)
             self.metrics.add("Errors", spec.name)
-        self._report(spec, request_id, duration, init_duration, status, error)
-        if raw_result and status is Status.SUCCESS:
-            return Outcome(status, request_id, None, None, value=value)
+        self._report(spec, request_id, duration, init_duration, status, error, max_memory_mb)
         return Outcome(status, request_id, response, error)
+
+    async def _run_isolated(
+        self, state: FunctionState, event: Any, ctx: Context, raw_result: bool, per_record: bool
+    ) -> Outcome:
+        """Run the invocation in one of the function's process environments."""
+        spec = state.spec
+        request_id = ctx.aws_request_id
+        if isinstance(event, msgspec.Raw):
+            mode: Mode = "direct"
+            payload = bytes(event)
+        else:
+            mode = "per_record" if per_record else "event"
+            payload = self._encoder.encode(event)
+        assert state.pool is not None
+        run = await state.pool.invoke(
+            Invoke(request_id, 0, payload, mode, ctx.attempt, ctx.client_context),
+            spec.settings.timeout,
+        )
+        result = run.result
+        error = result.error
+        response = result.body
+        if run.timed_out:
+            status = Status.TIMEOUT
+        elif error is not None:
+            kind = error.get("errorType")
+            status = Status.INVALID_PAYLOAD if kind == UNMARSHAL_ERROR else Status.FUNCTION_ERROR
+            ctx.index = result.failed_index
+        elif response is not None and len(response) > SYNC_PAYLOAD_LIMIT:
+            status = Status.FUNCTION_ERROR
+            error = too_large(request_id, len(response))
+        else:
+            status = Status.SUCCESS
+        if raw_result and status is Status.SUCCESS:
+            try:
+                value = msgspec.json.decode(response or b"null")
+            except msgspec.DecodeError as exc:
+                status = Status.FUNCTION_ERROR
+                error = error_body(exc, request_id, MARSHAL_ERROR)
+            else:
+                self._report(
+                    spec,
+                    request_id,
+                    run.duration,
+                    run.init_duration,
+                    status,
+                    None,
+                    run.max_memory_mb,
+                )
+                return Outcome(status, request_id, None, None, value=value)
+        return self._conclude(
+            spec,
+            request_id,
+            status,
+            response,
+            error,
+            run.duration,
+            run.init_duration,
+            run.max_memory_mb,
+        )
 
     def _report(
         self,
@@ -287,6 +375,7 @@ class Invoker:
         init_duration: float | None,
         status: Status,
         error: dict[str, Any] | None,
+        max_memory_mb: int | None = None,
     ) -> None:
         duration_ms = duration * 1000
         billed = int(duration_ms)
@@ -301,6 +390,7 @@ class Invoker:
             None if init_duration is None else round(init_duration * 1000, 2),
             None if error is None else error["errorType"],
             None if error is None else error["errorMessage"],
+            max_memory_mb,
         )
 
     async def _each(self, spec: FunctionSpec, items: list[Any], ctx: Context) -> None:
@@ -365,3 +455,13 @@ class Invoker:
             self.metrics.add("Errors", spec.name)
             body = self._encoder.encode(error)
             return Outcome(Status.FUNCTION_ERROR, request_id, body, error), None
+
+
+def too_large(request_id: str, size: int) -> dict[str, Any]:
+    return {
+        "errorMessage": f"Response payload size ({size} bytes) "
+        f"exceeded maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+        "requestId": request_id,
+        "stackTrace": [],
+    }

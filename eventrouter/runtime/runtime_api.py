@@ -1,0 +1,221 @@
+"""Lambda's Runtime API, served to one environment of a ``router.external(...)`` function.
+
+Each environment gets its own listener on a free loopback port, handed to the command as
+``AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT``, so requests need no further routing:
+
+- ``GET  /2018-06-01/runtime/invocation/next``: waits for the next invocation; the body is the
+  event, the ``Lambda-Runtime-*`` headers carry the request id, deadline, ARN and trace id.
+  The first call ends the Init phase.
+- ``POST /2018-06-01/runtime/invocation/{id}/response``: the result.
+- ``POST /2018-06-01/runtime/invocation/{id}/error``: Lambda's error document.
+- ``POST /2018-06-01/runtime/init/error``: the Init phase failed.
+
+HTTP/1.1 is parsed with h11.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import h11
+import msgspec
+
+from eventrouter.config import SYNC_PAYLOAD_LIMIT
+from eventrouter.events import function_arn
+from eventrouter.runtime.environments import Environment, InitError
+from eventrouter.runtime.frames import Invoke, Result
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.environments import Pool
+
+PREFIX = "/2018-06-01/runtime/"
+_JSON = (b"content-type", b"application/json")
+_ACCEPTED = b'{"status":"OK"}'
+
+
+class RuntimeApiEnvironment(Environment):
+    """A process speaking Lambda's Runtime API to its own loopback listener."""
+
+    def __init__(self, pool: Pool, command: tuple[str, ...], cwd: str | None) -> None:
+        super().__init__(pool)
+        self._command = list(command)
+        self._cwd = cwd
+        self._server: asyncio.Server | None = None
+        self._next: asyncio.Queue[Invoke] = asyncio.Queue()
+        self._current: Invoke | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
+        self._began = 0.0
+
+    async def start(self) -> float:
+        self._began = time.monotonic()
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        env = self.pool.environ()
+        env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{port}"
+        self.spawn(self._command, env, self._cwd)
+        return await self.ready
+
+    async def invoke(self, invoke: Invoke) -> Result:
+        self.result = asyncio.get_running_loop().create_future()
+        self._current = invoke
+        self._next.put_nowait(invoke)
+        try:
+            return await self.result
+        finally:
+            self._current = None
+
+    def closed(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._connections:
+            task.cancel()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
+        try:
+            while True:
+                event = await _next_event(conn, reader)
+                if not isinstance(event, h11.Request):
+                    return
+                body = bytearray()
+                too_large = False
+                while True:
+                    part = await _next_event(conn, reader)
+                    if isinstance(part, h11.Data):
+                        if len(body) <= SYNC_PAYLOAD_LIMIT:
+                            body += part.data
+                        else:
+                            too_large = True
+                    elif isinstance(part, h11.EndOfMessage):
+                        break
+                    else:
+                        return
+                headers = {name.lower(): value for name, value in event.headers}
+                status, extra, payload = await self._route(
+                    event.method, event.target.decode("latin-1"), headers, bytes(body), too_large
+                )
+                response = h11.Response(
+                    status_code=status,
+                    headers=[*extra, (b"content-length", str(len(payload)).encode())],
+                )
+                writer.write(conn.send(response) + conn.send(h11.Data(data=payload)))
+                writer.write(conn.send(h11.EndOfMessage()))
+                await writer.drain()
+                if conn.our_state is h11.MUST_CLOSE:
+                    return
+                conn.start_next_cycle()
+        except (h11.RemoteProtocolError, ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            self._connections.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _route(
+        self,
+        method: bytes,
+        target: str,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        too_large: bool,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if not target.startswith(PREFIX):
+            return _error(404, "NotFound", f"unknown path {target}")
+        path = target[len(PREFIX) :].split("?", 1)[0]
+        if path == "invocation/next" and method == b"GET":
+            return await self._serve_next()
+        if path == "init/error" and method == b"POST":
+            if not self.ready.done():
+                self.ready.set_exception(InitError(_error_document(body, headers, "")))
+            return 202, [_JSON], _ACCEPTED
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "invocation" and method == b"POST":
+            request_id, verb = parts[1], parts[2]
+            current = self._current
+            if current is None or current.request_id != request_id or self.result is None:
+                return _error(400, "InvalidRequestID", f"no invocation {request_id} in flight")
+            if self.result.done():
+                return _error(400, "InvalidStateTransition", "the invocation has its answer")
+            if verb == "response":
+                if too_large:
+                    self.result.set_result(Result(error=_too_large(request_id)))
+                    return _error(413, "RequestEntityTooLarge", "the response is too large")
+                self.result.set_result(Result(body=body or b"null"))
+                return 202, [_JSON], _ACCEPTED
+            if verb == "error":
+                self.result.set_result(Result(error=_error_document(body, headers, request_id)))
+                return 202, [_JSON], _ACCEPTED
+        return _error(404, "NotFound", f"unknown path {method.decode()} {target}")
+
+    async def _serve_next(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if not self.ready.done():
+            self.ready.set_result(time.monotonic() - self._began)
+        invoke = await self._next.get()
+        headers = [
+            _JSON,
+            (b"lambda-runtime-aws-request-id", invoke.request_id.encode()),
+            (b"lambda-runtime-deadline-ms", str(invoke.deadline_ms).encode()),
+            (b"lambda-runtime-invoked-function-arn", function_arn(self.pool.spec.name).encode()),
+            (b"lambda-runtime-trace-id", _trace_id(invoke.request_id)),
+        ]
+        if invoke.client_context is not None:
+            headers.append(
+                (b"lambda-runtime-client-context", msgspec.json.encode(invoke.client_context))
+            )
+        return 200, headers, invoke.payload
+
+
+async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await reader.read(65_536))
+
+
+def _error(status: int, kind: str, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return status, [_JSON], msgspec.json.encode({"errorType": kind, "errorMessage": message})
+
+
+def _error_document(body: bytes, headers: dict[bytes, bytes], request_id: str) -> dict[str, Any]:
+    """Lambda's error document from what a runtime posted (any JSON object, or none)."""
+    try:
+        posted = msgspec.json.decode(body) if body else {}
+    except msgspec.DecodeError:
+        posted = {"errorMessage": body.decode("utf-8", "replace")}
+    if not isinstance(posted, dict):
+        posted = {"errorMessage": str(posted)}
+    kind = posted.get("errorType") or headers.get(b"lambda-runtime-function-error-type", b"")
+    if isinstance(kind, bytes):
+        kind = kind.decode("latin-1")
+    trace = posted.get("stackTrace")
+    return {
+        "errorMessage": str(posted.get("errorMessage", "")),
+        "errorType": str(kind or "Unhandled"),
+        "requestId": request_id,
+        "stackTrace": trace if isinstance(trace, list) else [],
+    }
+
+
+def _too_large(request_id: str) -> dict[str, Any]:
+    return {
+        "errorMessage": f"Response payload size exceeded maximum allowed payload size "
+        f"({SYNC_PAYLOAD_LIMIT} bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+        "requestId": request_id,
+        "stackTrace": [],
+    }
+
+
+def _trace_id(request_id: str) -> bytes:
+    """An X-Ray style trace header derived from the request id."""
+    digits = request_id.replace("-", "")
+    return f"Root=1-{digits[:8]}-{digits[8:32]};Sampled=0".encode()
