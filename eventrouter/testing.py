@@ -68,6 +68,22 @@ class RouterUnderTest:
             raise RuntimeError("the router runs without HTTP: pass http='127.0.0.1:0'")
         return f"http://{server.host}:{server.port}"
 
+    def environments(self, name: str) -> list[int]:
+        """The process ids of function ``name``'s execution environments (``isolation="process"``)."""
+        return self._pool(name).pids
+
+    async def wait_environments(self, name: str, count: int) -> list[int]:
+        """Wait until function ``name`` has ``count`` execution environments; their pids."""
+        pool = self._pool(name)
+        await pool.wait_for(lambda p: len(p.environments) == count)
+        return pool.pids
+
+    def _pool(self, name: str) -> Any:
+        pool = self.engine.state(name).pool
+        if pool is None:
+            raise ValueError(f"function {name!r} runs inline: it has no environments")
+        return pool
+
     async def invoke(self, name: str, payload: Any = None) -> Any:
         """Invoke synchronously; returns the result or raises the invocation's error."""
         return await self.engine.invoke(name, payload)

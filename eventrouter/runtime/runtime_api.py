@@ -44,9 +44,8 @@ class RuntimeApiEnvironment(Environment):
         self._command = list(command)
         self._cwd = cwd
         self._server: asyncio.Server | None = None
-        self._next: asyncio.Queue[Invoke] = asyncio.Queue()
+        self._next: asyncio.Queue[Invoke | None] = asyncio.Queue()
         self._current: Invoke | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
         self._began = 0.0
 
     async def start(self) -> float:
@@ -70,15 +69,11 @@ class RuntimeApiEnvironment(Environment):
     def closed(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in self._connections:
-            task.cancel()
+        self._next.put_nowait(None)  # a request waiting for an invocation gets none
 
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
         try:
             while True:
@@ -99,9 +94,12 @@ class RuntimeApiEnvironment(Environment):
                     else:
                         return
                 headers = {name.lower(): value for name, value in event.headers}
-                status, extra, payload = await self._route(
+                answer = await self._route(
                     event.method, event.target.decode("latin-1"), headers, bytes(body), too_large
                 )
+                if answer is None:  # the environment is gone
+                    return
+                status, extra, payload = answer
                 response = h11.Response(
                     status_code=status,
                     headers=[*extra, (b"content-length", str(len(payload)).encode())],
@@ -115,7 +113,6 @@ class RuntimeApiEnvironment(Environment):
         except (h11.RemoteProtocolError, ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
-            self._connections.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
 
@@ -126,7 +123,7 @@ class RuntimeApiEnvironment(Environment):
         headers: dict[bytes, bytes],
         body: bytes,
         too_large: bool,
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         if not target.startswith(PREFIX):
             return _error(404, "NotFound", f"unknown path {target}")
         path = target[len(PREFIX) :].split("?", 1)[0]
@@ -155,10 +152,12 @@ class RuntimeApiEnvironment(Environment):
                 return 202, [_JSON], _ACCEPTED
         return _error(404, "NotFound", f"unknown path {method.decode()} {target}")
 
-    async def _serve_next(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _serve_next(self) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         if not self.ready.done():
             self.ready.set_result(time.monotonic() - self._began)
         invoke = await self._next.get()
+        if invoke is None:
+            return None
         headers = [
             _JSON,
             (b"lambda-runtime-aws-request-id", invoke.request_id.encode()),
