@@ -23,7 +23,19 @@ $(IAM_STAMP): $(IAM_REFERENCE)/package-lock.json
 	command -v npm >/dev/null && npm ci --prefix $(IAM_REFERENCE) --no-audit --no-fund --silent && \
 	  touch $(IAM_STAMP) || true
 
-install: $(STAMP) $(IAM_STAMP)
+NODE_RUNTIME := tests/node_runtime
+NODE_STAMP := $(NODE_RUNTIME)/node_modules/.installed-stamp
+
+# AWS's Node.js runtime interface client for the Runtime API tests (test-only, pinned by hash;
+# its install builds a native client with cmake and autotools).
+$(NODE_STAMP): $(NODE_RUNTIME)/package-lock.json $(IAM_STAMP)
+	(command -v autoreconf && command -v libtoolize && command -v cmake && command -v g++) \
+	  >/dev/null || (apt-get update -qq && apt-get install -y -qq autoconf automake libtool \
+	  cmake make g++) || echo "cannot install the build tools of aws-lambda-ric: its test will be skipped"
+	command -v npm >/dev/null && npm ci --prefix $(NODE_RUNTIME) --no-audit --no-fund --silent && \
+	  touch $(NODE_STAMP) || true
+
+install: $(STAMP) $(IAM_STAMP) $(NODE_STAMP)
 
 ## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
 run: $(STAMP)
@@ -39,7 +51,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict eventrouter benchmarks
 
-unit: $(STAMP) $(IAM_STAMP)
+unit: $(STAMP) $(IAM_STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q
 
 BENCH_STAMP := $(VENV)/.bench-stamp

@@ -11,6 +11,7 @@ from typing import Any
 
 from benchmarks import (
     async_throughput,
+    environments,
     http_throughput,
     invoke_overhead,
     kafka_throughput,
@@ -41,6 +42,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
     ]
     rows += _kafka_rows(results["kafka_throughput"])
     rows += _sqs_rows(results["sqs_throughput"])
+    rows += _environment_rows(results["environments"])
     if "skipped" in h:
         rows.append(f"| HTTP no-op route, req/s | skipped: {h['skipped']} | | | | |")
         return rows
@@ -82,6 +84,26 @@ def _kafka_rows(k: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _environment_rows(e: dict[str, Any]) -> list[str]:
+    return [
+        f"| process environment cold start, ms | {_range(e['cold_start_ms'], '.1f')} "
+        f"| spawning python -c pass {e['bare_python_spawn_ms']['median']:.1f} ms "
+        f"| {e['cold_start_vs_bare_spawn']:.1f}x | reported | |",
+        f"| Runtime API (awslambdaric) cold start, ms "
+        f"| {_range(e['cold_start_runtime_api_ms'], '.1f')} | | | reported | |",
+        f"| process isolation warm overhead, us/invoke "
+        f"| {_range(e['isolation_overhead_us'], '.1f')} "
+        f"| inline {e['inline_us']['median']:.1f} us/invoke "
+        f"| {e['isolated_vs_inline']:.1f}x | reported | |",
+        f"| Runtime API (awslambdaric) warm invoke, us | {_range(e['runtime_api_warm_us'], '.0f')} "
+        f"| isolated Python {e['isolated_us']['median']:.0f} us | | reported | |",
+        f"| environments per GiB (idle, PSS / RSS) | {e['environments_per_gib_pss']:.0f} "
+        f"/ {e['environments_per_gib_rss']:.0f} "
+        f"| {e['environment_pss_mb']['median']:.1f} / {e['environment_rss_mb']['median']:.1f} "
+        "MB each | | reported | |",
+    ]
+
+
 def _sqs_rows(q: dict[str, Any]) -> list[str]:
     t = q["targets"]
     loop = q["loop_messages_per_s"]["median"]
@@ -111,6 +133,7 @@ def main() -> int:
         ("http_throughput", http_throughput),
         ("kafka_throughput", kafka_throughput),
         ("sqs_throughput", sqs_throughput),
+        ("environments", environments),
     )
     for name, module in scenarios:
         print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -27,6 +27,7 @@ import msgspec
 
 from eventrouter.router import Router
 from eventrouter.runtime.engine import Engine
+from eventrouter.runtime.environments import Pool
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -69,7 +70,7 @@ class RouterUnderTest:
         return f"http://{server.host}:{server.port}"
 
     def environments(self, name: str) -> list[int]:
-        """The process ids of function ``name``'s execution environments (``isolation="process"``)."""
+        """The pids of function ``name``'s execution environments (``isolation="process"``)."""
         return self._pool(name).pids
 
     async def wait_environments(self, name: str, count: int) -> list[int]:
@@ -78,7 +79,7 @@ class RouterUnderTest:
         await pool.wait_for(lambda p: len(p.environments) == count)
         return pool.pids
 
-    def _pool(self, name: str) -> Any:
+    def _pool(self, name: str) -> Pool:
         pool = self.engine.state(name).pool
         if pool is None:
             raise ValueError(f"function {name!r} runs inline: it has no environments")

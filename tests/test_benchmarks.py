@@ -22,4 +22,6 @@ def test_quick_benchmarks_run() -> None:
     assert "sync invoke overhead" in rows[2] and "async invoke end to end" in rows[3]
     assert "Kafka batch handler" in rows[4] and "Kafka per-record handler" in rows[5]
     assert any("SQS on moto" in row for row in rows)
+    assert any("process isolation warm overhead" in row for row in rows)
+    assert any("environments per GiB" in row for row in rows)
     assert any("HTTP no-op route" in row for row in rows)  # measured, or says why skipped

@@ -15,7 +15,6 @@ import importlib
 import importlib.util
 import inspect
 import os
-import resource
 import socket
 import sys
 import time
@@ -308,8 +307,25 @@ def lambda_shape(value: Any) -> Any:
     return value
 
 
-def max_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+class _PeakMemory:
+    """This process's peak resident memory (``VmHWM``, KiB).
+
+    Not ``getrusage``'s ``ru_maxrss``: that survives ``exec`` and so starts at the router's
+    own peak, which a forked child inherits.
+    """
+
+    def __init__(self) -> None:
+        self._fd = os.open("/proc/self/status", os.O_RDONLY)
+
+    def __call__(self) -> int:
+        data = os.pread(self._fd, 8192, 0)
+        start = data.find(b"VmHWM:")
+        if start < 0:
+            return 0
+        return int(data[start + 6 : data.index(b"kB", start)])
+
+
+max_rss = _PeakMemory()
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import time
+import socket
 from typing import Any
 
 import msgspec
@@ -30,10 +30,6 @@ def warm_up() -> None:
 
 @router.on_event(None, isolation="process", timeout=5, init=warm_up)
 async def whoami(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    if event.get("hold"):
-        # Two invocations in flight at once need two environments.
-        while not os.path.exists(event["hold"]):
-            time.sleep(0.005)
     return {
         "pid": os.getpid(),
         "inits": INITS,
@@ -43,6 +39,15 @@ async def whoami(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
         "memory": ctx.memory_limit_in_mb,
         "echo": event.get("echo"),
     }
+
+
+@router.on_event(None, isolation="process", timeout=10, init=warm_up)
+def gate(event: dict[str, str]) -> dict[str, int]:
+    """Says it is in by connecting to the test's Unix socket, then waits for its word."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(event["socket"])
+        sock.recv(2)
+    return {"pid": os.getpid(), "inits": INITS}
 
 
 @router.on_event(None, isolation="process")
@@ -89,3 +94,7 @@ async def caller(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
     doubled = await ctx.invoke("total", {"id": 1, "amount": event["amount"]})
     queued = await ctx.invoke_async("brief", {})
     return {"doubled": doubled, "queued": queued}
+
+
+def failing_init() -> None:
+    raise RuntimeError("init refused: no database")

@@ -10,8 +10,13 @@ import os
 
 def lambda_handler(event, context):
     remaining = context.get_remaining_time_in_millis()
-    if "Records" in event:  # SQS
-        return {"bodies": [record["body"] for record in event["Records"]], "remaining": remaining}
+    if "Records" in event:  # SQS, with partial batch responses
+        failures = [
+            {"itemIdentifier": record["messageId"]}
+            for record in event["Records"]
+            if json.loads(record["body"]).get("retry")
+        ]
+        return {"batchItemFailures": failures}
     if event.get("version") == "2.0":  # API Gateway HTTP API / function URL
         body = {
             "method": event["requestContext"]["http"]["method"],

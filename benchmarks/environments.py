@@ -1,0 +1,122 @@
+"""(f) Process environments (``isolation="process"``) against inline, in the same run.
+
+- cold start: wall time of the first invocation of a function in a new Python environment
+  (process spawn, imports, init, the invocation), and the same through the Runtime API with
+  AWS's ``awslambdaric``; the floor is spawning ``python -c pass``.
+- warm invoke overhead: µs per invoke of a no-op handler in a warm environment minus the same
+  handler inline (both through ``engine.invoke``, REPORT records written).
+- environments per GiB: 1 GiB over the proportional set size (PSS: shared pages split
+  between the processes sharing them) of idle warm environments; the RSS figure, which counts
+  shared libraries in full for each, is reported beside it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from benchmarks.apps.isolated import noop
+from benchmarks.common import summarize
+from eventrouter import Router
+from eventrouter.observability.logging import configure_logging, flush_logs
+from eventrouter.runtime.environments import tree_rss_kb
+from eventrouter.testing import run_router
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _bare_spawn_ms(runs: int) -> dict[str, float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        samples.append((time.perf_counter() - start) * 1000)
+    return summarize(samples)
+
+
+async def _measure(cold: int, n: int, runs: int) -> dict[str, Any]:
+    router = Router("bench-environments", max_concurrency=100)
+    router.on_event(name="inline")(noop)
+    router.on_event(name="isolated", isolation="process")(noop)
+    for i in range(cold):
+        router.on_event(name=f"cold-{i}", isolation="process")(noop)
+        router.external(
+            f"ric-{i}",
+            [sys.executable, "-m", "awslambdaric", "isolated.lambda_noop"],
+            cwd=str(Path(__file__).parent / "apps"),
+        )
+    event = {"order_id": "o-1", "amount": 12.5}
+    async with run_router(router) as app:
+        invoke = app.engine.invoke
+        python_cold, ric_cold = [], []
+        for i in range(cold):
+            start = time.perf_counter()
+            await invoke(f"cold-{i}", event)
+            python_cold.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            await invoke(f"ric-{i}", event)
+            ric_cold.append((time.perf_counter() - start) * 1000)
+        pids = [pid for i in range(cold) for pid in app.environments(f"cold-{i}")]
+        pss = [_pss_kb(pid) / 1024 for pid in pids]
+        rss = [tree_rss_kb(pid) / 1024 for pid in pids]
+        await invoke("inline", event)
+        await invoke("isolated", event)
+        inline_us, isolated_us, overhead_us = [], [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            for _ in range(n):
+                await invoke("inline", event)
+            inline = (time.perf_counter() - start) / n * 1e6
+            start = time.perf_counter()
+            for _ in range(n):
+                await invoke("isolated", event)
+            isolated = (time.perf_counter() - start) / n * 1e6
+            inline_us.append(inline)
+            isolated_us.append(isolated)
+            overhead_us.append(isolated - inline)
+        ric_us = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            for _ in range(n // 4):
+                await invoke("ric-0", event)
+            ric_us.append((time.perf_counter() - start) / (n // 4) * 1e6)
+    return {
+        "cold_start_ms": summarize(python_cold),
+        "cold_start_runtime_api_ms": summarize(ric_cold),
+        "inline_us": summarize(inline_us),
+        "isolated_us": summarize(isolated_us),
+        "isolation_overhead_us": summarize(overhead_us),
+        "runtime_api_warm_us": summarize(ric_us),
+        "environment_pss_mb": summarize(pss),
+        "environment_rss_mb": summarize(rss),
+        "environments_per_gib_pss": 1024 / summarize(pss)["median"],
+        "environments_per_gib_rss": 1024 / summarize(rss)["median"],
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.jsonl", "w") as log_file:
+        configure_logging("json", "info", stream=log_file)
+        result = anyio.run(_measure, 2 if quick else 8, 200 if quick else 5_000, 2 if quick else 5)
+        flush_logs()
+    result["bare_python_spawn_ms"] = _bare_spawn_ms(2 if quick else 8)
+    result["cold_start_vs_bare_spawn"] = (
+        result["cold_start_ms"]["median"] / result["bare_python_spawn_ms"]["median"]
+    )
+    result["isolated_vs_inline"] = result["isolated_us"]["median"] / result["inline_us"]["median"]
+    return result
