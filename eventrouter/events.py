@@ -80,6 +80,25 @@ def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Lambda's error types for what the runtime, not the handler, refused.
+UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+MARSHAL_ERROR = "Runtime.MarshalError"
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
+
+
+def response_too_large(request_id: str, size: int) -> dict[str, Any]:
+    """Lambda's error document for a result over the 6 MB synchronous payload limit."""
+    from eventrouter.config import SYNC_PAYLOAD_LIMIT
+
+    return {
+        "errorMessage": f"Response payload size ({size} bytes) "
+        f"exceeded maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+        "requestId": request_id,
+        "stackTrace": [],
+    }
+
+
 def error_body(
     exc: BaseException, request_id: str, error_type: str | None = None
 ) -> dict[str, Any]:

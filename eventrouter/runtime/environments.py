@@ -34,7 +34,7 @@ import structlog
 
 from eventrouter.config import INIT_TIMEOUT
 from eventrouter.errors import ConfigError
-from eventrouter.events import REGION
+from eventrouter.events import OUT_OF_MEMORY, REGION
 from eventrouter.runtime.frames import (
     HEADER,
     Call,
@@ -59,7 +59,6 @@ SHUTDOWN_GRACE = 0.5
 #: How often the resident memory of a busy environment is sampled (seconds).
 WATCH_INTERVAL = 0.01
 
-OUT_OF_MEMORY = "Runtime.OutOfMemory"
 EXIT_ERROR = "Runtime.ExitError"
 INIT_TIMEOUT_ERROR = "Sandbox.Timedout"
 
@@ -89,16 +88,21 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+def vmhwm_kb(status: bytes) -> int:
+    """The peak resident memory (``VmHWM``, KiB) in the text of ``/proc/PID/status``, or 0."""
+    start = status.find(b"VmHWM:")
+    if start < 0:
+        return 0
+    return int(status[start + 6 : status.index(b"kB", start)])
+
+
 def peak_rss_kb(pid: int) -> int:
-    """Peak resident memory (``VmHWM``) of ``pid`` (KiB), 0 if unknown."""
+    """Peak resident memory of process ``pid`` (KiB), 0 if unknown."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+            return vmhwm_kb(f.read())
+    except (OSError, ValueError):
+        return 0
 
 
 def exit_description(returncode: int | None) -> str:

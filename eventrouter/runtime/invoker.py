@@ -22,7 +22,12 @@ import structlog
 
 from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context
-from eventrouter.events import error_body
+from eventrouter.events import (
+    MARSHAL_ERROR,
+    UNMARSHAL_ERROR,
+    error_body,
+    response_too_large,
+)
 from eventrouter.observability.logging import report
 from eventrouter.observability.metrics import Metrics
 from eventrouter.router import FunctionSpec
@@ -37,8 +42,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("eventrouter")
 
 TIMEOUT_ERROR = "Sandbox.Timedout"
-UNMARSHAL_ERROR = "Runtime.UnmarshalError"
-MARSHAL_ERROR = "Runtime.MarshalError"
 
 
 class Status(enum.Enum):
@@ -272,7 +275,7 @@ class Invoker:
                 else:
                     if len(response) > SYNC_PAYLOAD_LIMIT:
                         status = Status.FUNCTION_ERROR
-                        error = too_large(request_id, len(response))
+                        error = response_too_large(request_id, len(response))
         finally:
             deadlines.remove(timer)
         if raw_result and status is Status.SUCCESS:
@@ -336,7 +339,7 @@ class Invoker:
             ctx.index = result.failed_index
         elif response is not None and len(response) > SYNC_PAYLOAD_LIMIT:
             status = Status.FUNCTION_ERROR
-            error = too_large(request_id, len(response))
+            error = response_too_large(request_id, len(response))
         else:
             status = Status.SUCCESS
         if raw_result and status is Status.SUCCESS:
@@ -455,13 +458,3 @@ class Invoker:
             self.metrics.add("Errors", spec.name)
             body = self._encoder.encode(error)
             return Outcome(Status.FUNCTION_ERROR, request_id, body, error), None
-
-
-def too_large(request_id: str, size: int) -> dict[str, Any]:
-    return {
-        "errorMessage": f"Response payload size ({size} bytes) "
-        f"exceeded maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
-        "errorType": "Function.ResponseSizeTooLarge",
-        "requestId": request_id,
-        "stackTrace": [],
-    }

@@ -24,7 +24,7 @@ import h11
 import msgspec
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
-from eventrouter.events import function_arn
+from eventrouter.events import function_arn, response_too_large
 from eventrouter.runtime.environments import Environment, InitError
 from eventrouter.runtime.frames import Invoke, Result
 
@@ -81,21 +81,20 @@ class RuntimeApiEnvironment(Environment):
                 if not isinstance(event, h11.Request):
                     return
                 body = bytearray()
-                too_large = False
+                size = 0  # past the payload limit only counted, not kept
                 while True:
                     part = await _next_event(conn, reader)
                     if isinstance(part, h11.Data):
-                        if len(body) <= SYNC_PAYLOAD_LIMIT:
+                        size += len(part.data)
+                        if size <= SYNC_PAYLOAD_LIMIT:
                             body += part.data
-                        else:
-                            too_large = True
                     elif isinstance(part, h11.EndOfMessage):
                         break
                     else:
                         return
                 headers = {name.lower(): value for name, value in event.headers}
                 answer = await self._route(
-                    event.method, event.target.decode("latin-1"), headers, bytes(body), too_large
+                    event.method, event.target.decode("latin-1"), headers, bytes(body), size
                 )
                 if answer is None:  # the environment is gone
                     return
@@ -122,7 +121,7 @@ class RuntimeApiEnvironment(Environment):
         target: str,
         headers: dict[bytes, bytes],
         body: bytes,
-        too_large: bool,
+        size: int,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         if not target.startswith(PREFIX):
             return _error(404, "NotFound", f"unknown path {target}")
@@ -142,8 +141,8 @@ class RuntimeApiEnvironment(Environment):
             if self.result.done():
                 return _error(400, "InvalidStateTransition", "the invocation has its answer")
             if verb == "response":
-                if too_large:
-                    self.result.set_result(Result(error=_too_large(request_id)))
+                if size > SYNC_PAYLOAD_LIMIT:
+                    self.result.set_result(Result(error=response_too_large(request_id, size)))
                     return _error(413, "RequestEntityTooLarge", "the response is too large")
                 self.result.set_result(Result(body=body or b"null"))
                 return 202, [_JSON], _ACCEPTED
@@ -201,16 +200,6 @@ def _error_document(body: bytes, headers: dict[bytes, bytes], request_id: str) -
         "errorType": str(kind or "Unhandled"),
         "requestId": request_id,
         "stackTrace": trace if isinstance(trace, list) else [],
-    }
-
-
-def _too_large(request_id: str) -> dict[str, Any]:
-    return {
-        "errorMessage": f"Response payload size exceeded maximum allowed payload size "
-        f"({SYNC_PAYLOAD_LIMIT} bytes).",
-        "errorType": "Function.ResponseSizeTooLarge",
-        "requestId": request_id,
-        "stackTrace": [],
     }
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import msgspec
 
+from eventrouter.events import MARSHAL_ERROR, OUT_OF_MEMORY, UNMARSHAL_ERROR, error_body
+from eventrouter.runtime.environments import vmhwm_kb
 from eventrouter.runtime.frames import (
     HEADER,
     Call,
@@ -36,18 +38,6 @@ from eventrouter.runtime.frames import (
     ToWorker,
     frame,
 )
-
-UNMARSHAL_ERROR = "Runtime.UnmarshalError"
-MARSHAL_ERROR = "Runtime.MarshalError"
-OUT_OF_MEMORY = "Runtime.OutOfMemory"
-
-
-def error_body(
-    exc: BaseException, request_id: str, error_type: str | None = None
-) -> dict[str, Any]:
-    from eventrouter.events import error_body as body
-
-    return body(exc, request_id, error_type)
 
 
 def resolve(module_name: str, file: str | None, qualname: str) -> Any:
@@ -308,7 +298,7 @@ def lambda_shape(value: Any) -> Any:
 
 
 class _PeakMemory:
-    """This process's peak resident memory (``VmHWM``, KiB).
+    """This process's peak resident memory (KiB), read without reopening ``/proc``.
 
     Not ``getrusage``'s ``ru_maxrss``: that survives ``exec`` and so starts at the router's
     own peak, which a forked child inherits.
@@ -318,11 +308,7 @@ class _PeakMemory:
         self._fd = os.open("/proc/self/status", os.O_RDONLY)
 
     def __call__(self) -> int:
-        data = os.pread(self._fd, 8192, 0)
-        start = data.find(b"VmHWM:")
-        if start < 0:
-            return 0
-        return int(data[start + 6 : data.index(b"kB", start)])
+        return vmhwm_kb(os.pread(self._fd, 8192, 0))
 
 
 max_rss = _PeakMemory()

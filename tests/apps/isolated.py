@@ -98,3 +98,15 @@ async def caller(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 def failing_init() -> None:
     raise RuntimeError("init refused: no database")
+
+
+class Click(msgspec.Struct):
+    p: int
+    n: int
+    poison: bool = False
+
+
+def count_click(click: Click) -> None:
+    """A per-record Kafka handler: one record at a time, inside its environment."""
+    if click.poison:
+        raise ValueError(f"poison click {click.n}")

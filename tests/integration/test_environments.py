@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from eventrouter import ConfigError, Router, to_function
@@ -197,3 +198,38 @@ async def test_an_init_that_fails_fails_the_invocation_and_is_retried_next_time(
             assert caught.value.body["errorType"] == "RuntimeError"
             assert "init refused" in caught.value.body["errorMessage"]
         await app.wait_environments("broken", 0)  # a failed init leaves no environment
+
+
+@pytest.mark.integration
+async def test_kafka_per_record_handler_in_an_environment(kafka: str) -> None:
+    """Stream rules apply: the failed record's offset is reported, retries end at on_failure."""
+    from eventrouter import Kafka, to_queue
+    from tests.apps import isolated
+    from tests.kafka_broker import FAST_GROUP, create_topic, produce_fast, unique
+
+    topic = unique("isolated")
+    await create_topic(kafka, topic, 1)
+    clicks = [isolated.Click(0, i, poison=i == 3) for i in range(6)]
+    await produce_fast(kafka, topic, [(0, None, msgspec.json.encode(c)) for c in clicks])
+    local = Router("isolated-kafka")
+    local.on_event(
+        Kafka(
+            topic,
+            group=unique("g"),
+            bootstrap_servers=kafka,
+            consumer_options=FAST_GROUP,
+            batch_size=10,
+            batching_window=0,
+            max_retries=1,
+            retry_backoff=(0.02, 0.1),
+        ),
+        name="count_click",
+        isolation="process",
+        on_failure=to_queue("clicks-failed"),
+    )(isolated.count_click)
+    async with run_router(local) as app:
+        record = await app.next_record("count_click", "on_failure")
+    assert record["responsePayload"]["errorType"] == "ValueError"
+    assert record["responsePayload"]["errorMessage"] == "poison click 3"
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["KafkaBatchInfo"]["firstOffset"] == 3  # per-record: from the failed record on

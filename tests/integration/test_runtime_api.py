@@ -119,6 +119,10 @@ async def test_runtime_api_protocol_errors() -> None:
     local.external("raw", [sys.executable, str(script)])
     async with run_router(local) as app:
         result = await app.invoke("raw", {"n": 1})
+        with pytest.raises(FunctionError) as caught:
+            await app.invoke("raw", {"big": True})
+        assert caught.value.body["errorType"] == "Function.ResponseSizeTooLarge"
+        assert f"({(7 << 20) + 2} bytes)" in caught.value.body["errorMessage"]
     assert result["wrong_id"] == 400
     assert result["unknown_path"] == 404
     assert result["headers"]["lambda-runtime-invoked-function-arn"].endswith(":function:raw")
