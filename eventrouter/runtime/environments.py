@@ -498,7 +498,11 @@ class Pool:
             }
         error.update(requestId=request_id, stackTrace=error.get("stackTrace") or [])
         log.error("init failed", function=self.spec.name, request_id=request_id, error=error)
-        env.kill("init")
+        if env.process is None:  # it never started: nothing will report its exit
+            env.closed()
+            self.discard(env)
+        else:
+            env.kill("init")
         return Result(error=error)
 
     def discard(self, env: Environment) -> None:

@@ -150,3 +150,15 @@ async def test_unmodified_sqs_handler_inline_and_isolated(moto: str, isolation: 
         await eventually(lambda: depth(moto, url) == 0 and depth(moto, dlq_url) == 1)
     (message,) = sqs_client(moto).receive_message(QueueUrl=dlq_url)["Messages"]
     assert msgspec.json.decode(message["Body"]) == {"retry": True, "n": 2}
+
+
+async def test_a_command_that_cannot_start_fails_each_invocation_cleanly() -> None:
+    local = Router("missing-command")
+    local.external("missing", ["/nonexistent/bootstrap"])
+    async with run_router(local) as app:
+        for _ in range(2):
+            with pytest.raises(FunctionError) as caught:
+                await app.invoke("missing", {})
+            assert caught.value.body["errorType"] == "Runtime.StartError"
+            assert "/nonexistent/bootstrap" in caught.value.body["errorMessage"]
+            assert app.environments("missing") == []
