@@ -278,11 +278,16 @@ class Invoker:
                         error = response_too_large(request_id, len(response))
         finally:
             deadlines.remove(timer)
-        if raw_result and status is Status.SUCCESS:
-            self._report(spec, request_id, time.monotonic() - start, init_duration, status, None)
-            return Outcome(status, request_id, None, None, value=value)
         return self._conclude(
-            spec, request_id, status, response, error, time.monotonic() - start, init_duration
+            spec,
+            request_id,
+            status,
+            response,
+            error,
+            time.monotonic() - start,
+            init_duration,
+            raw_result=raw_result,
+            value=value if status is Status.SUCCESS else None,
         )
 
     def _conclude(
@@ -295,8 +300,16 @@ class Invoker:
         duration: float,
         init_duration: float | None,
         max_memory_mb: int | None = None,
+        raw_result: bool = False,
+        value: Any = None,
     ) -> Outcome:
-        """Write the REPORT record and build the outcome of a finished invocation."""
+        """Write the REPORT record and build the outcome of a finished invocation.
+
+        With ``raw_result`` a success carries the handler's ``value`` instead of encoded bytes.
+        """
+        if raw_result and status is Status.SUCCESS:
+            self._report(spec, request_id, duration, init_duration, status, None, max_memory_mb)
+            return Outcome(status, request_id, None, None, value=value)
         if status is Status.TIMEOUT:
             error = {
                 "errorMessage": f"{request_id} Task timed out after "
@@ -342,23 +355,13 @@ class Invoker:
             error = response_too_large(request_id, len(response))
         else:
             status = Status.SUCCESS
+        value = None
         if raw_result and status is Status.SUCCESS:
             try:
                 value = msgspec.json.decode(response or b"null")
             except msgspec.DecodeError as exc:
                 status = Status.FUNCTION_ERROR
                 error = error_body(exc, request_id, MARSHAL_ERROR)
-            else:
-                self._report(
-                    spec,
-                    request_id,
-                    run.duration,
-                    run.init_duration,
-                    status,
-                    None,
-                    run.max_memory_mb,
-                )
-                return Outcome(status, request_id, None, None, value=value)
         return self._conclude(
             spec,
             request_id,
@@ -368,6 +371,8 @@ class Invoker:
             run.duration,
             run.init_duration,
             run.max_memory_mb,
+            raw_result,
+            value,
         )
 
     def _report(
