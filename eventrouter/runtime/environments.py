@@ -158,10 +158,11 @@ class Environment:
         #: Why the router killed it ("timeout", "oom", "shutdown"), if it did.
         self.killed: str | None = None
         self.ready: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        #: The invocation in flight and its answer to come.
+        self.current: Invoke | None = None
         self.result: asyncio.Future[Result] | None = None
         self.exited = asyncio.Event()
         self.max_rss_kb = 0
-        self.idle_since = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
         self.watch: asyncio.TimerHandle | None = None
         self._pidfd = -1
@@ -237,6 +238,17 @@ class Environment:
         raise NotImplementedError
 
     async def invoke(self, invoke: Invoke) -> Result:
+        """Hand ``invoke`` to the process and wait for its result."""
+        self.result = asyncio.get_running_loop().create_future()
+        self.current = invoke
+        self.deliver(invoke)
+        try:
+            return await self.result
+        finally:
+            self.current = self.result = None
+
+    def deliver(self, invoke: Invoke) -> None:
+        """Pass the invocation to the process (its transport's part of :meth:`invoke`)."""
         raise NotImplementedError
 
     def peak_rss_kb(self) -> int:
@@ -294,11 +306,9 @@ class PythonEnvironment(Environment):
         if self._writer is not None and self.alive:
             self._writer.write(frame(self.pool.encoder, reply))
 
-    async def invoke(self, invoke: Invoke) -> Result:
+    def deliver(self, invoke: Invoke) -> None:
         assert self._writer is not None
-        self.result = asyncio.get_running_loop().create_future()
         self._writer.write(frame(self.pool.encoder, invoke))
-        return await self.result
 
     def peak_rss_kb(self) -> int:
         return 0  # the worker reports its own peak with every result
@@ -396,7 +406,6 @@ class Pool:
         finally:
             timer.cancel()
             env.watch.cancel()
-            env.result = None
         run = Run(result, time.monotonic() - began, init_duration)
         if env.killed == "timeout":
             run.timed_out = True
@@ -429,7 +438,6 @@ class Pool:
         if self._closing:
             env.kill("shutdown")
             return
-        env.idle_since = time.monotonic()
         env.idle_timer = asyncio.get_running_loop().call_later(self.idle_timeout, self._expire, env)
         self.idle.append(env)
 

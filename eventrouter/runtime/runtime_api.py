@@ -45,7 +45,6 @@ class RuntimeApiEnvironment(Environment):
         self._cwd = cwd
         self._server: asyncio.Server | None = None
         self._next: asyncio.Queue[Invoke | None] = asyncio.Queue()
-        self._current: Invoke | None = None
         self._began = 0.0
 
     async def start(self) -> float:
@@ -57,14 +56,8 @@ class RuntimeApiEnvironment(Environment):
         self.spawn(self._command, env, self._cwd)
         return await self.ready
 
-    async def invoke(self, invoke: Invoke) -> Result:
-        self.result = asyncio.get_running_loop().create_future()
-        self._current = invoke
-        self._next.put_nowait(invoke)
-        try:
-            return await self.result
-        finally:
-            self._current = None
+    def deliver(self, invoke: Invoke) -> None:
+        self._next.put_nowait(invoke)  # for the runtime's waiting (or next) GET .../next
 
     def closed(self) -> None:
         if self._server is not None:
@@ -135,7 +128,7 @@ class RuntimeApiEnvironment(Environment):
         parts = path.split("/")
         if len(parts) == 3 and parts[0] == "invocation" and method == b"POST":
             request_id, verb = parts[1], parts[2]
-            current = self._current
+            current = self.current
             if current is None or current.request_id != request_id or self.result is None:
                 return _error(400, "InvalidRequestID", f"no invocation {request_id} in flight")
             if self.result.done():
