@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench bench-quick clean
 
 $(STAMP): pyproject.toml requirements/test-broker.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,15 @@ $(NODE_STAMP): $(NODE_RUNTIME)/package-lock.json $(IAM_STAMP)
 	command -v npm >/dev/null && npm ci --prefix $(NODE_RUNTIME) --no-audit --no-fund --silent && \
 	  touch $(NODE_STAMP) || true
 
-install: $(STAMP) $(IAM_STAMP) $(NODE_STAMP)
+# wrk, the HTTP load generator of the benchmarks (quick mode runs in the tests too).
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
+	  echo "wrk is not installed and could not be: the HTTP scenario will be skipped"
+	touch $(BENCH_STAMP)
+
+install: $(STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
 
 ## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
 run: $(STAMP)
@@ -51,19 +59,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict eventrouter benchmarks
 
-unit: $(STAMP) $(IAM_STAMP) $(NODE_STAMP)
+unit: $(STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
 	$(PY) -m pytest -q
 
-BENCH_STAMP := $(VENV)/.bench-stamp
-
-$(BENCH_STAMP): $(STAMP)
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
-	  echo "wrk is not installed and could not be: the HTTP scenario will be skipped"
-	touch $(BENCH_STAMP)
-
-## The benchmarks of benchmarks/ (ratios against baselines measured in the same run).
+## Every benchmark scenario (~15 min; starts its own broker, moto and servers): writes
+## benchmarks/results/latest.json, summary.md and the PNG plots.
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks
+
+## Every scenario with tiny sizes (~35 s), checking only that they still run (make test runs
+## this too, through tests/test_benchmarks.py).
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) .eventrouter out .mypy_cache .ruff_cache .pytest_cache

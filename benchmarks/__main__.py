@@ -1,4 +1,10 @@
-"""``python -m benchmarks [--quick]``: run every scenario, print a summary, write results."""
+"""``python -m benchmarks [--quick] [--only NAME ...]``: run the scenarios, write the results.
+
+A full run writes ``benchmarks/results/latest.json`` (every figure, with the machine and the
+package versions), ``summary.md`` (figure, baseline, ratio, target) and the PNG plots. Quick
+mode runs every scenario with tiny sizes, to check that they still execute: its figures mean
+nothing, and it writes no files.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from benchmarks import (
@@ -15,141 +22,365 @@ from benchmarks import (
     http_throughput,
     invoke_overhead,
     kafka_throughput,
+    scaling,
     sqs_throughput,
+    timeouts,
 )
-from benchmarks.common import environment
+from benchmarks.common import environment, progress
 
 RESULTS = Path(__file__).parent / "results"
+SCENARIOS: dict[str, ModuleType] = {
+    "invoke_overhead": invoke_overhead,
+    "environments": environments,
+    "async_throughput": async_throughput,
+    "http_throughput": http_throughput,
+    "kafka_throughput": kafka_throughput,
+    "sqs_throughput": sqs_throughput,
+    "scaling": scaling,
+    "timeouts": timeouts,
+}
+HEADER = [
+    "| figure | measured: median [min-max] | baseline (same run) | ratio | target | met |",
+    "|---|---|---|---|---|---|",
+]
 
 
 def _range(stats: dict[str, float], fmt: str) -> str:
     return f"{stats['median']:{fmt}} [{stats['min']:{fmt}}-{stats['max']:{fmt}}]"
 
 
-def summary_rows(results: dict[str, Any]) -> list[str]:
-    o = results["invoke_overhead"]
-    a = results["async_throughput"]
-    h = results["http_throughput"]
-    rows = [
-        "| figure | measured (median [min-max]) | baseline | ratio | target | met |",
-        "|---|---|---|---|---|---|",
-        f"| sync invoke overhead, us/invoke | {_range(o['overhead_us'], '.2f')} "
-        f"| bare await {o['bare_await_us']['median']:.3f} us | - "
-        f"| <= {o['target_us']:.0f} us | {o['met']} |",
-        f"| async invoke end to end, events/s | {_range(a['eventrouter_events_per_s'], ',.0f')} "
-        f"| bare SQLite {a['bare_sqlite_events_per_s']['median']:,.0f}/s "
-        f"| {a['ratio_to_bare_sqlite']:.2f}x | >= {a['target_events_per_s']:,.0f}/s | {a['met']} |",
+def _row(
+    figure: str,
+    measured: str,
+    baseline: str = "",
+    ratio: str = "",
+    target: str = "",
+    met: bool | None = None,
+) -> str:
+    verdict = "" if met is None else ("yes" if met else "**no**")
+    return f"| {figure} | {measured} | {baseline} | {ratio} | {target or 'reported'} | {verdict} |"
+
+
+def invoke_rows(o: dict[str, Any], e: dict[str, Any]) -> list[str]:
+    return [
+        _row(
+            "sync invoke overhead, µs/invoke (in process)",
+            _range(o["overhead_us"], ".2f"),
+            f"bare await {o['bare_await_us']['median']:.3f} µs",
+            target=f"<= {o['target_us']:.0f} µs",
+            met=o["met"],
+        ),
+        _row(
+            "sync invoke, process isolation, µs/invoke (warm)",
+            _range(e["isolated_us"], ".1f"),
+            f"inline {e['inline_us']['median']:.1f} µs",
+            f"{e['isolated_vs_inline']:.1f}x",
+        ),
+        _row(
+            "process environment cold start, ms",
+            _range(e["cold_start_ms"], ".1f"),
+            f"spawning python -c pass {e['bare_python_spawn_ms']['median']:.1f} ms",
+            f"{e['cold_start_vs_bare_spawn']:.1f}x",
+        ),
+        _row(
+            "Runtime API (awslambdaric) cold start, ms",
+            _range(e["cold_start_runtime_api_ms"], ".1f"),
+        ),
+        _row(
+            "Runtime API (awslambdaric) warm invoke, µs",
+            _range(e["runtime_api_warm_us"], ".0f"),
+            f"isolated Python {e['isolated_us']['median']:.0f} µs",
+        ),
+        _row(
+            "environments per GiB (idle, PSS / RSS)",
+            f"{e['environments_per_gib_pss']:.0f} / {e['environments_per_gib_rss']:.0f}",
+            f"{e['environment_pss_mb']['median']:.1f} / "
+            f"{e['environment_rss_mb']['median']:.1f} MB each",
+        ),
     ]
-    rows += _kafka_rows(results["kafka_throughput"])
-    rows += _sqs_rows(results["sqs_throughput"])
-    rows += _environment_rows(results["environments"])
+
+
+def async_rows(a: dict[str, Any]) -> list[str]:
+    return [
+        _row(
+            f"async invoke end to end, events/s ({a['events']:,} events)",
+            _range(a["eventrouter_events_per_s"], ",.0f"),
+            f"the same SQLite work by hand {a['bare_sqlite_events_per_s']['median']:,.0f}/s",
+            f"{a['ratio_to_bare_sqlite']:.2f}x",
+            f">= {a['target_events_per_s']:,.0f}/s",
+            a["met"],
+        ),
+        _row(
+            "cost of durability: async events/s, queue on disk vs in memory",
+            _range(a["in_memory_events_per_s"], ",.0f") + " in memory",
+            f"on disk {a['eventrouter_events_per_s']['median']:,.0f}/s",
+            f"{a['durable_vs_in_memory']:.2f}x",
+        ),
+    ]
+
+
+def http_rows(h: dict[str, Any]) -> list[str]:
     if "skipped" in h:
-        rows.append(f"| HTTP no-op route, req/s | skipped: {h['skipped']} | | | | |")
-        return rows
-    ours = h["eventrouter"]
-    rows += [
-        f"| HTTP no-op route, req/s ({h['connections']} conn.) | {_range(ours['rps'], ',.0f')} "
-        f"| bare ASGI {h['bare_asgi']['rps']['median']:,.0f} | {h['vs_bare']:.2f}x "
-        f"| >= {h['targets']['vs_bare']}x | {h['vs_bare'] >= h['targets']['vs_bare']} |",
-        f"| HTTP no-op route vs FastAPI | | FastAPI {h['fastapi']['rps']['median']:,.0f} "
-        f"| {h['vs_fastapi']:.2f}x | >= {h['targets']['vs_fastapi']}x "
-        f"| {h['vs_fastapi'] >= h['targets']['vs_fastapi']} |",
-        f"| HTTP p50 / p99 latency, ms | eventrouter {ours['p50_ms']['median']:.2f} / "
-        f"{ours['p99_ms']['median']:.2f} | bare {h['bare_asgi']['p50_ms']['median']:.2f} / "
-        f"{h['bare_asgi']['p99_ms']['median']:.2f}; FastAPI "
-        f"{h['fastapi']['p50_ms']['median']:.2f} / {h['fastapi']['p99_ms']['median']:.2f} "
-        "| | reported | |",
-    ]
-    return rows
-
-
-def _kafka_rows(k: dict[str, Any]) -> list[str]:
-    t = k["targets"]
-    top = f"aiokafka loop {k['ceiling']['median']:,.0f}/s"
-    rows = [
-        f"| Kafka batch handler, records/s ({k['records']:,} x {k['record_bytes']} B) "
-        f"| {_range(k['batch'], ',.0f')} | {top} | {k['batch_vs_ceiling']:.2f}x "
-        f"| >= {t['batch_vs_ceiling']}x | {k['batch_vs_ceiling'] >= t['batch_vs_ceiling']} |",
-        f"| Kafka per-record handler, records/s | {_range(k['per_record'], ',.0f')} | {top} "
-        f"| {k['per_record_vs_ceiling']:.2f}x | >= {t['per_record_vs_ceiling']}x "
-        f"| {k['per_record_vs_ceiling'] >= t['per_record_vs_ceiling']} |",
-    ]
-    if "faststream" in k:
-        ok = k["batch_vs_faststream"] >= t["batch_vs_faststream"]
+        return [_row("HTTP", f"skipped: {h['skipped']}")]
+    t = h["targets"]
+    rows = []
+    for c in h["connections"]:
+        row = h["by_connections"][str(c)]
+        ours, bare, fast, api = (
+            row[k] for k in ("eventrouter", "bare_asgi", "fastapi", "invoke_api")
+        )
+        top = c == max(h["connections"])
+        rows += [
+            _row(
+                f"HTTP no-op route, req/s, {c} conn.",
+                _range(ours["rps"], ",.0f"),
+                f"bare ASGI {bare['rps']['median']:,.0f}",
+                f"{row['vs_bare']:.2f}x",
+                f">= {t['vs_bare']}x" if top else "",
+                row["vs_bare"] >= t["vs_bare"] if top else None,
+            ),
+            _row(
+                f"HTTP no-op route vs FastAPI, {c} conn.",
+                "",
+                f"FastAPI {fast['rps']['median']:,.0f}",
+                f"{row['vs_fastapi']:.2f}x",
+                f">= {t['vs_fastapi']}x" if top else "",
+                row["vs_fastapi"] >= t["vs_fastapi"] if top else None,
+            ),
+            _row(
+                f"Invoke API (RequestResponse), req/s, {c} conn.",
+                _range(api["rps"], ",.0f"),
+                f"route {ours['rps']['median']:,.0f}",
+                f"{row['invoke_api_vs_route']:.2f}x",
+            ),
+            _row(
+                f"HTTP p50 / p99 latency, ms, {c} conn.",
+                f"route {ours['p50_ms']['median']:.2f} / {ours['p99_ms']['median']:.2f}; "
+                f"Invoke API {api['p50_ms']['median']:.2f} / {api['p99_ms']['median']:.2f}",
+                f"bare {bare['p50_ms']['median']:.2f} / {bare['p99_ms']['median']:.2f}; "
+                f"FastAPI {fast['p50_ms']['median']:.2f} / {fast['p99_ms']['median']:.2f}",
+            ),
+        ]
+    for size, row in h["by_payload"].items():
+        api, bare = row["invoke_api"], row["bare_asgi"]
         rows.append(
-            f"| Kafka batch handler vs FastStream | "
-            f"| FastStream {k['faststream']['median']:,.0f}/s "
-            f"| {k['batch_vs_faststream']:.2f}x | >= {t['batch_vs_faststream']}x | {ok} |"
+            _row(
+                f"Invoke API, {int(size):,} B payload, req/s ({h['payload_connections']} conn.)",
+                _range(api["rps"], ",.0f") + f" (p99 {api['p99_ms']['median']:.1f} ms)",
+                f"bare ASGI reading + decoding it {bare['rps']['median']:,.0f}",
+                f"{row['invoke_api_vs_bare']:.2f}x",
+            )
         )
     return rows
 
 
-def _environment_rows(e: dict[str, Any]) -> list[str]:
-    return [
-        f"| process environment cold start, ms | {_range(e['cold_start_ms'], '.1f')} "
-        f"| spawning python -c pass {e['bare_python_spawn_ms']['median']:.1f} ms "
-        f"| {e['cold_start_vs_bare_spawn']:.1f}x | reported | |",
-        f"| Runtime API (awslambdaric) cold start, ms "
-        f"| {_range(e['cold_start_runtime_api_ms'], '.1f')} | | | reported | |",
-        f"| process isolation warm overhead, us/invoke "
-        f"| {_range(e['isolation_overhead_us'], '.1f')} "
-        f"| inline {e['inline_us']['median']:.1f} us/invoke "
-        f"| {e['isolated_vs_inline']:.1f}x | reported | |",
-        f"| Runtime API (awslambdaric) warm invoke, us | {_range(e['runtime_api_warm_us'], '.0f')} "
-        f"| isolated Python {e['isolated_us']['median']:.0f} us | | reported | |",
-        f"| environments per GiB (idle, PSS / RSS) | {e['environments_per_gib_pss']:.0f} "
-        f"/ {e['environments_per_gib_rss']:.0f} "
-        f"| {e['environment_pss_mb']['median']:.1f} / {e['environment_rss_mb']['median']:.1f} "
-        "MB each | | reported | |",
+def kafka_rows(k: dict[str, Any]) -> list[str]:
+    t = k["targets"]
+    top = f"aiokafka loop {k['ceiling']['median']:,.0f}/s"
+    rows = [
+        _row(
+            f"Kafka batch handler, records/s ({k['records']:,} x {k['record_bytes']} B, "
+            f"{k['partitions']} partitions)",
+            _range(k["batch"], ",.0f"),
+            top,
+            f"{k['batch_vs_ceiling']:.2f}x",
+            f">= {t['batch_vs_ceiling']}x",
+            k["batch_vs_ceiling"] >= t["batch_vs_ceiling"],
+        ),
+        _row(
+            "Kafka per-record handler, records/s",
+            _range(k["per_record"], ",.0f"),
+            top,
+            f"{k['per_record_vs_ceiling']:.2f}x",
+            f">= {t['per_record_vs_ceiling']}x",
+            k["per_record_vs_ceiling"] >= t["per_record_vs_ceiling"],
+        ),
     ]
+    if "faststream" in k:
+        rows.append(
+            _row(
+                "Kafka batch handler vs FastStream",
+                "",
+                f"FastStream {_range(k['faststream'], ',.0f')}/s",
+                f"{k['batch_vs_faststream']:.2f}x",
+                f">= {t['batch_vs_faststream']}x",
+                k["batch_vs_faststream"] >= t["batch_vs_faststream"],
+            )
+        )
+    if "faust" in k:
+        rows.append(
+            _row(
+                "Kafka batch handler vs Faust (faust-streaming)",
+                "",
+                f"Faust {_range(k['faust'], ',.0f')}/s",
+                f"{k['batch_vs_faust']:.2f}x",
+            )
+        )
+    for n, row in k["by_partitions"].items():
+        rows.append(
+            _row(
+                f"Kafka batch handler, {n} partition{'s' if n != '1' else ''}, records/s",
+                _range(row["batch"], ",.0f"),
+                f"aiokafka loop {row['ceiling']['median']:,.0f}/s",
+                f"{row['batch_vs_ceiling']:.2f}x",
+            )
+        )
+    return rows
 
 
-def _sqs_rows(q: dict[str, Any]) -> list[str]:
+def sqs_rows(q: dict[str, Any]) -> list[str]:
     t = q["targets"]
-    loop = q["loop_messages_per_s"]["median"]
-    cpu_loop = q["loop_cpu_us_per_message"]["median"]
+    peak = max(n for _, n in q["poller_history"])
     return [
-        f"| SQS on moto, messages/s ({q['messages']} msgs, {q['pollers']} pollers) "
-        f"| {_range(q['eventrouter_messages_per_s'], ',.0f')} | aiobotocore loop {loop:,.0f}/s "
-        f"| {q['rate_vs_loop']:.2f}x | >= {t['rate_vs_loop']}x "
-        f"| {q['rate_vs_loop'] >= t['rate_vs_loop']} |",
-        f"| SQS CPU per message, us | {_range(q['eventrouter_cpu_us_per_message'], ',.0f')} "
-        f"| aiobotocore loop {cpu_loop:,.0f} us | {q['cpu_per_message_vs_loop']:.2f}x "
-        f"| <= {t['cpu_per_message_vs_loop']}x "
-        f"| {q['cpu_per_message_vs_loop'] <= t['cpu_per_message_vs_loop']} |",
+        _row(
+            f"SQS on moto, messages/s ({q['messages']} msgs, {q['pollers']} pollers)",
+            _range(q["eventrouter_messages_per_s"], ",.0f"),
+            f"aiobotocore loop {q['loop_messages_per_s']['median']:,.0f}/s",
+            f"{q['rate_vs_loop']:.2f}x",
+            f">= {t['rate_vs_loop']}x",
+            q["rate_vs_loop"] >= t["rate_vs_loop"],
+        ),
+        _row(
+            "SQS CPU per message, µs",
+            _range(q["eventrouter_cpu_us_per_message"], ",.0f"),
+            f"aiobotocore loop {q['loop_cpu_us_per_message']['median']:,.0f} µs",
+            f"{q['cpu_per_message_vs_loop']:.2f}x",
+            f"<= {t['cpu_per_message_vs_loop']}x",
+            q["cpu_per_message_vs_loop"] <= t["cpu_per_message_vs_loop"],
+        ),
+        _row("SQS pollers while a backlog drains", f"1 -> {peak} -> back down (see plot)"),
     ]
+
+
+def scaling_rows(s: dict[str, Any]) -> list[str]:
+    rows = []
+    one = s["functions"]["1"]
+    for count, row in s["functions"].items():
+        rows.append(
+            _row(
+                f"{int(count):,} registered function{'s' if count != '1' else ''}: "
+                "sync µs/invoke; async events/s",
+                f"{_range(row['sync_us'], '.2f')}; {_range(row['async_events_per_s'], ',.0f')}",
+                f"1 function: {one['sync_us']['median']:.2f} µs; "
+                f"{one['async_events_per_s']['median']:,.0f}/s",
+                f"{row['sync_us']['median'] / one['sync_us']['median']:.2f}x; "
+                f"{row['async_events_per_s']['median'] / one['async_events_per_s']['median']:.2f}x",
+            )
+        )
+    small = s["payloads"][min(s["payloads"], key=int)]
+    for size, row in s["payloads"].items():
+        rows.append(
+            _row(
+                f"async invoke, {int(size):,} B payload: events/s (MB/s)",
+                f"{_range(row['events_per_s'], ',.0f')} ({row['mb_per_s']:,.1f} MB/s)",
+                f"{min(s['payloads'], key=int)} B: {small['events_per_s']['median']:,.0f}/s",
+                f"{row['events_per_s']['median'] / small['events_per_s']['median']:.3f}x",
+            )
+        )
+    f = s["in_flight"]
+    rows.append(
+        _row(
+            f"memory per in-flight invocation, KB ({f['invocations']:,} sleeping at once)",
+            _range(f["kb_per_invocation"], ".2f"),
+            f"bare asyncio task {f['bare_task_kb']['median']:.2f} KB",
+            f"{f['kb_per_invocation']['median'] / max(f['bare_task_kb']['median'], 1e-9):.1f}x",
+        )
+    )
+    load = s["load"]
+    for level in ("50%", "90%"):
+        row = load[level]
+        rows.append(
+            _row(
+                f"async latency at {level} of peak ({load['peak_events_per_s']:,.0f}/s): "
+                "p50 / p99 / max, ms",
+                f"{row['p50_ms']:.2f} / {row['p99_ms']:.2f} / {row['max_ms']:.2f}",
+                f"reached {row['reached_events_per_s']:,.0f} of "
+                f"{row['target_events_per_s']:,.0f}/s",
+            )
+        )
+    return rows
+
+
+def timeout_rows(t: dict[str, Any]) -> list[str]:
+    n = t["invocations"] * len(t["rounds"])
+    return [
+        _row(
+            f"{t['invocations']:,} overrunning invocations ({t['timeout_s']} s timeout): "
+            "ms past the timeout, max",
+            _range(t["max_over_timeout_ms"], ".1f"),
+            f"{n - t['late']:,} of {n:,} within +{t['margin_s'] * 1000:.0f} ms; "
+            f"{n - t['not_timed_out']:,} timed out",
+            "",
+            f"<= {t['margin_s'] * 1000:.0f} ms each",
+            t["late"] == 0 and t["not_timed_out"] == 0,
+        ),
+        _row(
+            "... failure record committed to on_failure, ms past the timeout, max",
+            _range(t["record_max_over_timeout_ms"], ".1f"),
+        ),
+        _row(
+            "reserved concurrency under that load, most in flight (sampled every ms)",
+            str(t["max_in_flight"]),
+            f"reserved {t['reserved_concurrency']}",
+            "",
+            f"<= {t['reserved_concurrency']}",
+            t["max_in_flight"] <= t["reserved_concurrency"],
+        ),
+        _row(
+            "another function's sync invokes/s under that load vs alone",
+            _range(t["steady_under_load_vs_alone"], ".2f"),
+        ),
+    ]
+
+
+def summary_rows(results: dict[str, Any]) -> list[str]:
+    rows = list(HEADER)
+    builders = (
+        (("invoke_overhead", "environments"), invoke_rows),
+        (("async_throughput",), async_rows),
+        (("http_throughput",), http_rows),
+        (("kafka_throughput",), kafka_rows),
+        (("sqs_throughput",), sqs_rows),
+        (("scaling",), scaling_rows),
+        (("timeouts",), timeout_rows),
+    )
+    for names, build in builders:
+        if all(name in results for name in names):
+            rows += build(*(results[name] for name in names))
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
-        "--quick", action="store_true", help="seconds: check that all scenarios run"
+        "--quick", action="store_true", help="seconds: check that every scenario runs"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(SCENARIOS), help="run these scenarios only"
     )
     args = parser.parse_args()
     results: dict[str, Any] = {"environment": environment(), "quick": args.quick}
-    scenarios = (
-        ("invoke_overhead", invoke_overhead),
-        ("async_throughput", async_throughput),
-        ("http_throughput", http_throughput),
-        ("kafka_throughput", kafka_throughput),
-        ("sqs_throughput", sqs_throughput),
-        ("environments", environments),
-    )
-    for name, module in scenarios:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        results[name] = module.run(quick=args.quick)
-        print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    chosen = [name for name in SCENARIOS if not args.only or name in args.only]
+    started = time.perf_counter()
+    for i, name in enumerate(chosen, 1):
+        progress(f"scenario {i}/{len(chosen)}: {name}")
+        began = time.perf_counter()
+        results[name] = SCENARIOS[name].run(quick=args.quick)
+        progress(f"scenario {i}/{len(chosen)}: {name} done in {time.perf_counter() - began:.1f} s")
+    results["seconds"] = time.perf_counter() - started
     summary = "\n".join(summary_rows(results))
     if args.quick:
         print("quick mode: every scenario ran; these figures are too small to mean anything")
     print(summary)
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
+    if not args.quick and not args.only:
+        from benchmarks import plots
+
+        results["plots"] = plots.write_all(results, RESULTS)
         (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
         (RESULTS / "summary.md").write_text(summary + "\n")
+        progress(f"wrote {RESULTS}/latest.json, summary.md and {', '.join(results['plots'])}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -6,6 +6,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
@@ -19,9 +20,36 @@ def repeat(measure: Callable[[], float], runs: int) -> dict[str, float]:
     return summarize([measure() for _ in range(runs)])
 
 
+_STARTED = time.perf_counter()
+
+#: The packages whose versions go into the results: ours, the peers, the clients.
+PACKAGES = (
+    "eventrouter",
+    "anyio",
+    "msgspec",
+    "structlog",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "aiokafka",
+    "aiobotocore",
+    "moto",
+    "fastapi",
+    "faststream",
+    "faust-streaming",
+    "pydantic",
+    "matplotlib",
+)
+
+
+def progress(message: str) -> None:
+    """One line on stderr, with the seconds since the benchmarks started."""
+    print(f"[{time.perf_counter() - _STARTED:6.1f} s]   {message}", file=sys.stderr, flush=True)
+
+
 def environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
-    for package in ("anyio", "msgspec", "structlog", "uvicorn"):
+    for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -30,5 +58,18 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "packages": versions,
     }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None

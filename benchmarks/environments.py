@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from benchmarks.apps.isolated import noop
-from benchmarks.common import summarize
+from benchmarks.common import progress, summarize
 from eventrouter import Router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.runtime.environments import tree_rss_kb
@@ -110,6 +110,7 @@ async def _measure(cold: int, n: int, runs: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    progress("process environments: cold starts, warm invokes, memory")
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.jsonl", "w") as log_file:
         configure_logging("json", "info", stream=log_file)
         result = anyio.run(_measure, 2 if quick else 8, 200 if quick else 5_000, 2 if quick else 5)

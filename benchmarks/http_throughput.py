@@ -1,7 +1,14 @@
 """HTTP: eventrouter's no-op route vs a bare raw-ASGI app vs FastAPI, all on uvicorn
-(httptools, uvloop, no access log), loaded by wrk from a separate process at the same
-concurrency. eventrouter runs as users run it (``python -m eventrouter run --http``) with
-logging at its default level: a REPORT line per request, to a file.
+(httptools, uvloop, no access log), and the same function through the Invoke API, loaded by
+wrk from a separate process at 1, 16 and 64 concurrent connections. eventrouter runs as users
+run it (``python -m eventrouter run --http``) with logging at its default level: a REPORT
+line per request, to a file.
+
+Payload sizes: the Invoke API with JSON payloads of 100 B, 10 KB and 1 MB vs the bare ASGI
+app reading and decoding the same body (16 connections).
+
+wrk reports requests/s and the latency percentiles (a Lua ``done`` hook prints them), from
+which the latency distribution plot is drawn.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import summarize
+from benchmarks.common import progress, summarize
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,32 +76,76 @@ def start(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+#: The wrk script: the request to send and, when done, the latency percentiles in µs.
+WRK_SCRIPT = """
+local size = %(size)d
+if size > 0 then
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.body = '{"data":"' .. string.rep("x", size - 11) .. '"}'
+end
+done = function(summary, latency, requests)
+  io.write(string.format("REQUESTS %%d %%f\\n", summary.requests, summary.duration / 1e6))
+  io.write(string.format("ERRORS %%d\\n", summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.status + summary.errors.timeout))
+  for _, p in ipairs({%(percentiles)s}) do
+    io.write(string.format("P %%g %%d\\n", p, latency:percentile(p)))
+  end
+end
+"""
+#: The latency percentiles kept (the plot draws the distribution from them).
+PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99)
+CONNECTIONS = (1, 16, 64)
+PAYLOADS = (100, 10_000, 1_000_000)
+PAYLOAD_CONNECTIONS = 16
+INVOKE_PATH = "/2015-03-31/functions/noop/invocations"
+PATHS = {
+    "eventrouter": "/noop",
+    "invoke_api": INVOKE_PATH,
+    "bare_asgi": "/noop",
+    "fastapi": "/noop",
+}
+#: Request bodies: the routes are GETs; an invocation POSTs the smallest payload, {"data":"x"}.
+BODY_BYTES = {"eventrouter": 0, "invoke_api": 12, "bare_asgi": 0, "fastapi": 0}
 
 
-def wrk(port: int, connections: int, seconds: float) -> dict[str, float]:
+def wrk(url: str, connections: int, seconds: float, folder: Path, size: int = 0) -> dict[str, Any]:
+    script = folder / f"wrk-{size}.lua"
+    script.write_text(
+        WRK_SCRIPT % {"size": size, "percentiles": ", ".join(str(p) for p in PERCENTILES)}
+    )
     out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{int(seconds)}s",
-            "--latency",
-            f"http://127.0.0.1:{port}/noop",
-        ],
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    latency = {}
-    for pct in ("50", "99"):
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        latency[f"p{pct}_ms"] = float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"wrk saw {errors.group(1)} error responses:\n{out}")
-    return {"rps": rps, **latency}
+    requests, duration = re.search(r"^REQUESTS (\d+) ([\d.]+)$", out, re.M).groups()  # type: ignore[union-attr]
+    errors = int(re.search(r"^ERRORS (\d+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors or non_2xx:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    percentiles = [
+        (float(p), int(us) / 1000) for p, us in re.findall(r"^P ([\d.]+) (\d+)$", out, re.M)
+    ]
+    by_pct = dict(percentiles)
+    return {
+        "rps": int(requests) / float(duration),
+        "p50_ms": by_pct[50.0],
+        "p99_ms": by_pct[99.0],
+        "percentiles_ms": percentiles,
+    }
+
+
+def _stats(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max of each figure; the percentile curve of the median run."""
+    by_rps = sorted(samples, key=lambda s: s["rps"])
+    return {
+        "rps": summarize([s["rps"] for s in samples]),
+        "p50_ms": summarize([s["p50_ms"] for s in samples]),
+        "p99_ms": summarize([s["p99_ms"] for s in samples]),
+        "percentiles_ms": by_rps[len(by_rps) // 2]["percentiles_ms"],
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -102,23 +153,45 @@ def run(quick: bool = False) -> dict[str, Any]:
         return {"skipped": "wrk is not installed (make bench installs it from Debian's packages)"}
     if importlib.util.find_spec("fastapi") is None:
         return {"skipped": "FastAPI is not installed (pip install -e '.[bench]')"}
-    connections = 64
-    seconds = 1 if quick else 5
+    seconds = 1 if quick else 3
     rounds = 1 if quick else 3
-    kinds = ("eventrouter", "bare_asgi", "fastapi")
-    samples: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+    # wrk runs whole seconds: quick mode runs a subset of the points.
+    connection_counts = (1, 64) if quick else CONNECTIONS
+    payloads = (1_000_000,) if quick else PAYLOADS
+    kinds = ("eventrouter", "invoke_api", "bare_asgi", "fastapi")
+    samples: dict[tuple[str, int], list[dict[str, Any]]] = {
+        (k, c): [] for k in kinds for c in connection_counts
+    }
+    payload_samples: dict[tuple[str, int], list[dict[str, Any]]] = {
+        (k, size): [] for k in ("invoke_api", "bare_asgi") for size in payloads
+    }
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
         procs = {}
-        ports = {}
+        urls = {}
         try:
-            for kind in kinds:
-                ports[kind] = free_port()
-                procs[kind] = start(kind, ports[kind], Path(tmp) / f"{kind}.log")
-            for kind in kinds:  # warm up
-                wrk(ports[kind], connections, 1)
-            for _ in range(rounds):  # interleaved, so that noise hits all three alike
-                for kind in kinds:
-                    samples[kind].append(wrk(ports[kind], connections, seconds))
+            for kind in ("eventrouter", "bare_asgi", "fastapi"):
+                port = free_port()
+                procs[kind] = start(kind, port, folder / f"{kind}.log")
+                urls[kind] = f"http://127.0.0.1:{port}"
+            urls["invoke_api"] = urls["eventrouter"]
+            for kind in kinds if not quick else ():  # warm up
+                wrk(urls[kind] + PATHS[kind], 64, 1, folder, BODY_BYTES[kind])
+            for r in range(rounds):  # interleaved, so that noise hits all alike
+                for connections in connection_counts:
+                    progress(f"HTTP round {r + 1}/{rounds}: {connections} connections")
+                    for kind in kinds:
+                        url = urls[kind] + PATHS[kind]
+                        samples[kind, connections].append(
+                            wrk(url, connections, seconds, folder, BODY_BYTES[kind])
+                        )
+                for size in payloads:
+                    progress(f"HTTP round {r + 1}/{rounds}: {size:,} B payloads")
+                    for kind in ("invoke_api", "bare_asgi"):
+                        url = urls[kind] + (INVOKE_PATH if kind == "invoke_api" else "/noop")
+                        payload_samples[kind, size].append(
+                            wrk(url, PAYLOAD_CONNECTIONS, seconds, folder, size)
+                        )
         finally:
             for proc in procs.values():
                 proc.terminate()
@@ -126,23 +199,38 @@ def run(quick: bool = False) -> dict[str, Any]:
                 proc.wait(30)
         report_lines = sum(
             1
-            for line in (Path(tmp) / "eventrouter.log").read_text().splitlines()
+            for line in (folder / "eventrouter.log").read_text().splitlines()
             if '"REPORT"' in line
         )
     result: dict[str, Any] = {
-        "connections": connections,
+        "connections": list(connection_counts),
         "seconds": seconds,
         "eventrouter_report_lines": report_lines,
+        "by_connections": {
+            str(c): {kind: _stats(samples[kind, c]) for kind in kinds} for c in connection_counts
+        },
+        "payload_connections": PAYLOAD_CONNECTIONS,
+        "by_payload": {
+            str(size): {
+                kind: _stats(payload_samples[kind, size]) for kind in ("invoke_api", "bare_asgi")
+            }
+            for size in payloads
+        },
     }
-    for kind in kinds:
-        result[kind] = {
-            "rps": summarize([s["rps"] for s in samples[kind]]),
-            "p50_ms": summarize([s["p50_ms"] for s in samples[kind]]),
-            "p99_ms": summarize([s["p99_ms"] for s in samples[kind]]),
-        }
-    ours = result["eventrouter"]["rps"]["median"]
-    result["vs_bare"] = ours / result["bare_asgi"]["rps"]["median"]
-    result["vs_fastapi"] = ours / result["fastapi"]["rps"]["median"]
+    for c in connection_counts:
+        row = result["by_connections"][str(c)]
+        ours = row["eventrouter"]["rps"]["median"]
+        row["vs_bare"] = ours / row["bare_asgi"]["rps"]["median"]
+        row["vs_fastapi"] = ours / row["fastapi"]["rps"]["median"]
+        row["invoke_api_vs_route"] = row["invoke_api"]["rps"]["median"] / ours
+    for size in payloads:
+        row = result["by_payload"][str(size)]
+        row["invoke_api_vs_bare"] = (
+            row["invoke_api"]["rps"]["median"] / row["bare_asgi"]["rps"]["median"]
+        )
+    top = result["by_connections"][str(max(connection_counts))]
+    result["vs_bare"] = top["vs_bare"]
+    result["vs_fastapi"] = top["vs_fastapi"]
     result["targets"] = TARGETS
     result["met"] = (
         result["vs_bare"] >= TARGETS["vs_bare"] and result["vs_fastapi"] >= TARGETS["vs_fastapi"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks.common import summarize
+from benchmarks.common import progress, summarize
 from eventrouter import Router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.testing import run_router
@@ -49,6 +49,7 @@ async def _measure(n: int, runs: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    progress("synchronous invoke vs a bare await")
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "log.jsonl"
         with open(log_path, "w") as log_file:

@@ -8,7 +8,12 @@ committing after processing (at least once):
 2. eventrouter with a no-op batch handler (``list[Click]``),
 3. eventrouter with a no-op per-record handler (``Click``),
 4. FastStream's Kafka subscriber (batch, ``AckPolicy.ACK``), decoding the same JSON into an
-   equivalent model its own way (JSON parse + pydantic validation).
+   equivalent model its own way (JSON parse + pydantic validation),
+5. Faust (``faust-streaming``, in a process of its own: it runs its own worker and loop), an
+   agent taking batches of the same size, decoding into a ``faust.Record``.
+
+The ceiling and the batch handler also run on topics of 1 and 16 partitions (same records):
+how throughput grows with partitions.
 
 The clock runs from the first record handled to the last, so group joins are not counted.
 eventrouter runs with logging at its default level (a REPORT line per batch, to a file).
@@ -16,16 +21,22 @@ eventrouter runs with logging at its default level (a REPORT line per batch, to 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import re
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 
-from benchmarks.common import summarize
+from benchmarks.common import progress, summarize
 from eventrouter import Kafka, Router
 from eventrouter.observability.logging import configure_logging
 from eventrouter.testing import run_router
@@ -33,7 +44,10 @@ from tests.kafka_broker import FAST_GROUP, create_topic, kafka_broker, produce_f
 
 TARGETS = {"batch_vs_ceiling": 0.9, "per_record_vs_ceiling": 0.7, "batch_vs_faststream": 2.0}
 PARTITIONS = 4
+#: How throughput grows with the partitions of the topic (the ceiling and the batch handler).
+PARTITION_COUNTS = (1, 4, 16)
 BATCH = 500
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Click(msgspec.Struct):
@@ -99,7 +113,7 @@ async def ceiling(servers: str, topic: str, total: int) -> float:
     return clock.rate()
 
 
-async def routed(servers: str, topic: str, total: int, per_record: bool) -> float:
+async def routed(servers: str, topic: str, total: int, *, per_record: bool) -> float:
     clock = Clock(total)
     router = Router("bench-kafka")
     source = Kafka(
@@ -162,47 +176,119 @@ async def faststream(servers: str, topic: str, total: int) -> float:
     return clock.rate()
 
 
+async def faust(servers: str, topic: str, total: int) -> float:
+    """Faust in a process of its own (it runs its own event loop and worker)."""
+    proc = await anyio.open_process(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.apps.faust_consumer",
+            servers,
+            topic,
+            str(total),
+            str(BATCH),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.STDOUT,
+    )
+    seen = b""
+    try:
+        with anyio.fail_after(300):
+            assert proc.stdout is not None
+            async for chunk in proc.stdout:
+                seen += chunk
+                found = re.search(rb'"records_per_s": ([\d.e+]+)', seen)
+                if found:
+                    return float(found.group(1))
+        raise RuntimeError(
+            f"Faust exited without a result: {seen[-2000:].decode(errors='replace')}"
+        )
+    finally:
+        proc.terminate()
+        with anyio.move_on_after(10):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.aclose()
+
+
+def _topic(servers: str, partitions: int, total: int) -> str:
+    topic = unique(f"bench-p{partitions}")
+
+    async def prepare() -> None:
+        await create_topic(servers, topic, partitions)
+        await produce_fast(
+            servers, topic, [(n % partitions, None, payload(n)) for n in range(total)]
+        )
+
+    anyio.run(prepare)
+    return topic
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     total = 4_000 if quick else 200_000
     rounds = 1 if quick else 3
-    have_faststream = importlib.util.find_spec("faststream") is not None
-    samples: dict[str, list[float]] = {
-        "ceiling": [],
-        "batch": [],
-        "per_record": [],
-        "faststream": [],
+    peers = {
+        "faststream": importlib.util.find_spec("faststream") is not None,
+        "faust": importlib.util.find_spec("faust") is not None,
+    }
+    contenders: dict[str, Callable[[str, str, int], Awaitable[float]]] = {
+        "ceiling": ceiling,
+        "batch": functools.partial(routed, per_record=False),
+        "per_record": functools.partial(routed, per_record=True),
+    }
+    if peers["faststream"]:
+        contenders["faststream"] = faststream
+    if peers["faust"]:
+        contenders["faust"] = faust
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    # Records/s of the ceiling and of the batch handler by partition count.
+    by_partitions: dict[int, dict[str, list[float]]] = {
+        n: {"ceiling": [], "batch": []} for n in PARTITION_COUNTS
     }
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.jsonl", "w") as log:
         configure_logging("json", "info", stream=log)
         with kafka_broker(Path(tmp) / "broker.log") as servers:
-            topic = unique("bench")
-
-            async def prepare() -> None:
-                await create_topic(servers, topic, PARTITIONS)
-                await produce_fast(
-                    servers, topic, [(n % PARTITIONS, None, payload(n)) for n in range(total)]
-                )
-
-            anyio.run(prepare)
-            for _ in range(rounds):  # interleaved, so that noise hits every contender alike
-                samples["ceiling"].append(anyio.run(ceiling, servers, topic, total))
-                samples["batch"].append(anyio.run(routed, servers, topic, total, False))
-                samples["per_record"].append(anyio.run(routed, servers, topic, total, True))
-                if have_faststream:
-                    samples["faststream"].append(anyio.run(faststream, servers, topic, total))
+            progress(
+                f"Kafka: producing {total:,} records into each of {len(PARTITION_COUNTS)} topics"
+            )
+            topics = {n: _topic(servers, n, total) for n in PARTITION_COUNTS}
+            for r in range(rounds):  # interleaved, so that noise hits every contender alike
+                for name, consume in contenders.items():
+                    progress(f"Kafka round {r + 1}/{rounds}: {name}, {PARTITIONS} partitions")
+                    samples[name].append(anyio.run(consume, servers, topics[PARTITIONS], total))
+                for n in PARTITION_COUNTS:
+                    if n == PARTITIONS:
+                        continue
+                    progress(f"Kafka round {r + 1}/{rounds}: ceiling and batch, {n} partitions")
+                    for name in ("ceiling", "batch"):
+                        by_partitions[n][name].append(
+                            anyio.run(contenders[name], servers, topics[n], total)
+                        )
+            by_partitions[PARTITIONS] = {k: samples[k] for k in ("ceiling", "batch")}
     result: dict[str, Any] = {
         "records": total,
         "partitions": PARTITIONS,
         "batch_size": BATCH,
         "record_bytes": len(payload(total - 1)),
+        "peers_installed": peers,
     }
     for name, values in samples.items():
-        if values:
-            result[name] = summarize(values)
+        result[name] = summarize(values)
     top = result["ceiling"]["median"]
     result["batch_vs_ceiling"] = result["batch"]["median"] / top
     result["per_record_vs_ceiling"] = result["per_record"]["median"] / top
-    if have_faststream:
-        result["batch_vs_faststream"] = result["batch"]["median"] / result["faststream"]["median"]
+    for peer in ("faststream", "faust"):
+        if peer in result:
+            result[f"batch_vs_{peer}"] = result["batch"]["median"] / result[peer]["median"]
+    result["by_partitions"] = {
+        str(n): {
+            "ceiling": summarize(v["ceiling"]),
+            "batch": summarize(v["batch"]),
+            "batch_vs_ceiling": statistics.median(v["batch"]) / statistics.median(v["ceiling"]),
+        }
+        for n, v in sorted(by_partitions.items())
+    }
     result["targets"] = TARGETS
     return result

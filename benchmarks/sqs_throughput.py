@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import boto3  # type: ignore[import-untyped]
 
-from benchmarks.common import summarize
+from benchmarks.common import progress, summarize
 from eventrouter import Router, Sqs
 from eventrouter.observability.logging import configure_logging
 from eventrouter.testing import run_router
@@ -28,7 +28,6 @@ from tests.kafka_broker import unique
 
 POLLERS = 5
 TARGETS = {"rate_vs_loop": 0.9, "cpu_per_message_vs_loop": 1.2}
-RESULTS = Path(__file__).parent / "results"
 
 
 def fill(endpoint: str, count: int) -> tuple[str, str]:
@@ -117,30 +116,6 @@ async def routed(
     return rate, per_message, history
 
 
-def plot(history: list[tuple[float, int]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs, ys = [], []
-    for (t, n), nxt in zip(history, [*history[1:], None], strict=True):
-        xs.append(t)
-        ys.append(n)
-        if nxt is not None:
-            xs.append(nxt[0])
-            ys.append(n)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(xs, ys, drawstyle="steps-post")
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("pollers")
-    ax.set_title("SQS pollers while a backlog drains (moto)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def run(quick: bool = False) -> dict[str, Any]:
     total = 40 if quick else 400
     rounds = 1 if quick else 2
@@ -148,7 +123,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.jsonl", "w") as log:
         configure_logging("json", "info", stream=log)
         with start_moto(Path(tmp) / "moto.log") as (endpoint, _, _):
-            for _ in range(rounds):
+            for r in range(rounds):
+                progress(f"SQS round {r + 1}/{rounds}: {total} messages, loop then eventrouter")
                 _, url = fill(endpoint, total)
                 rate, cpu = anyio.run(hand_written, endpoint, url, total)
                 loop_rates.append(rate)
@@ -157,6 +133,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 rate, cpu, _ = anyio.run(routed, endpoint, name, total)
                 our_rates.append(rate)
                 our_cpu.append(cpu)
+            progress("SQS: pollers scaling while a backlog drains")
             name, _ = fill(endpoint, total)
             scaling = functools.partial(
                 routed,
@@ -184,8 +161,4 @@ def run(quick: bool = False) -> dict[str, Any]:
         result["eventrouter_cpu_us_per_message"]["median"]
         / result["loop_cpu_us_per_message"]["median"]
     )
-    if not quick:
-        RESULTS.mkdir(exist_ok=True)
-        plot(history, RESULTS / "sqs_pollers.png")
-        result["plot"] = "benchmarks/results/sqs_pollers.png"
     return result
