@@ -2,8 +2,8 @@
 
 A full run writes ``benchmarks/results/latest.json`` (every figure, with the machine and the
 package versions), ``summary.md`` (figure, baseline, ratio, target) and the PNG plots. Quick
-mode runs every scenario with tiny sizes, to check that they still execute: its figures mean
-nothing, and it writes no files.
+mode runs every scenario with tiny sizes, to check that they still execute (its figures mean
+nothing): it writes files only where ``--out`` says.
 """
 
 from __future__ import annotations
@@ -358,6 +358,12 @@ def main() -> int:
     parser.add_argument(
         "--only", nargs="+", choices=sorted(SCENARIOS), help="run these scenarios only"
     )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the results and plots here (default: benchmarks/results for a full run "
+        "of every scenario, nowhere otherwise)",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {"environment": environment(), "quick": args.quick}
     chosen = [name for name in SCENARIOS if not args.only or name in args.only]
@@ -372,13 +378,16 @@ def main() -> int:
     if args.quick:
         print("quick mode: every scenario ran; these figures are too small to mean anything")
     print(summary)
-    if not args.quick and not args.only:
-        from benchmarks import plots
+    out = args.out or (RESULTS if not args.quick and not args.only else None)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / "summary.md").write_text(summary + "\n")
+        if not args.only:
+            from benchmarks import plots
 
-        results["plots"] = plots.write_all(results, RESULTS)
-        (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS / "summary.md").write_text(summary + "\n")
-        progress(f"wrote {RESULTS}/latest.json, summary.md and {', '.join(results['plots'])}")
+            drawn = plots.write_all(results, out)
+            progress(f"wrote {out}/latest.json, summary.md and {', '.join(drawn)}")
     return 0
 
 

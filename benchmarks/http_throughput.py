@@ -179,7 +179,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 wrk(urls[kind] + PATHS[kind], 64, 1, folder, BODY_BYTES[kind])
             for r in range(rounds):  # interleaved, so that noise hits all alike
                 for connections in connection_counts:
-                    progress(f"HTTP round {r + 1}/{rounds}: {connections} connections")
+                    progress(f"HTTP round {r + 1}/{rounds}: {connections} connection(s)")
                     for kind in kinds:
                         url = urls[kind] + PATHS[kind]
                         samples[kind, connections].append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,13 @@ EXPECTED_ROWS = (
 )
 
 
-def test_quick_benchmarks_run_every_scenario() -> None:
+#: The plots of a run.
+PLOTS = ("throughput.png", "http_latency.png", "kafka_partitions.png", "sqs_pollers.png")
+
+
+def test_quick_benchmarks_run_every_scenario(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick"],
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -51,3 +56,9 @@ def test_quick_benchmarks_run_every_scenario() -> None:
     ]
     assert not missing, f"scenarios without their row: {missing}\n{done.stdout}"
     assert "scenario 8/8: timeouts done" in done.stderr  # progress is shown
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert results["environment"]["cpus"] >= 1 and results["environment"]["packages"]["msgspec"]
+    written = (tmp_path / "summary.md").read_text().splitlines()
+    assert [line for line in written if line.startswith("| ")] == rows
+    for plot in PLOTS:
+        assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG"), plot
