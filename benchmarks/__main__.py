@@ -283,7 +283,9 @@ def scaling_rows(s: dict[str, Any]) -> list[str]:
             f"memory per in-flight invocation, KB ({f['invocations']:,} sleeping at once)",
             _range(f["kb_per_invocation"], ".2f"),
             f"bare asyncio task {f['bare_task_kb']['median']:.2f} KB",
-            f"{f['kb_per_invocation']['median'] / max(f['bare_task_kb']['median'], 1e-9):.1f}x",
+            f"{f['kb_per_invocation']['median'] / f['bare_task_kb']['median']:.1f}x"
+            if f["bare_task_kb"]["median"] > 0
+            else "",
         )
     )
     load = s["load"]
@@ -291,11 +293,12 @@ def scaling_rows(s: dict[str, Any]) -> list[str]:
         row = load[level]
         rows.append(
             _row(
-                f"async latency at {level} of peak ({load['peak_events_per_s']:,.0f}/s): "
-                "p50 / p99 / max, ms",
-                f"{row['p50_ms']:.2f} / {row['p99_ms']:.2f} / {row['max_ms']:.2f}",
-                f"reached {row['reached_events_per_s']:,.0f} of "
-                f"{row['target_events_per_s']:,.0f}/s",
+                f"async latency at {level} of peak ({_range(load['peak_events_per_s'], ',.0f')}/s)"
+                ": p50; p99; max, ms",
+                f"{_range(row['p50_ms'], '.2f')}; {_range(row['p99_ms'], '.2f')}; "
+                f"{_range(row['max_ms'], '.1f')}",
+                f"reached {row['reached_events_per_s']['median']:,.0f} of "
+                f"{row['target_events_per_s']['median']:,.0f}/s",
             )
         )
     return rows
