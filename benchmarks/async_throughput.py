@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks.common import progress, summarize
+from benchmarks.common import produce, progress, summarize
 from eventrouter import Router
 from eventrouter.observability.logging import configure_logging
 from eventrouter.runtime.engine import Engine
@@ -29,7 +29,6 @@ from eventrouter.store.sqlite import _SCHEMA, EventStore
 from eventrouter.testing import RouterUnderTest, run_router
 
 TARGET_EVENTS_PER_S = 10_000.0
-PRODUCERS = 500
 
 
 def bare_sqlite(n: int, folder: Path) -> float:
@@ -93,16 +92,8 @@ async def routed(n: int, folder: Path, memory: bool = False) -> float:
     payload = {"order_id": "o-1", "amount": 12.5}
     running = run_in_memory(router, folder) if memory else run_router(router, state_dir=folder)
     async with running as app:
-        per_producer = n // PRODUCERS
-
-        async def produce() -> None:
-            for _ in range(per_producer):
-                await app.invoke_async("noop", payload)
-
         start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(PRODUCERS):
-                tg.start_soon(produce)
+        await produce(app, ["noop"], n, payload)
         await done.wait()
         await app.engine.store.flush()  # the deletes are committed too
         elapsed = time.perf_counter() - start

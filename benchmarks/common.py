@@ -11,6 +11,26 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
+import anyio
+
+#: Concurrent producers calling ``invoke_async`` in the asynchronous scenarios.
+PRODUCERS = 500
+
+
+async def produce(
+    app: Any, names: list[str], n: int, payload: Any, producers: int = PRODUCERS
+) -> None:
+    """Queue ``n`` asynchronous invocations of ``names`` (round robin) from ``producers``
+    concurrent tasks, each awaiting its commit before the next."""
+
+    async def producer(k: int) -> None:
+        for i in range(k, n, producers):
+            await app.invoke_async(names[i % len(names)], payload)
+
+    async with anyio.create_task_group() as tg:
+        for k in range(min(producers, n)):
+            tg.start_soon(producer, k)
+
 
 def summarize(samples: list[float]) -> dict[str, float]:
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import tempfile
 import time
@@ -26,39 +27,21 @@ from typing import Any
 
 import anyio
 
-from benchmarks.common import progress, summarize
+from benchmarks.common import PRODUCERS, produce, progress, summarize
 from eventrouter import Router
 from eventrouter.observability.logging import configure_logging
+from eventrouter.runtime.environments import tree_rss_kb
 from eventrouter.testing import RouterUnderTest, run_router
 
 FUNCTION_COUNTS = (1, 100, 1_000)
 PAYLOAD_SIZES = (100, 10_000, 1_000_000)
 IN_FLIGHT = 10_000
 LOAD_LEVELS = (0.5, 0.9)
-PRODUCERS = 500
-
-
-def rss_kb() -> int:
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def _payload(size: int) -> dict[str, str]:
     """A JSON object of ``size`` bytes once encoded."""
     return {"data": "x" * (size - 11)}
-
-
-async def _produce(app: Any, names: list[str], n: int, payload: Any, producers: int) -> None:
-    async def produce(k: int) -> None:
-        for i in range(k, n, producers):
-            await app.invoke_async(names[i % len(names)], payload)
-
-    async with anyio.create_task_group() as tg:
-        for k in range(min(producers, n)):
-            tg.start_soon(produce, k)
 
 
 async def functions_cost(count: int, n_sync: int, n_async: int) -> tuple[float, float]:
@@ -88,7 +71,7 @@ async def functions_cost(count: int, n_sync: int, n_async: int) -> tuple[float, 
         sync_us = (time.perf_counter() - start) / n_sync * 1e6
         seen = 0
         start = time.perf_counter()
-        await _produce(app, names, n_async, event, PRODUCERS)
+        await produce(app, names, n_async, event, PRODUCERS)
         await done.wait()
         await app.engine.store.flush()
         rate = n_async / (time.perf_counter() - start)
@@ -112,7 +95,7 @@ async def payload_cost(size: int, n: int) -> float:
     async with run_router(router) as app:
         start = time.perf_counter()
         # Fewer producers for large payloads: each holds its payload until committed.
-        await _produce(app, ["sink"], n, payload, max(1, min(PRODUCERS, 20_000_000 // size)))
+        await produce(app, ["sink"], n, payload, max(1, min(PRODUCERS, 20_000_000 // size)))
         await done.wait()
         await app.engine.store.flush()
         return n / (time.perf_counter() - start)
@@ -132,13 +115,13 @@ async def bare_tasks_kb(count: int) -> float:
         await gate.wait()
 
     gc.collect()
-    before = rss_kb()
+    before = tree_rss_kb(os.getpid())
     async with anyio.create_task_group() as tg:
         for _ in range(count):
             tg.start_soon(wait)
         await all_in.wait()
         gc.collect()
-        after = rss_kb()
+        after = tree_rss_kb(os.getpid())
         gate.set()
     return (after - before) / count
 
@@ -163,11 +146,11 @@ async def in_flight_kb(count: int) -> float:
     async with run_router(router) as app:
         await app.invoke("sleeper", {"warm": 1})  # its cold start out of the way
         gc.collect()
-        before = rss_kb()
-        await _produce(app, ["sleeper"], count, {"n": 1}, PRODUCERS)
+        before = tree_rss_kb(os.getpid())
+        await produce(app, ["sleeper"], count, {"n": 1}, PRODUCERS)
         await all_in.wait()
         gc.collect()
-        after = rss_kb()
+        after = tree_rss_kb(os.getpid())
         gate.set()
         await app.drain()
     return (after - before) / count

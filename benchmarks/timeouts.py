@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +78,10 @@ async def _measure(n: int, steady_seconds: float) -> dict[str, Any]:
         if len(ended) == n:
             all_ended.set()
 
-    async def steady_rate(until: anyio.Event | None, seconds: float) -> float:
+    async def steady_rate(stop: Callable[[], bool]) -> float:
         count = 0
         start = time.perf_counter()
-        deadline = start + seconds
-        while (until is None and time.perf_counter() < deadline) or (
-            until is not None and not until.is_set()
-        ):
+        while not stop():
             await app.invoke("steady", {"n": count})
             count += 1
             # An inline no-op invoke never suspends: yield, as separate callers would.
@@ -99,7 +97,8 @@ async def _measure(n: int, steady_seconds: float) -> dict[str, Any]:
 
     async with run_router(router) as app:
         app.engine.delivery_listeners.append(on_delivery)
-        alone = await steady_rate(None, steady_seconds)
+        deadline = time.perf_counter() + steady_seconds
+        alone = await steady_rate(lambda: time.perf_counter() >= deadline)
         under_load = 0.0
         begin = time.perf_counter()
         async with anyio.create_task_group() as tg:
@@ -107,7 +106,7 @@ async def _measure(n: int, steady_seconds: float) -> dict[str, Any]:
 
             async def load() -> None:
                 nonlocal under_load
-                under_load = await steady_rate(all_ended, 0)
+                under_load = await steady_rate(all_ended.is_set)
 
             tg.start_soon(load)
             async with anyio.create_task_group() as producers:
