@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -16,7 +19,148 @@ if TYPE_CHECKING:
     from eventrouter.runtime.engine import Engine
 
 
-class Context:
+class CognitoIdentity:
+    """``context.identity``: the Amazon Cognito identity of the caller (none here: both
+    fields are ``None``, as in Lambda for callers without one)."""
+
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(
+        self, cognito_identity_id: str | None = None, cognito_identity_pool_id: str | None = None
+    ) -> None:
+        self.cognito_identity_id = cognito_identity_id
+        self.cognito_identity_pool_id = cognito_identity_pool_id
+
+    def __repr__(self) -> str:
+        return (
+            f"CognitoIdentity(cognito_identity_id={self.cognito_identity_id!r}, "
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id!r})"
+        )
+
+
+class Client:
+    """``context.client_context.client``: the calling application, as a mobile SDK sends it."""
+
+    __slots__ = (
+        "app_package_name",
+        "app_title",
+        "app_version_code",
+        "app_version_name",
+        "installation_id",
+    )
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields.get(name))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"Client({inner})"
+
+
+class ClientContext:
+    """``context.client_context``: the ``X-Amz-Client-Context`` of an Invoke API call, with
+    ``client``, ``custom`` and ``env`` as in Lambda's Python runtime."""
+
+    __slots__ = ("client", "custom", "env")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        client = fields.get("client")
+        self.client = Client(client) if isinstance(client, dict) else None
+        self.custom: Any = fields.get("custom")
+        self.env: Any = fields.get("env")
+
+    def __repr__(self) -> str:
+        return f"ClientContext(client={self.client!r}, custom={self.custom!r}, env={self.env!r})"
+
+
+W3C_FIELDS = ("traceparent", "tracestate", "baggage")
+
+
+def client_context_of(value: Any) -> tuple[ClientContext | None, dict[str, str]]:
+    """The client context object of a decoded ``X-Amz-Client-Context``, and its W3C trace
+    fields (which Lambda's runtime takes out of it and offers as ``context.w3c()``)."""
+    if not isinstance(value, dict):
+        return None, {}
+    w3c = value.get("w3c")
+    fields = {k: v for k, v in value.items() if k != "w3c"}
+    trace = {}
+    if isinstance(w3c, dict):
+        trace = {k: w3c[k] for k in W3C_FIELDS if isinstance(w3c.get(k), str)}
+    return ClientContext(fields), trace
+
+
+def log_stream_name() -> str:
+    """A log stream name as Lambda gives one per execution environment:
+    ``2026/12/03/[$LATEST]<32 hex digits>``."""
+    day = datetime.now(UTC).strftime("%Y/%m/%d")
+    return f"{day}/[{LATEST}]{os.urandom(16).hex()}"
+
+
+class LambdaFields:
+    """What every context shares with Lambda's Python runtime (``awslambdaric``'s
+    ``LambdaContext``): the names, and the types, a Lambda handler reads."""
+
+    __slots__ = ()
+
+    function_version = LATEST
+    #: Lambda's multi-tenant functions only; always ``None`` here.
+    tenant_id: str | None = None
+    aws_request_id: str
+    _w3c: dict[str, str] | None
+
+    @property
+    def function_name(self) -> str:
+        raise NotImplementedError  # each context knows its function
+
+    @property
+    def request_id(self) -> str:
+        return self.aws_request_id
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def identity(self) -> CognitoIdentity:
+        return CognitoIdentity()
+
+    def w3c(self) -> dict[str, str]:
+        """The W3C trace context (``traceparent``, ``tracestate``, ``baggage``) the caller
+        passed in its client context."""
+        return dict(self._w3c or {})
+
+    @property
+    def log(self) -> FunctionLog:
+        """A structlog logger bound to this request id and function; calling it with a
+        message writes the message to the function's output, as Lambda's
+        ``context.log(msg)`` does."""
+        return FunctionLog(self.aws_request_id, self.function_name)
+
+
+class FunctionLog:
+    """``ctx.log``: structlog's methods (``ctx.log.info("charged", amount=3)``), and
+    Lambda's ``context.log("text")``."""
+
+    __slots__ = ("_bound", "_function", "_request_id")
+
+    def __init__(self, request_id: str, function: str) -> None:
+        self._request_id = request_id
+        self._function = function
+        self._bound: Any = None
+
+    def __call__(self, msg: Any) -> None:
+        sys.stdout.write(str(msg))
+
+    def __getattr__(self, name: str) -> Any:
+        if self._bound is None:
+            self._bound = structlog.get_logger("eventrouter.function").bind(
+                request_id=self._request_id, function=self._function
+            )
+        return getattr(self._bound, name)
+
+
+class Context(LambdaFields):
     """What a handler knows about its invocation, with Lambda's names.
 
     >>> async def handler(event, ctx):
@@ -25,9 +169,11 @@ class Context:
     """
 
     __slots__ = (
+        "_client_context_raw",
         "_engine",
         "_log",
         "_spec",
+        "_w3c",
         "attempt",
         "aws_request_id",
         "client_context",
@@ -37,8 +183,6 @@ class Context:
         "messages",
         "records",
     )
-
-    function_version = LATEST
 
     def __init__(
         self,
@@ -53,7 +197,7 @@ class Context:
     ) -> None:
         self._engine = engine
         self._spec = spec
-        self._log: Any = None
+        self._log: FunctionLog | None = None
         self.aws_request_id = request_id
         #: ``time.monotonic()`` at which the invocation times out.
         self.deadline = deadline
@@ -63,8 +207,13 @@ class Context:
         self.messages = messages
         #: The HTTP request (``HttpRequest``) when the function was reached by an HTTP route.
         self.http = http
-        #: The decoded ``X-Amz-Client-Context`` of an Invoke API call, if any.
-        self.client_context = client_context
+        #: The ``X-Amz-Client-Context`` of an Invoke API call (``client``, ``custom``, ``env``).
+        self.client_context: ClientContext | None = None
+        self._w3c: dict[str, str] | None = None
+        #: As the caller sent it (a process environment builds its own object from it).
+        self._client_context_raw = client_context
+        if client_context is not None:
+            self.client_context, self._w3c = client_context_of(client_context)
         #: Stream sources: the metadata of each record of the batch (``KafkaRecord``).
         self.records: Sequence[Any] | None = None
         #: Per-record handlers: the index of the record being handled.
@@ -76,10 +225,6 @@ class Context:
         return None if self.records is None else self.records[self.index]
 
     @property
-    def request_id(self) -> str:
-        return self.aws_request_id
-
-    @property
     def function_name(self) -> str:
         return self._spec.name
 
@@ -88,20 +233,25 @@ class Context:
         return function_arn(self._spec.name)
 
     @property
-    def memory_limit_in_mb(self) -> int:
-        return self._spec.settings.memory_mb
+    def memory_limit_in_mb(self) -> str:
+        """The function's memory size, as text (as Lambda's Python runtime gives it)."""
+        return str(self._spec.settings.memory_mb)
+
+    @property
+    def log_stream_name(self) -> str:
+        """The log stream of the environment: one per function and router process inline."""
+        return self._engine.invoker.states[self._spec.name].log_stream
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the invocation times out (never negative)."""
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
     @property
-    def log(self) -> Any:
-        """A structlog logger bound to this request id and function (bound on first use)."""
+    def log(self) -> FunctionLog:
+        """A structlog logger bound to this request id and function (bound on first use);
+        ``ctx.log("text")`` writes the text to the function's output, as in Lambda."""
         if self._log is None:
-            self._log = structlog.get_logger("eventrouter.function").bind(
-                request_id=self.aws_request_id, function=self._spec.name
-            )
+            self._log = FunctionLog(self.aws_request_id, self._spec.name)
         return self._log
 
     async def invoke(self, function_name: str, payload: Any = None) -> Any:

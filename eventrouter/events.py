@@ -21,17 +21,25 @@ _encoder = msgspec.json.Encoder()
 
 
 class HttpRequestContext(msgspec.Struct, omit_defaults=True):
-    """``requestContext`` of API Gateway's HTTP API 2.0 event."""
+    """``requestContext`` of API Gateway's HTTP API 2.0 event.
+
+    ``authorizer`` is present for ``AWS_IAM`` routes when permissions are enforced (the
+    caller's ``iam`` identity) and for ``API_KEY`` routes (``lambda``: the principal).
+    """
 
     accountId: str
     apiId: str
     domainName: str
+    domainPrefix: str
+    #: ``method``, ``path``, ``protocol``, ``sourceIp``, ``userAgent``.
     http: dict[str, str]
     requestId: str
     routeKey: str
     stage: str
     time: str
     timeEpoch: int
+    authorizer: dict[str, Any] | None = None
+    authentication: dict[str, Any] | None = None
 
 
 class HttpEvent(msgspec.Struct, omit_defaults=True):
@@ -47,6 +55,7 @@ class HttpEvent(msgspec.Struct, omit_defaults=True):
     cookies: list[str] | None = None
     queryStringParameters: dict[str, str] | None = None
     pathParameters: dict[str, str] | None = None
+    stageVariables: dict[str, str] | None = None
     body: str | None = None
 
 

@@ -27,6 +27,7 @@ from eventrouter.sources.http import Http
 if TYPE_CHECKING:
     from eventrouter.router import Router
     from eventrouter.runtime.engine import Engine
+    from eventrouter.security.policy import Principal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -253,10 +254,15 @@ class HttpApp:
                 request_id,
             )
             return
-        if self.enforce and not self._authorized(route, scope, body):
-            await self._forbidden(send)
-            return
+        principal = None
+        if self.enforce:
+            principal = self._authorized(route, scope, body)
+            if principal is None:
+                await self._forbidden(send)
+                return
         request = HttpRequest(scope, params, body, route.template)
+        request.auth = route.auth
+        request.principal = principal
         spec = state.spec
         event: Any
         if spec.http_raw:
@@ -291,8 +297,8 @@ class HttpApp:
         )
         await self._answer(send, outcome)
 
-    def _authorized(self, route: Route, scope: Scope, body: bytes) -> bool:
-        """Whether the caller of a route may invoke its function (``lambda:InvokeFunctionUrl``)."""
+    def _authorized(self, route: Route, scope: Scope, body: bytes) -> Principal | None:
+        """The caller of a route if it may invoke its function (``lambda:InvokeFunctionUrl``)."""
         from eventrouter.security.guard import INVOKE_URL, AuthFailure
 
         assert self.engine is not None
@@ -302,10 +308,11 @@ class HttpApp:
             )
         except AuthFailure as exc:
             log.info("http caller refused", route=route.template, reason=exc.code)
-            return False
+            return None
         if not allowed:
             log.info("http caller refused", route=route.template, principal=principal.id)
-        return allowed
+            return None
+        return principal
 
     async def _answer(self, send: Send, outcome: Outcome) -> None:
         rid = outcome.request_id

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from eventrouter.events import ACCOUNT
+
+if TYPE_CHECKING:
+    from eventrouter.security.policy import Principal
 
 
 class HttpRequest:
@@ -19,7 +22,16 @@ class HttpRequest:
     the ASGI scope when first asked for.
     """
 
-    __slots__ = ("_headers", "_query", "_scope", "body", "path_params", "route")
+    __slots__ = (
+        "_headers",
+        "_query",
+        "_scope",
+        "auth",
+        "body",
+        "path_params",
+        "principal",
+        "route",
+    )
 
     def __init__(self, scope: Any, path_params: dict[str, str], body: bytes, route: str) -> None:
         self._scope = scope
@@ -28,6 +40,9 @@ class HttpRequest:
         self.route = route
         self._headers: dict[str, str] | None = None
         self._query: dict[str, str] | None = None
+        #: The route's ``auth`` and, when permissions are enforced, the authenticated caller.
+        self.auth = "NONE"
+        self.principal: Principal | None = None
 
     @property
     def method(self) -> str:
@@ -44,6 +59,10 @@ class HttpRequest:
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         return list(self._scope["headers"])
+
+    @property
+    def http_version(self) -> str:
+        return str(self._scope.get("http_version", "1.1"))
 
     @property
     def source_ip(self) -> str:
@@ -110,6 +129,8 @@ def http_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
             body, is_base64 = base64.b64encode(request.body).decode(), True
     now = time.time()
     route_key = f"{request.method} {request.route}"
+    domain = headers.get("host", "localhost").rsplit(":", 1)[0] or "localhost"
+    version = request.http_version
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
@@ -119,11 +140,12 @@ def http_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
         "requestContext": {
             "accountId": ACCOUNT,
             "apiId": "eventrouter",
-            "domainName": headers.get("host", "localhost"),
+            "domainName": domain,
+            "domainPrefix": domain.split(".", 1)[0],
             "http": {
                 "method": request.method,
                 "path": request.path,
-                "protocol": "HTTP/1.1",
+                "protocol": f"HTTP/{version}",
                 "sourceIp": request.source_ip,
                 "userAgent": headers.get("user-agent", ""),
             },
@@ -135,6 +157,9 @@ def http_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
         },
         "isBase64Encoded": is_base64,
     }
+    authorizer = _authorizer(request)
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
     if cookies:
         event["cookies"] = [c.strip() for c in cookies.split(";")]
     if request.raw_query:
@@ -144,3 +169,25 @@ def http_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
     if body is not None:
         event["body"] = body
     return event
+
+
+def _authorizer(request: HttpRequest) -> dict[str, Any] | None:
+    """``requestContext.authorizer``: the IAM caller of an ``AWS_IAM`` route, or what an
+    ``API_KEY`` route's key stands for (as a Lambda authorizer's context)."""
+    principal = request.principal
+    if principal is None or principal.kind != "AWS":
+        return None
+    if request.auth == "AWS_IAM":
+        account = principal.account or ACCOUNT
+        return {
+            "iam": {
+                "accessKey": None,
+                "accountId": account,
+                "callerId": principal.id,
+                "cognitoIdentity": None,
+                "principalOrgId": None,
+                "userArn": principal.id,
+                "userId": principal.id,
+            }
+        }
+    return {"lambda": {"principal": principal.id}}

@@ -33,6 +33,7 @@ import msgspec
 import structlog
 
 from eventrouter.config import INIT_TIMEOUT
+from eventrouter.context import log_stream_name
 from eventrouter.errors import ConfigError
 from eventrouter.events import OUT_OF_MEMORY, REGION
 from eventrouter.runtime.frames import (
@@ -370,6 +371,7 @@ class Pool:
             AWS_REGION=REGION,
             AWS_DEFAULT_REGION=REGION,
             AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{spec.name}",
+            AWS_LAMBDA_LOG_STREAM_NAME=log_stream_name(),
             AWS_EXECUTION_ENV="eventrouter",
         )
         env.update(spec.environment)

@@ -21,7 +21,7 @@ import msgspec
 import structlog
 
 from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
-from eventrouter.context import Context
+from eventrouter.context import Context, log_stream_name
 from eventrouter.events import (
     MARSHAL_ERROR,
     UNMARSHAL_ERROR,
@@ -95,7 +95,7 @@ class FunctionState:
     An ``isolation="process"`` function has a pool of environments of its own instead.
     """
 
-    __slots__ = ("deadlines", "init_lock", "pool", "slots", "spec", "warm")
+    __slots__ = ("deadlines", "init_lock", "log_stream", "pool", "slots", "spec", "warm")
 
     def __init__(self, spec: FunctionSpec, slots: FunctionSlots, pool: Pool | None) -> None:
         self.spec = spec
@@ -104,6 +104,8 @@ class FunctionState:
         self.init_lock = asyncio.Lock()
         self.deadlines: Deadlines | None = None
         self.pool = pool
+        #: ``context.log_stream_name`` of inline invocations (one stream per router process).
+        self.log_stream = log_stream_name()
 
 
 class Invoker:
@@ -338,7 +340,7 @@ class Invoker:
             payload = self._encoder.encode(event)
         assert state.pool is not None
         run = await state.pool.invoke(
-            Invoke(request_id, 0, payload, mode, ctx.attempt, ctx.client_context),
+            Invoke(request_id, 0, payload, mode, ctx.attempt, ctx._client_context_raw),
             spec.settings.timeout,
         )
         result = run.result

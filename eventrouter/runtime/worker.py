@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from eventrouter.context import LambdaFields, client_context_of, log_stream_name
 from eventrouter.events import MARSHAL_ERROR, OUT_OF_MEMORY, UNMARSHAL_ERROR, error_body
 from eventrouter.runtime.environments import vmhwm_kb
 from eventrouter.runtime.frames import (
@@ -59,22 +60,22 @@ def resolve(module_name: str, file: str | None, qualname: str) -> Any:
     return target
 
 
-class WorkerContext:
+class WorkerContext(LambdaFields):
     """The context of an invocation inside an environment: Lambda's names, as inline."""
 
     __slots__ = (
+        "_w3c",
         "_worker",
         "attempt",
         "aws_request_id",
         "client_context",
         "deadline_ms",
-        "function_name",
         "index",
         "invoked_function_arn",
+        "log_stream_name",
         "memory_limit_in_mb",
     )
 
-    function_version = "$LATEST"
     http = None
     records = None
     record = None
@@ -82,30 +83,22 @@ class WorkerContext:
 
     def __init__(self, worker: Worker, invoke: Invoke) -> None:
         self._worker = worker
-        self.function_name = worker.function
         self.invoked_function_arn = worker.arn
-        self.memory_limit_in_mb = worker.memory_mb
+        self.memory_limit_in_mb = str(worker.memory_mb)
+        self.log_stream_name = worker.log_stream
         self.aws_request_id = invoke.request_id
         self.deadline_ms = invoke.deadline_ms
         self.attempt = invoke.attempt
-        self.client_context = invoke.client_context
+        self.client_context, self._w3c = client_context_of(invoke.client_context)
         self.index = 0
 
     @property
-    def request_id(self) -> str:
-        return self.aws_request_id
+    def function_name(self) -> str:
+        return self._worker.function
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the invocation times out (never negative)."""
         return max(0, self.deadline_ms - int(time.time() * 1000))
-
-    @property
-    def log(self) -> Any:
-        import structlog
-
-        return structlog.get_logger("eventrouter.function").bind(
-            request_id=self.aws_request_id, function=self.function_name
-        )
 
     async def invoke(self, function_name: str, payload: Any = None) -> Any:
         """Invoke another function synchronously (through the router) and return its result."""
@@ -132,6 +125,7 @@ class Worker:
         self.function = ""
         self.arn = ""
         self.memory_mb = 128
+        self.log_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME") or log_stream_name()
         self.handler: Callable[..., Any] = lambda event: None
         self.is_async = False
         self.takes_context = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -122,13 +123,21 @@ def lambda_event(raws: list[dict[str, Any]], queue_arn: str, region: str) -> dic
 
 
 def _lambda_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Message attributes as Lambda writes them: binary values as base64 text, and only the
+    value field the attribute's data type has."""
     out = {}
     for name, value in attributes.items():
-        out[name] = {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": value.get("BinaryValue"),
-            "stringListValues": value.get("StringListValues", []),
-            "binaryListValues": value.get("BinaryListValues", []),
-            "dataType": value.get("DataType"),
-        }
+        attribute: dict[str, Any] = {}
+        if value.get("StringValue") is not None:
+            attribute["stringValue"] = value["StringValue"]
+        if value.get("BinaryValue") is not None:
+            attribute["binaryValue"] = _base64(value["BinaryValue"])
+        attribute["stringListValues"] = list(value.get("StringListValues") or [])
+        attribute["binaryListValues"] = [_base64(v) for v in value.get("BinaryListValues") or []]
+        attribute["dataType"] = value.get("DataType")
+        out[name] = attribute
     return out
+
+
+def _base64(value: bytes | str) -> str:
+    return value if isinstance(value, str) else base64.b64encode(value).decode()

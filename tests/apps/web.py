@@ -119,7 +119,9 @@ async def slow(event: Any) -> None:
 @router.on_event()
 async def echo(event: Any, ctx: Context) -> Any:
     ctx.log.info("echoing", size=len(str(event)))
-    return {"event": event, "client_context": ctx.client_context}
+    client = ctx.client_context
+    shown = None if client is None else {"custom": client.custom, "env": client.env}
+    return {"event": event, "client_context": shown}
 
 
 @router.on_event()

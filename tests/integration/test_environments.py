@@ -43,7 +43,7 @@ async def test_cold_then_warm_start_runs_init_once(log_records: Logs) -> None:
         assert first["pid"] == second["pid"] != os.getpid()
         assert first["inits"] == second["inits"] == 1  # init ran once, in that environment
         assert (first["echo"], second["echo"]) == (1, 2)
-        assert first["function"] == "whoami" and first["memory"] == 128
+        assert first["function"] == "whoami" and first["memory"] == "128"
         assert 0 < first["remaining_ms"] <= 5000
         assert app.environments("whoami") == [first["pid"]]
     cold, warm = reports(log_records, "whoami")

@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 
 from eventrouter.testing import TestRouter
+from tests.lambda_models import check_event
 from tests.apps import web
 
 pytestmark = pytest.mark.integration
@@ -99,6 +100,13 @@ def test_raw_event_is_api_gateway_v2(client: httpx.Client) -> None:
     assert http["method"] == "POST" and http["path"] == "/raw/a/b/c"
     assert http["sourceIp"] == "127.0.0.1" and http["userAgent"] == "tester/1"
     assert event["requestContext"]["requestId"] == body["request_id"] == assert_request_id(r)
+    context = event["requestContext"]
+    assert context["http"]["protocol"] == "HTTP/1.1"
+    assert context["domainName"] == "127.0.0.1" and context["domainPrefix"] == "127"
+    assert context["stage"] == "$default" and context["accountId"]
+    parsed = check_event("http", event)
+    assert parsed.requestContext.domainPrefix == "127"
+    assert parsed.rawPath == "/raw/a/b/c" and parsed.cookies == ["s=1", "t=2"]
 
 
 def test_binary_body_is_base64(client: httpx.Client) -> None:
@@ -107,6 +115,7 @@ def test_binary_body_is_base64(client: httpx.Client) -> None:
     event = r.json()["event"]
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == data
+    check_event("http", event)
 
 
 def test_typed_http_event(client: httpx.Client) -> None:
@@ -297,7 +306,10 @@ def test_invoke_by_arn_and_qualifier(lam: Any) -> None:
 def test_invoke_log_tail_and_client_context(lam: Any) -> None:
     context = base64.b64encode(json.dumps({"custom": {"user": "ann"}}).encode()).decode()
     r = lam.invoke(FunctionName="echo", Payload=b'"hi"', LogType="Tail", ClientContext=context)
-    assert json.loads(r["Payload"].read())["client_context"] == {"custom": {"user": "ann"}}
+    assert json.loads(r["Payload"].read())["client_context"] == {
+        "custom": {"user": "ann"},
+        "env": None,
+    }
     tail = base64.b64decode(r["LogResult"]).decode()
     lines = [msgspec.json.decode(line) for line in tail.splitlines()]
     assert [line["event"] for line in lines] == ["echoing", "REPORT"]

@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 
 from eventrouter import Context, Kafka, Router, to_kafka, to_queue
 from eventrouter.testing import run_router
+from tests.lambda_models import check_event
 from tests.kafka_broker import (
     FAST_GROUP,
     committed,
@@ -138,6 +139,9 @@ async def test_per_record_and_raw_forms(kafka: str) -> None:
         "poison": False,
     }
     assert first["timestampType"] in ("CREATE_TIME", "LOG_APPEND_TIME")
+    parsed = check_event("kafka", event)
+    (record,) = parsed.records[f"{topic}-0"][:1]
+    assert record.key == b"k0" and record.offset == 0
 
 
 async def test_poison_batch_retries_then_on_failure_while_other_partitions_flow(kafka: str) -> None:

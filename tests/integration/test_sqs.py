@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from eventrouter import ConfigError, Context, Router, Sqs
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
+from tests.lambda_models import check_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -218,7 +220,15 @@ async def test_fifo_order_per_group_and_a_failing_group(moto: str) -> None:
 
 async def test_raw_lambda_event_and_filters(moto: str) -> None:
     name, url, _ = make_queue(moto)
-    send(moto, url, [{"kind": "keep", "n": 1}, {"kind": "drop", "n": 2}])
+    sqs_client(moto).send_message(
+        QueueUrl=url,
+        MessageBody=json.dumps({"kind": "keep", "n": 1}),
+        MessageAttributes={
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xffraw"},
+            "who": {"DataType": "String", "StringValue": "ann"},
+        },
+    )
+    send(moto, url, [{"kind": "drop", "n": 2}])
     events: list[dict[str, Any]] = []
     router = Router("t")
 
@@ -236,6 +246,14 @@ async def test_raw_lambda_event_and_filters(moto: str) -> None:
     assert record["eventSourceARN"].endswith(f":{name}")
     assert record["awsRegion"] == "us-east-1"
     assert len(record["md5OfBody"]) == 32 and record["receiptHandle"]
+    # Binary attributes arrive as base64 text, as Lambda sends them; only the value field of
+    # the attribute's type is present.
+    blob = record["messageAttributes"]["blob"]
+    assert blob["dataType"] == "Binary" and "stringValue" not in blob
+    assert base64.b64decode(blob["binaryValue"]) == b"\x00\xffraw"
+    assert record["messageAttributes"]["who"]["stringValue"] == "ann"
+    parsed = check_event("sqs", event)
+    assert parsed.Records[0].messageAttributes["who"].stringValue == "ann"
 
 
 async def test_pollers_scale_up_with_a_backlog_and_down_when_empty(moto: str) -> None:

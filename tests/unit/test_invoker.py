@@ -228,7 +228,7 @@ async def test_context(app: RouterUnderTest) -> None:
     assert ctx["function_name"] == "context"
     assert ctx["function_version"] == "$LATEST"
     assert ctx["arn"].startswith("arn:aws:lambda:") and ctx["arn"].endswith(":function:context")
-    assert ctx["memory"] == 128
+    assert ctx["memory"] == "128"  # text, as in Lambda's Python runtime
     assert ctx["attempt"] == 1
     assert 2900 < ctx["before"] <= 3000
     assert ctx["after"] <= ctx["before"] - 15

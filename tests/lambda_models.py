@@ -1,0 +1,27 @@
+"""Events checked against AWS Lambda Powertools' parser models: the shapes real Lambda code
+parses events with, so an event that fails here would fail in a user's handler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventV2Model,
+    KafkaSelfManagedEventModel,
+    SqsModel,
+)
+
+MODELS = {
+    "http": APIGatewayProxyEventV2Model,
+    "sqs": SqsModel,
+    "kafka": KafkaSelfManagedEventModel,
+}
+
+
+def check_event(kind: str, event: dict[str, Any]) -> Any:
+    """Parse ``event`` with Powertools' model of ``kind``; it must also survive
+    ``json.dumps``, as every event Lambda sends is JSON."""
+    text = json.dumps(event)
+    return parse(event=json.loads(text), model=MODELS[kind])
