@@ -16,8 +16,8 @@ import pytest
 from botocore.config import Config
 
 from eventrouter.testing import TestRouter
-from tests.lambda_models import check_event
 from tests.apps import web
+from tests.lambda_models import check_event
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,6 @@ from aiokafka import TopicPartition
 
 from eventrouter import Context, Kafka, Router, to_kafka, to_queue
 from eventrouter.testing import run_router
-from tests.lambda_models import check_event
 from tests.kafka_broker import (
     FAST_GROUP,
     committed,
@@ -26,6 +25,7 @@ from tests.kafka_broker import (
     produce_fast,
     unique,
 )
+from tests.lambda_models import check_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
