@@ -68,6 +68,9 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     isolation: str = "inline"
     #: Seconds a warm process environment may stay idle before it is shut down.
     idle_timeout: float = 300.0
+    #: Lambda's ``LoggingConfig.LogFormat``: how the Invoke API's log tail is written,
+    #: ``"Text"`` (START / lines / END / REPORT) or ``"JSON"`` (platform and JSON records).
+    log_format: str = "Text"
 
     def __post_init__(self) -> None:
         check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
@@ -82,6 +85,8 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
             )
         for delay in self.retry_delays:
             check_range("retry_delays", delay, 0, 21_600, unit="seconds")
+        if self.log_format not in ("Text", "JSON"):
+            raise ConfigError(f"log_format={self.log_format!r} is not one of 'Text', 'JSON'")
         if self.isolation not in ISOLATIONS:
             raise ConfigError(
                 f"isolation={self.isolation!r} is not one of {', '.join(map(repr, ISOLATIONS))}"

@@ -16,7 +16,8 @@ import msgspec
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from eventrouter.errors import InvalidRequestContent, PayloadTooLarge
 from eventrouter.events import LATEST, function_arn, new_request_id
-from eventrouter.observability.logging import log_capture
+from eventrouter.observability.function_logs import Entry, log_capture, tail_bytes
+from eventrouter.observability.function_logs import tail as tail_lines
 from eventrouter.runtime.invoker import Status
 from eventrouter.security.guard import INVOKE, AuthFailure
 
@@ -27,6 +28,7 @@ PREFIX = "/2015-03-31/functions/"
 SUFFIX = "/invocations"
 LOG_TAIL_BYTES = 4096
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+LOG_TYPES = (b"None", b"Tail")
 
 _encoder = msgspec.json.Encoder()
 _STATUS = {InvalidRequestContent: 400, PayloadTooLarge: 413}
@@ -136,8 +138,16 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
                 "Client context must be a valid Base64-encoded JSON object.",
             )
             return
-    tail = headers.get(b"x-amz-log-type", b"None") == b"Tail"
-    captured: list[bytes] | None = [] if tail else None
+    log_type = headers.get(b"x-amz-log-type", b"None")
+    if log_type not in LOG_TYPES:
+        await error(
+            400,
+            "InvalidParameterValueException",
+            "X-Amz-Log-Type must be one of None, Tail",
+        )
+        return
+    tail = log_type == b"Tail"
+    captured: list[Entry] | None = [] if tail else None
     token = log_capture.set(captured) if tail else None
     try:
         outcome = await engine.invoke_outcome(name, payload, client_context=client_context)
@@ -158,6 +168,13 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     if outcome.status is not Status.SUCCESS:
         response_headers.append((b"x-amz-function-error", b"Unhandled"))
     if captured is not None:
-        log = b"\n".join(captured)[-LOG_TAIL_BYTES:]
+        lines = tail_lines(
+            captured,
+            outcome.request_id,
+            engine.router.functions[name].settings.log_format,
+            outcome.error,
+            outcome.status is Status.TIMEOUT,
+        )
+        log = tail_bytes(lines, LOG_TAIL_BYTES)
         response_headers.append((b"x-amz-log-result", base64.b64encode(log)))
     await respond(send, 200, outcome.response or b"null", response_headers)

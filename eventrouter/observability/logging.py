@@ -14,11 +14,12 @@ import re
 import sys
 import threading
 import time
-from contextvars import ContextVar
 from typing import IO, Any, Literal
 
 import msgspec
 import structlog
+
+from eventrouter.observability.function_logs import log_capture
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -93,15 +94,16 @@ class ConsoleLogger(SinkLogger):
 
 _json_encoder = msgspec.json.Encoder(enc_hook=repr)
 
-#: While set, every record logged in this context is also appended here as a JSON line
-#: (the Invoke API's ``X-Amz-Log-Type: Tail``).
-log_capture: ContextVar[list[bytes] | None] = ContextVar("eventrouter_log_capture", default=None)
-
 
 def _capture(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Records logged while an Invoke API call asks for the log tail are kept for it (the
+    lines a function wrote, its standard-library records and REPORT are kept where they are
+    made, in their own form)."""
     captured = log_capture.get()
-    if captured is not None:
-        captured.append(_json_encoder.encode(event_dict))
+    if captured is not None and not (
+        "stream" in event_dict or "logger" in event_dict or event_dict.get("event") == "REPORT"
+    ):
+        captured.append((event_dict.get("request_id"), "record", event_dict))
     return event_dict
 
 
@@ -251,6 +253,21 @@ def report(
     ``level``, ``timestamp``); in console mode it goes through structlog like every other
     record.
     """
+    captured = log_capture.get()
+    if captured is not None:
+        captured.append(
+            (
+                request_id,
+                "report",
+                {
+                    "duration_ms": duration_ms,
+                    "billed_duration_ms": billed_duration_ms,
+                    "memory_size_mb": memory_size_mb,
+                    "max_memory_used_mb": max_memory_used_mb,
+                    "init_duration_ms": init_duration_ms,
+                },
+            )
+        )
     sink = _sink
     if sink is None:
         fields: dict[str, Any] = {
@@ -291,9 +308,6 @@ def report(
             timestamp=clock.now(),
         )
     )
-    captured = log_capture.get()
-    if captured is not None:
-        captured.append(line)
     sink.write(line)
 
 

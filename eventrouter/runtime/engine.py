@@ -27,6 +27,7 @@ from eventrouter.errors import (
     Throttled,
 )
 from eventrouter.events import new_request_id
+from eventrouter.observability.function_logs import capturing_output
 from eventrouter.observability.logging import flush_logs
 from eventrouter.observability.metrics import Metrics
 from eventrouter.router import Router
@@ -101,6 +102,8 @@ class Engine:
         #: Every source started (``/readyz``).
         self.ready = False
         self._task_group: anyio.abc.TaskGroup | None = None
+        #: What inline handlers print and log is tagged with their invocation while we run.
+        self._output = contextlib.ExitStack()
         self._started = False
         self._stopped = False
 
@@ -122,6 +125,7 @@ class Engine:
         self.guard.check_startup(announce=self.consume or self._http_address is not None)
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
+        self._output.enter_context(capturing_output())
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         if self.consume:
@@ -194,6 +198,7 @@ class Engine:
                     except Exception as exc:  # noqa: BLE001 - logged, shutdown goes on
                         log.warning("kafka producer stop failed", error=repr(exc))
             self.invoker.close()
+            self._output.close()
             log.info(
                 "router stopped",
                 router=self.router.name,

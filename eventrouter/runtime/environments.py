@@ -36,6 +36,7 @@ from eventrouter.config import INIT_TIMEOUT
 from eventrouter.context import log_stream_name
 from eventrouter.errors import ConfigError
 from eventrouter.events import OUT_OF_MEMORY, REGION
+from eventrouter.observability.function_logs import Entry, log_capture, relay
 from eventrouter.runtime.frames import (
     HEADER,
     Call,
@@ -149,6 +150,17 @@ class Run:
         self.timed_out = timed_out
 
 
+class Output:
+    """One output pipe of an environment's process, and its line not ended yet."""
+
+    __slots__ = ("partial", "pipe", "stream")
+
+    def __init__(self, stream: str, pipe: Any) -> None:
+        self.stream = stream
+        self.pipe = pipe
+        self.partial = b""
+
+
 class Environment:
     """One process serving one invocation at a time."""
 
@@ -167,6 +179,9 @@ class Environment:
         self.idle_timer: asyncio.TimerHandle | None = None
         self.watch: asyncio.TimerHandle | None = None
         self._pidfd = -1
+        self._outputs: dict[int, Output] = {}
+        #: The Invoke API's log capture of the invocation in flight, if it asked for one.
+        self.capture: list[Entry] | None = None
 
     @property
     def pid(self) -> int:
@@ -186,10 +201,50 @@ class Environment:
             cwd=cwd,
             pass_fds=fds,
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: a kill takes its children too
         )
+        loop = asyncio.get_running_loop()
         self._pidfd = os.pidfd_open(self.process.pid)
-        asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
+        loop.add_reader(self._pidfd, self._on_exit)
+        for name, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
+            assert pipe is not None
+            fd = pipe.fileno()
+            os.set_blocking(fd, False)
+            self._outputs[fd] = Output(name, pipe)
+            loop.add_reader(fd, self.read_output, fd)
+
+    def read_output(self, fd: int) -> None:
+        """Read what the process wrote to ``fd``; each line belongs to the invocation in
+        flight (or to the Init phase, before the first)."""
+        output = self._outputs.get(fd)
+        if output is None:
+            return
+        while True:
+            try:
+                chunk = os.read(fd, 65_536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            request_id = self.current.request_id if self.current is not None else None
+            name = self.pool.spec.name
+            if not chunk:  # the process closed it
+                asyncio.get_running_loop().remove_reader(fd)
+                del self._outputs[fd]
+                if output.partial:
+                    relay(name, request_id, output.stream, output.partial, self.capture)
+                output.pipe.close()
+                return
+            *lines, output.partial = (output.partial + chunk).split(b"\n")
+            for line in lines:
+                relay(name, request_id, output.stream, line, self.capture)
+
+    def drain_output(self) -> None:
+        """Read what is already written: an invocation's last lines before its result."""
+        for fd in list(self._outputs):
+            self.read_output(fd)
 
     def _on_exit(self) -> None:
         loop = asyncio.get_running_loop()
@@ -197,6 +252,7 @@ class Environment:
         os.close(self._pidfd)
         assert self.process is not None
         self.returncode = self.process.wait()
+        self.drain_output()
         gone = EnvironmentGone(exit_description(self.returncode))
         if not self.ready.done():
             self.ready.set_exception(gone)
@@ -242,11 +298,14 @@ class Environment:
         """Hand ``invoke`` to the process and wait for its result."""
         self.result = asyncio.get_running_loop().create_future()
         self.current = invoke
+        self.capture = log_capture.get()
         self.deliver(invoke)
         try:
             return await self.result
         finally:
+            self.drain_output()
             self.current = self.result = None
+            self.capture = None
 
     def deliver(self, invoke: Invoke) -> None:
         """Pass the invocation to the process (its transport's part of :meth:`invoke`)."""
@@ -372,6 +431,7 @@ class Pool:
             AWS_DEFAULT_REGION=REGION,
             AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{spec.name}",
             AWS_LAMBDA_LOG_STREAM_NAME=log_stream_name(),
+            PYTHONUNBUFFERED="1",  # a line printed before the result is read with it
             AWS_EXECUTION_ENV="eventrouter",
         )
         env.update(spec.environment)

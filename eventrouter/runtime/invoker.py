@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import enum
 import functools
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,12 @@ from eventrouter.events import (
     UNMARSHAL_ERROR,
     error_body,
     response_too_large,
+)
+from eventrouter.observability.function_logs import (
+    Invocation,
+    InvocationStream,
+    current_invocation,
+    ensure_streams,
 )
 from eventrouter.observability.logging import report
 from eventrouter.observability.metrics import Metrics
@@ -230,6 +237,12 @@ class Invoker:
         status = Status.SUCCESS
         error: dict[str, Any] | None = None
         response: bytes | None = None
+        if not isinstance(sys.stdout, InvocationStream) or not isinstance(
+            sys.stderr, InvocationStream
+        ):
+            ensure_streams()
+        invocation = Invocation(request_id, spec.name)
+        token = current_invocation.set(invocation)
         try:
             if per_record:
                 await self._each(spec, event, ctx)
@@ -280,6 +293,8 @@ class Invoker:
                         error = response_too_large(request_id, len(response))
         finally:
             deadlines.remove(timer)
+            current_invocation.reset(token)
+            invocation.finish()
         return self._conclude(
             spec,
             request_id,

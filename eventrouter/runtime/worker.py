@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -25,6 +26,11 @@ import msgspec
 
 from eventrouter.context import LambdaFields, client_context_of, log_stream_name
 from eventrouter.events import MARSHAL_ERROR, OUT_OF_MEMORY, UNMARSHAL_ERROR, error_body
+from eventrouter.observability.function_logs import (
+    Invocation,
+    capturing_output,
+    current_invocation,
+)
 from eventrouter.runtime.environments import vmhwm_kb
 from eventrouter.runtime.frames import (
     HEADER,
@@ -132,6 +138,7 @@ class Worker:
         self.decoders: dict[str, msgspec.json.Decoder[Any]] = {}
         self.writer: asyncio.StreamWriter | None = None
         self.calls: dict[int, asyncio.Future[Reply]] = {}
+        self._output = contextlib.ExitStack()
         self.next_call = 0
 
     def send(self, message: FromWorker) -> None:
@@ -164,6 +171,7 @@ class Worker:
         while True:
             invoke = await invocations.get()
             result = await self.run(invoke)
+            flush_output()  # what the invocation wrote reaches the router before its result
             self.send(result)
             await self.writer.drain()
             if result.retire:
@@ -176,7 +184,8 @@ class Worker:
         from eventrouter.events import function_arn
         from eventrouter.observability.logging import configure_logging
 
-        configure_logging()
+        configure_logging("json")
+        self._output.enter_context(capturing_output())
         self.function = start.function
         self.arn = function_arn(start.function)
         self.memory_mb = start.memory_mb
@@ -196,6 +205,7 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - an init failure fails the invocation
             await self.fail_init(error_body(exc, ""))
             return
+        flush_output()
         self.send(Ready((time.monotonic() - began) * 1000))
 
     def prepare(self, handler: Callable[..., Any], name: str) -> None:
@@ -249,6 +259,18 @@ class Worker:
             return Result(error=error_body(exc, request_id, UNMARSHAL_ERROR), max_rss_kb=max_rss())
         ctx = WorkerContext(self, invoke)
         args = (ctx,) if self.takes_context else ()
+        invocation = Invocation(request_id, self.function)
+        token = current_invocation.set(invocation)
+        try:
+            return await self._call(invoke, event, ctx, args)
+        finally:
+            current_invocation.reset(token)
+            invocation.finish()
+
+    async def _call(
+        self, invoke: Invoke, event: Any, ctx: WorkerContext, args: tuple[Any, ...]
+    ) -> Result:
+        request_id = invoke.request_id
         try:
             if invoke.mode == "per_record":
                 for i, item in enumerate(event):
@@ -275,6 +297,15 @@ class Worker:
             error["errorMessage"] = f"Unable to marshal response: {error['errorMessage']}"
             return Result(error=error, max_rss_kb=max_rss())
         return Result(body=body, max_rss_kb=max_rss())
+
+
+def flush_output() -> None:
+    from eventrouter.observability.logging import flush_logs
+
+    flush_logs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
 
 
 def lambda_shape(value: Any) -> Any:

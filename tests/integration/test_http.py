@@ -310,10 +310,11 @@ def test_invoke_log_tail_and_client_context(lam: Any) -> None:
         "custom": {"user": "ann"},
         "env": None,
     }
-    tail = base64.b64decode(r["LogResult"]).decode()
-    lines = [msgspec.json.decode(line) for line in tail.splitlines()]
-    assert [line["event"] for line in lines] == ["echoing", "REPORT"]
-    assert lines[1]["request_id"] == r["ResponseMetadata"]["RequestId"]
+    tail = base64.b64decode(r["LogResult"]).decode().splitlines()
+    rid = r["ResponseMetadata"]["RequestId"]
+    assert tail[0] == f"START RequestId: {rid} Version: $LATEST"
+    assert msgspec.json.decode(tail[1])["event"] == "echoing"
+    assert tail[2] == f"END RequestId: {rid}" and tail[3].startswith(f"REPORT RequestId: {rid}\t")
     assert "LogResult" not in lam.invoke(FunctionName="echo", Payload=b"1")
 
 
