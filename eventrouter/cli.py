@@ -16,6 +16,7 @@ from eventrouter.loader import load_router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.router import FunctionSpec, Router
 from eventrouter.runtime.engine import DEFAULT_GRACE, Engine
+from eventrouter.sources.queue import Queue
 
 log = structlog.get_logger("eventrouter")
 
@@ -73,8 +74,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, options and positionals in any order (``invoke --async NAME
+    mod:router`` as well as ``invoke NAME mod:router --async``)."""
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = _subparsers(parser)
+    at = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if at is None or argv[at] not in commands:
+        return parser.parse_args(argv)  # help, or an error naming the commands
+    if any(arg in ("-h", "--help") for arg in argv[:at]):
+        parser.parse_args(argv[:at])
+    args = commands[argv[at]].parse_intermixed_args(argv[at + 1 :])
+    args.command = argv[at]
+    return args
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse(argv)
     try:
         if args.command == "routes":
             print(routes_table(load_router(args.target)))
@@ -165,16 +189,20 @@ def routes_table(router: Router) -> str:
 
 def _route_row(spec: FunctionSpec) -> list[str]:
     s = spec.settings
+    # Retries and event age are rules of asynchronous invocation: they mean something for a
+    # function invoked directly or fed by an embedded queue, not one behind an HTTP route
+    # or a polled source (whose retries are the source's own settings).
+    queued = spec.source is None or isinstance(spec.source, Queue)
     return [
         spec.name,
         spec.source.describe() if spec.source is not None else "invoke",
         f"{s.timeout:g}s",
         "-" if s.reserved_concurrency is None else str(s.reserved_concurrency),
         f"{s.memory_mb}MB",
-        str(s.max_retries),
-        f"{s.max_event_age:g}s",
+        str(s.max_retries) if queued else "-",
+        f"{s.max_event_age:g}s" if queued else "-",
         _describe(s.on_success),
         _describe(s.on_failure),
         f"{spec.module}.{getattr(spec.handler, '__qualname__', '?')}"
-        + ("" if spec.is_async else " (sync)"),
+        + ("" if spec.is_async else " (thread)"),
     ]

@@ -3,6 +3,7 @@
 from typing import Any
 
 from eventrouter import Context, Http, Queue, on_event, to_directory, to_function, to_queue
+from handlers import store
 from handlers.models import Order, Receipt
 
 
@@ -17,6 +18,7 @@ async def place_order(order: Order, ctx: Context) -> Receipt:
     """Place an order: the caller waits for the receipt; the e-mail is sent asynchronously."""
     total = (await ctx.invoke("quote", order))["total"]
     receipt = Receipt(order_id=order.order_id, email=order.email, total=total)
+    await store.place(order.order_id, order.email, total)
     await ctx.invoke_async("send_receipt", receipt)
     ctx.log.info("order placed", order_id=order.order_id, total=total)
     return receipt
@@ -36,6 +38,7 @@ async def send_receipt(receipt: Receipt, ctx: Context) -> dict[str, Any]:
     if receipt.email.endswith("@bounce.example"):
         raise ConnectionError(f"mail server refused {receipt.email}")
     ctx.log.info("receipt sent", order_id=receipt.order_id, attempt=ctx.attempt)
+    await store.set_status(receipt.order_id, "receipt sent")
     return {"sent_to": receipt.email, "order_id": receipt.order_id}
 
 
@@ -44,6 +47,7 @@ async def ship(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Consumes the named queue that send_receipt's on_success destination fills."""
     order_id = record["responsePayload"]["order_id"]
     ctx.log.info("shipping", order_id=order_id)
+    await store.set_status(order_id, "shipped")
     return {"shipped": order_id}
 
 
@@ -54,6 +58,7 @@ async def audit(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
     ctx.log.warning(
         "receipt failed", request_id=context["requestId"], condition=context["condition"]
     )
+    await store.set_status(record["requestPayload"]["order_id"], "receipt failed")
     return {"audited": context["requestId"], "error": record["responsePayload"]["errorType"]}
 
 
@@ -62,7 +67,10 @@ async def order_status(event: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """A Lambda-style handler: API Gateway's event in, ``statusCode``/``body`` out."""
     order_id = event["pathParameters"]["order_id"]
     verbose = event.get("queryStringParameters", {}).get("verbose") == "1"
-    body = {"order_id": order_id, "status": "placed"}
+    order = await store.find(order_id)
+    if order is None:
+        body: dict[str, Any] = {"message": f"no order {order_id}"}
+        return {"statusCode": 404, "headers": {"content-type": "application/json"}, "body": body}
     if verbose:
-        body["request_id"] = ctx.aws_request_id
-    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": body}
+        order["request_id"] = ctx.aws_request_id
+    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": order}

@@ -147,12 +147,14 @@ class Engine:
                 await self.shutdown(grace=0)
                 raise
         self.ready = True
-        log.info(
+        # A router that only sends (the CLI's invoke) is a client, not a service: its start
+        # and stop are not news.
+        announce = log.info if self.consume or self.http_server is not None else log.debug
+        announce(
             "router started",
             router=self.router.name,
             functions=len(self.router.functions),
             state_dir=self.state_dir,
-            consuming=self.consume,
             max_concurrency=self.router.max_concurrency,
             permissions="enforced" if self.guard.enforce else "not enforced",
         )
@@ -199,7 +201,8 @@ class Engine:
                         log.warning("kafka producer stop failed", error=repr(exc))
             self.invoker.close()
             self._output.close()
-            log.info(
+            announce = log.info if self.consume or self._http_address is not None else log.debug
+            announce(
                 "router stopped",
                 router=self.router.name,
                 finished_in_flight=in_flight,

@@ -298,10 +298,11 @@ class Guard:
                 for s in self.router.functions.values()
                 if getattr(s.source, "auth", "NONE") != "NONE"
             ]
+            fields = {"unchecked_auth_routes": routes} if routes else {}
             log.warning(
                 "permissions are not enforced: any caller may invoke any function "
                 "(Router(enforce_permissions=True) or --enforce-permissions to enforce them)",
-                unchecked_auth_routes=routes or None,
+                **fields,
             )
             return
         for spec in self.router.functions.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,54 @@ def test_default_target_is_the_handlers_package() -> None:
 def test_routes_table_in_process() -> None:
     table = routes_table(load_router("tests.apps.durable:router"))
     assert "slow" in table and "60s" in table
+
+
+def test_options_and_positionals_in_any_order(tmp_path: Path) -> None:
+    """Every subcommand takes its target after its options (argparse's intermixed parsing)."""
+    done = cli(
+        "invoke",
+        "--state-dir",
+        str(tmp_path),
+        "echo",
+        "--async",
+        "--payload",
+        "{}",
+        "tests.apps.durable:router",
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip()) == 36
+    # An invoke is a client of the router: no "router started/stopped" lines.
+    assert "router started" not in done.stderr and "router stopped" not in done.stderr
+    sync = cli(
+        "invoke",
+        "--payload",
+        '"x"',
+        "echo",
+        "--state-dir",
+        str(tmp_path),
+        "tests.apps.durable:router",
+    )
+    assert sync.returncode == 0 and sync.stdout.strip() == '"x"', sync.stderr
+    routes = cli("routes", "tests.apps.durable:router")
+    assert routes.returncode == 0 and "router 'durable'" in routes.stdout
+    help_text = cli("run", "--help")
+    assert help_text.returncode == 0 and "--http" in help_text.stdout
+    unknown = cli("frobnicate")
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_run_takes_its_target_after_options(tmp_path: Path) -> None:
+    """``run --state-dir DIR mod:router`` loads mod:router (a missing module says so)."""
+    done = cli("run", "--state-dir", str(tmp_path), "no_such_module:router")
+    assert done.returncode == 2 and "no_such_module" in done.stderr
+
+
+def test_routes_shows_each_setting_where_it_applies() -> None:
+    table = routes_table(load_router("handlers"))
+    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    cells = {name: re.split(r"\s{2,}", line) for name, line in rows.items()}
+    # quote is a plain def handler: it runs in a thread.
+    assert rows["quote"].endswith("(thread)") and "(sync)" not in table
+    # An HTTP-only function has no asynchronous retries or event age to show.
+    assert cells["place_order"][5:7] == ["-", "-"]
+    assert cells["send_receipt"][5:7] == ["2", "3600s"]

@@ -63,5 +63,18 @@ async def test_demo_application(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert failed["requestContext"]["approximateInvokeCount"] == 3
         with pytest.raises(FunctionError, match="unit_price"):
             await app.invoke("place_order", {**order, "items": [{"sku": "x", "quantity": 1}]})
+        # The demo keeps its orders: what GET /orders/{id} shows is what happened.
+
+        async def status(order_id: str) -> tuple[int, Any]:
+            event = {"pathParameters": {"order_id": order_id}, "queryStringParameters": {}}
+            answer = await app.invoke("order_status", event)
+            return answer["statusCode"], answer["body"]
+
+        assert await status("o-1") == (
+            200,
+            {"order_id": "o-1", "email": "ann@example.com", "total": 7.0, "status": "shipped"},
+        )
+        assert (await status("o-2"))[1]["status"] == "receipt failed"
+        assert (await status("nope"))[0] == 404
     assert len(os.listdir(tmp_path / "out" / "shipped")) == 1
     assert len(os.listdir(tmp_path / "out" / "audit")) == 1
