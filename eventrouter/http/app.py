@@ -37,6 +37,8 @@ Send = Callable[[Message], Awaitable[None]]
 log = structlog.get_logger("eventrouter.http")
 
 JSON = b"application/json"
+#: The router's own paths, answered for GET and HEAD.
+_BUILT_IN = frozenset({"/healthz", "/readyz", "/openapi.json"})
 _encoder = msgspec.json.Encoder()
 
 
@@ -209,8 +211,20 @@ class HttpApp:
         if path.startswith(invoke_api.PREFIX):
             await invoke_api.handle(self, scope, receive, send)
             return
+        if path in _BUILT_IN and method not in ("GET", "HEAD") and not self.enforce:
+            await self._error(
+                send,
+                405,
+                "MethodNotAllowed",
+                f"{method} is not allowed",
+                new_request_id(),
+                [(b"allow", b"GET, HEAD")],
+            )
+            return
         headers = [(b"content-type", JSON), (b"x-amzn-requestid", new_request_id().encode())]
-        if path == "/healthz":
+        if path in ("/healthz", "/readyz") and method not in ("GET", "HEAD"):
+            await self._forbidden(send)  # enforced: nothing but GET is open
+        elif path == "/healthz":
             await respond(send, 200, b'{"status":"ok"}', headers)
         elif path == "/readyz":
             engine = self.engine

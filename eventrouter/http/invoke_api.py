@@ -57,7 +57,9 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     path: str = scope["path"]
     request_id = new_request_id()
 
-    async def error(status: int, error_type: str, message: str, **extra: Any) -> None:
+    async def error(
+        status: int, error_type: str, message: str, allow: bytes | None = None, **extra: Any
+    ) -> None:
         body = _encoder.encode({"Type": "User", "message": message, **extra})
         headers = [
             (b"content-type", b"application/json"),
@@ -66,10 +68,20 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
         ]
         if status == 429:
             headers.append((b"retry-after", b"1"))
+        if allow is not None:
+            headers.append((b"allow", allow))
         await respond(send, status, body, headers)
 
-    if not path.endswith(SUFFIX) or scope["method"] != "POST":
+    if not path.endswith(SUFFIX):
         await error(404, "UnknownOperationException", f"no operation {scope['method']} {path}")
+        return
+    if scope["method"] != "POST":
+        await error(
+            405,
+            "UnknownOperationException",
+            f"no operation {scope['method']} {path}: Invoke is POST",
+            allow=b"POST",
+        )
         return
     query = parse_qs(scope["query_string"].decode("latin-1"))
     identifier = path[len(PREFIX) : -len(SUFFIX)]

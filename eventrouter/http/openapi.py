@@ -28,7 +28,12 @@ _ERROR = {
 }
 _AWS_ERROR = {
     "type": "object",
-    "properties": {"Type": {"type": "string"}, "message": {"type": "string"}},
+    "properties": {
+        "Type": {"type": "string"},
+        "message": {"type": "string"},
+        "Reason": {"type": "string"},
+    },
+    "required": ["Type", "message"],
 }
 
 
@@ -63,16 +68,28 @@ def openapi_document(router: Router) -> dict[str, Any]:
             route = spec.source.spec
             for method in route.methods:
                 paths.setdefault(route.template, {})[method.lower()] = _operation(
-                    spec, route.params, method, by_type
+                    spec, route.params, method, by_type, bool(router.enforce_permissions)
                 )
     paths["/2015-03-31/functions/{FunctionName}/invocations"] = {"post": _invoke_operation(router)}
-    paths["/healthz"] = {"get": _plain("Liveness", {"200": {"description": "alive"}})}
+    paths["/healthz"] = {"get": _plain("Liveness", {"200": _status("alive")})}
     paths["/readyz"] = {
         "get": _plain(
             "Readiness: every source started",
-            {"200": {"description": "ready"}, "503": {"description": "starting"}},
+            {"200": _status("ready"), "503": _status("starting")},
         )
     }
+    if not router.enforce_permissions:  # enforced, the document is not served
+        paths["/openapi.json"] = {
+            "get": _plain(
+                "This document",
+                {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            )
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": f"eventrouter: {router.name}", "version": "1"},
@@ -85,6 +102,15 @@ def _plain(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "responses": responses}
 
 
+def _status(description: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {"status": {"type": "string"}},
+        "required": ["status"],
+    }
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 def _error_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -93,7 +119,11 @@ def _error_response(description: str) -> dict[str, Any]:
 
 
 def _operation(
-    spec: FunctionSpec, params: tuple[str, ...], method: str, by_type: dict[int, Any]
+    spec: FunctionSpec,
+    params: tuple[str, ...],
+    method: str,
+    by_type: dict[int, Any],
+    enforce: bool,
 ) -> dict[str, Any]:
     assert isinstance(spec.source, Http)
     doc = inspect.getdoc(spec.handler) or ""
@@ -122,61 +152,97 @@ def _operation(
         }
     elif spec.http_raw and method not in ("GET", "HEAD"):
         operation["requestBody"] = {"required": False, "content": {"*/*": {"schema": {}}}}
-    ok: dict[str, Any] = {"description": "the function's result"}
-    if id(spec.return_type) in by_type:
-        ok["content"] = {"application/json": {"schema": by_type[id(spec.return_type)]}}
-    operation["responses"]["200"] = ok
+    responses = operation["responses"]
+    if params:
+        responses["404"] = _error_response("no route matches (a path parameter holds a '/')")
+    if enforce:
+        responses["403"] = _error_response("the caller may not invoke the function")
+    if spec.http_raw or id(spec.return_type) not in by_type:
+        # A Lambda-style handler (or a Response) chooses its own status, headers and body,
+        # which may be any of the router's own statuses too: those are named, not constrained.
+        for status, response in responses.items():
+            responses[status] = {
+                "description": f"{response['description']}; or the function's own answer"
+            }
+        responses["default"] = {"description": "whatever the function answers"}
+    if not spec.http_raw or id(spec.return_type) in by_type:
+        ok: dict[str, Any] = {"description": "the function's result"}
+        if id(spec.return_type) in by_type:
+            ok["content"] = {"application/json": {"schema": by_type[id(spec.return_type)]}}
+        responses["200"] = ok
     return operation
 
 
 def _invoke_operation(router: Router) -> dict[str, Any]:
     aws_error = {"application/json": {"schema": {"$ref": "#/components/schemas/AwsError"}}}
+    parameters = [
+        {
+            "name": "FunctionName",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "examples": sorted(router.functions)},
+        },
+        {
+            "name": "Qualifier",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["$LATEST"]},
+        },
+        {
+            "name": "X-Amz-Invocation-Type",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "enum": list(INVOCATION_TYPES)},
+        },
+        {
+            "name": "X-Amz-Log-Type",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "enum": ["None", "Tail"]},
+        },
+        {
+            "name": "X-Amz-Client-Context",
+            "in": "header",
+            "required": False,
+            "description": "a JSON object (client, custom, env), base64-encoded",
+            "schema": {"type": "string", "contentEncoding": "base64", "maxLength": 3583},
+        },
+    ]
+    string = {"schema": {"type": "string"}}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "the result, or the error with X-Amz-Function-Error",
+            "headers": {
+                "X-Amz-Executed-Version": {**string, "description": "$LATEST"},
+                "X-Amz-Function-Error": {**string, "description": "Unhandled, on an error"},
+                "X-Amz-Log-Result": {
+                    "description": "the last 4 KB of the log, base64 (X-Amz-Log-Type: Tail)",
+                    "schema": {"type": "string", "contentEncoding": "base64"},
+                },
+            },
+            "content": {"application/json": {"schema": {}}},
+        },
+        "202": {"description": "queued (Event)"},
+        "204": {"description": "checked (DryRun)"},
+        "400": {
+            "description": "InvalidRequestContentException (the body or client context is "
+            "not JSON), InvalidParameterValueException (a header's value)",
+            "content": aws_error,
+        },
+        "404": {"description": "ResourceNotFoundException", "content": aws_error},
+        "413": {"description": "RequestTooLargeException", "content": aws_error},
+        "429": {"description": "TooManyRequestsException", "content": aws_error},
+    }
+    if router.enforce_permissions:
+        responses["403"] = {
+            "description": "AccessDeniedException, InvalidSignatureException, "
+            "UnrecognizedClientException, MissingAuthenticationTokenException",
+            "content": aws_error,
+        }
     return {
         "operationId": "Invoke",
         "summary": "Lambda's Invoke API",
-        "parameters": [
-            {
-                "name": "FunctionName",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "examples": sorted(router.functions)},
-            },
-            {
-                "name": "Qualifier",
-                "in": "query",
-                "required": False,
-                "schema": {"type": "string", "enum": ["$LATEST"]},
-            },
-            {
-                "name": "X-Amz-Invocation-Type",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "enum": list(INVOCATION_TYPES)},
-            },
-            {
-                "name": "X-Amz-Log-Type",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "enum": ["None", "Tail"]},
-            },
-            {
-                "name": "X-Amz-Client-Context",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-            },
-        ],
+        "parameters": parameters,
         "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}},
-        "responses": {
-            "200": {
-                "description": "the result, or the error with X-Amz-Function-Error",
-                "content": {"application/json": {"schema": {}}},
-            },
-            "202": {"description": "queued (Event)"},
-            "204": {"description": "checked (DryRun)"},
-            "400": {"description": "InvalidRequestContentException", "content": aws_error},
-            "404": {"description": "ResourceNotFoundException", "content": aws_error},
-            "413": {"description": "RequestTooLargeException", "content": aws_error},
-            "429": {"description": "TooManyRequestsException", "content": aws_error},
-        },
+        "responses": responses,
     }
