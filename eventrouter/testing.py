@@ -19,6 +19,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -60,6 +61,12 @@ class RouterUnderTest:
                 (Delivery(function, kind, msgspec.json.decode(record)), error)
             )
         self._changed.set()
+
+    def directory(self, path: str) -> Path:
+        """Where ``to_directory(path)`` writes in this test (relative paths are kept under
+        the test's temporary folder)."""
+        root = self.engine.directory_root
+        return Path(path) if root is None else Path(root) / path
 
     @property
     def url(self) -> str:
@@ -105,22 +112,50 @@ class RouterUnderTest:
         timeout: float = 30.0,
     ) -> list[Any]:
         """Wait until ``count`` records for ``function`` / ``kind`` were delivered."""
-        with anyio.fail_after(timeout):
-            while len(found := self.records(function, kind)) < count:
-                await self._wait_change()
+        try:
+            with anyio.fail_after(timeout):
+                while len(found := self.records(function, kind)) < count:
+                    await self._wait_change()
+        except TimeoutError:
+            raise TimeoutError(self._waited(f"{count} records", function, kind, timeout)) from None
         return found
 
     async def next_record(
         self, function: str | None = None, kind: str | None = None, timeout: float = 30.0
     ) -> Any:
         """The oldest delivered record (for ``function`` / ``kind``) this call has not returned."""
-        with anyio.fail_after(timeout):
-            while True:
-                for i, delivery in enumerate(self.deliveries):
-                    if i not in self._returned and _matches(delivery, function, kind):
-                        self._returned.add(i)
-                        return delivery.record
-                await self._wait_change()
+        try:
+            with anyio.fail_after(timeout):
+                while True:
+                    for i, delivery in enumerate(self.deliveries):
+                        if i not in self._returned and _matches(delivery, function, kind):
+                            self._returned.add(i)
+                            return delivery.record
+                    await self._wait_change()
+        except TimeoutError:
+            raise TimeoutError(self._waited("a record", function, kind, timeout)) from None
+
+    def _waited(self, what: str, function: str | None, kind: str | None, timeout: float) -> str:
+        """Why a wait for a destination record timed out, in words a test author can act on."""
+        target = f"{function or 'any function'}'s {kind or 'on_success/on_failure'} destination"
+        arrived = sorted({f"{d.function}:{d.kind}" for d in self.deliveries}) or ["nothing"]
+        text = (
+            f"no {what} reached {target} within {timeout:g} s; "
+            f"arrived meanwhile: {', '.join(arrived)}"
+        )
+        spec = self.engine.router.functions.get(function) if function else None
+        if spec is not None and kind in (None, "on_failure"):
+            s = spec.settings
+            wait = sum(s.retry_delays[: s.max_retries]) if s.max_retries else 0
+            text += (
+                f"; {function} retries a failed asynchronous event {s.max_retries} time(s) "
+                f"after retry_delays={s.retry_delays!r} (about {wait:g} s before on_failure): "
+                "pass short retry_delays or max_retries=0 in tests"
+            )
+        if self.failed_deliveries:
+            delivery, error = self.failed_deliveries[-1]
+            text += f"; a delivery to {delivery.function}:{delivery.kind} failed: {error!r}"
+        return text
 
     async def wait_failed_delivery(self, timeout: float = 30.0) -> tuple[Delivery, BaseException]:
         """Wait for the first delivery a destination refused."""
@@ -167,12 +202,15 @@ async def run_router(
 ) -> AsyncIterator[RouterUnderTest]:
     """Run ``router`` in this event loop for the duration of the block.
 
-    ``state_dir`` defaults to a fresh temporary directory, removed afterwards. With
+    ``state_dir`` defaults to a fresh temporary directory, removed afterwards. A
+    ``to_directory`` destination with a relative path writes under a temporary folder too
+    (``app.directory("out/ok")`` says where), so tests never write into the project. With
     ``http="127.0.0.1:0"`` the routes and the Invoke API are served by uvicorn on a free
     port: ``app.url``.
     """
     with tempfile.TemporaryDirectory(prefix="eventrouter-") as tmp:
         engine = Engine(router, state_dir=state_dir or tmp, http=http, grace=grace)
+        engine.directory_root = os.path.join(tmp, "files")
         await engine.start()
         try:
             yield RouterUnderTest(engine)

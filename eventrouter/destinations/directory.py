@@ -31,20 +31,25 @@ class ToDirectory(msgspec.Struct, frozen=True):
         folder = os.path.abspath(self.path).lstrip("/")
         return "eventrouter:WriteFile", f"arn:aws:eventrouter:{REGION}:{ACCOUNT}:directory/{folder}"
 
+    def folder(self, engine: Engine) -> Path:
+        """Where the records go: a relative path is relative to the working directory, or,
+        under ``eventrouter.testing``, to the test's temporary directory."""
+        root = engine.directory_root
+        return Path(self.path) if root is None else Path(root) / self.path
+
     def check(self, engine: Engine) -> None:
         try:
-            Path(self.path).mkdir(parents=True, exist_ok=True)
+            self.folder(engine).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"destination {self.describe()}: {exc}") from exc
 
     async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        await anyio.to_thread.run_sync(self._write, record, key)
+        await anyio.to_thread.run_sync(self._write, self.folder(engine), record, key)
 
-    def _write(self, record: bytes, key: str) -> None:
+    def _write(self, folder: Path, record: bytes, key: str) -> None:
         # The file name comes from the request id only, never from payload data, and is
         # stripped to a safe alphabet so that no record can steer it out of the directory.
         name = _UNSAFE.sub("_", key)[:128] or "record"
-        folder = Path(self.path)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{name}.{os.getpid()}.tmp"
         # O_NOFOLLOW | O_EXCL: a link planted at the temporary name cannot redirect the write.

@@ -46,11 +46,12 @@ _log = structlog.get_logger("eventrouter.function")
 class Invocation:
     """The invocation a task (or a handler's worker thread) is running: who a line belongs to."""
 
-    __slots__ = ("function", "pending", "request_id")
+    __slots__ = ("emitting", "function", "pending", "request_id")
 
     def __init__(self, request_id: str, function: str) -> None:
         self.request_id = request_id
         self.function = function
+        self.emitting = False
         #: Text written without its newline yet, per stream.
         self.pending: dict[str, str] | None = None
 
@@ -156,9 +157,15 @@ class InvocationStream:
 
     def write(self, text: str) -> int:
         invocation = current_invocation.get()
-        if invocation is None:
+        if invocation is None or invocation.emitting:
+            # Outside an invocation, or the record we are emitting for one (structlog's
+            # default logger prints to sys.stdout): the real stream.
             return self.original.write(text)
-        invocation.write(self.name, text)
+        invocation.emitting = True
+        try:
+            invocation.write(self.name, text)
+        finally:
+            invocation.emitting = False
         return len(text)
 
     def writelines(self, lines: Any) -> None:

@@ -28,7 +28,7 @@ from eventrouter.errors import (
 )
 from eventrouter.events import new_request_id
 from eventrouter.observability.function_logs import capturing_output
-from eventrouter.observability.logging import flush_logs
+from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.observability.metrics import Metrics
 from eventrouter.router import Router
 from eventrouter.runtime.asynchronous import AsyncPolicy, function_queue
@@ -71,6 +71,9 @@ class Engine:
         self.router = router
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
         self.consume = consume
+        #: Relative ``to_directory`` paths resolve under this folder when set (the testing
+        #: helpers set their temporary directory, so tests never write into the project).
+        self.directory_root: str | None = None
         self.metrics = Metrics()
         self.store: Any
         if router.async_queue is not None:
@@ -125,6 +128,10 @@ class Engine:
         self.guard.check_startup(announce=self.consume or self._http_address is not None)
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
+        if not structlog.is_configured():
+            # structlog's default logger prints to sys.stdout, which becomes the invocations'
+            # own stream below: the router's records go to stderr through our sink instead.
+            configure_logging()
         self._output.enter_context(capturing_output())
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()

@@ -76,5 +76,25 @@ async def test_demo_application(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         )
         assert (await status("o-2"))[1]["status"] == "receipt failed"
         assert (await status("nope"))[0] == 404
-    assert len(os.listdir(tmp_path / "out" / "shipped")) == 1
-    assert len(os.listdir(tmp_path / "out" / "audit")) == 1
+        # Relative to_directory paths write under the test's temporary folder, not the project.
+        assert len(os.listdir(app.directory("out/shipped"))) == 1
+        assert len(os.listdir(app.directory("out/audit"))) == 1
+    assert not (tmp_path / "out" / "shipped").exists()
+
+
+@pytest.mark.anyio
+async def test_next_record_says_what_it_waited_for() -> None:
+    router = Router("t")
+
+    @router.on_event(on_success=to_queue("done"), retry_delays=(60, 120))
+    async def flaky(n: int) -> int:
+        raise ValueError("always")
+
+    async with run_router(router) as app:
+        await app.invoke_async("flaky", 1)
+        with pytest.raises(TimeoutError) as info:
+            await app.next_record("flaky", "on_failure", timeout=0.3)
+    message = str(info.value)
+    assert "flaky's on_failure destination" in message
+    assert "arrived meanwhile: nothing" in message
+    assert "retry_delays=(60, 120)" in message and "about 180 s" in message
