@@ -355,14 +355,14 @@ def test_to_directory_cannot_be_steered_outside_its_folder(tmp_path: Path) -> No
     folder = tmp_path / "out"
     destination = to_directory(folder)
     for key in ("../../escape", "/etc/passwd", "..", "a/../../b", "\x00bad"):
-        destination._write(b"{}", key)
+        destination._write(folder, b"{}", key)
     assert not (tmp_path / "escape.json").exists()
     assert all(p.parent == folder for p in folder.rglob("*"))
     # A link planted at the temporary name is replaced, not followed.
     target = tmp_path / "target"
     target.write_text("untouched")
     os.symlink(target, folder / f".rid.{os.getpid()}.tmp")
-    destination._write(b'{"ok": 1}', "rid")
+    destination._write(folder, b'{"ok": 1}', "rid")
     assert target.read_text() == "untouched"
     assert json.loads((folder / "rid.json").read_bytes()) == {"ok": 1}
 
