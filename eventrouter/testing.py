@@ -26,6 +26,7 @@ import anyio
 import anyio.from_thread
 import msgspec
 
+from eventrouter.destinations.directory import to_directory
 from eventrouter.router import Router
 from eventrouter.runtime.engine import Engine
 from eventrouter.runtime.environments import Pool
@@ -65,8 +66,7 @@ class RouterUnderTest:
     def directory(self, path: str) -> Path:
         """Where ``to_directory(path)`` writes in this test (relative paths are kept under
         the test's temporary folder)."""
-        root = self.engine.directory_root
-        return Path(path) if root is None else Path(root) / path
+        return to_directory(path).folder(self.engine)
 
     @property
     def url(self) -> str:

@@ -196,35 +196,21 @@ class HttpApp:
                 await self._forbidden(send)
                 return
             if route is None:
-                allow = ", ".join(sorted(table))
-                await self._error(
-                    send,
-                    405,
-                    "MethodNotAllowed",
-                    f"{method} is not allowed",
-                    new_request_id(),
-                    [(b"allow", allow.encode())],
-                )
+                await self._method_not_allowed(send, method, ", ".join(sorted(table)))
                 return
             await self._route(route, params, scope, receive, send)
             return
         if path.startswith(invoke_api.PREFIX):
             await invoke_api.handle(self, scope, receive, send)
             return
-        if path in _BUILT_IN and method not in ("GET", "HEAD") and not self.enforce:
-            await self._error(
-                send,
-                405,
-                "MethodNotAllowed",
-                f"{method} is not allowed",
-                new_request_id(),
-                [(b"allow", b"GET, HEAD")],
-            )
+        if path in _BUILT_IN and method not in ("GET", "HEAD"):
+            if self.enforce:  # enforced, nothing but GET of the health checks is open
+                await self._forbidden(send)
+            else:
+                await self._method_not_allowed(send, method, "GET, HEAD")
             return
         headers = [(b"content-type", JSON), (b"x-amzn-requestid", new_request_id().encode())]
-        if path in ("/healthz", "/readyz") and method not in ("GET", "HEAD"):
-            await self._forbidden(send)  # enforced: nothing but GET is open
-        elif path == "/healthz":
+        if path == "/healthz":
             await respond(send, 200, b'{"status":"ok"}', headers)
         elif path == "/readyz":
             engine = self.engine
@@ -237,6 +223,16 @@ class HttpApp:
             await respond(send, 200, self.openapi(), headers)
         else:
             await self._error(send, 404, "NotFound", f"no route for {path}", new_request_id())
+
+    async def _method_not_allowed(self, send: Send, method: str, allow: str) -> None:
+        await self._error(
+            send,
+            405,
+            "MethodNotAllowed",
+            f"{method} is not allowed",
+            new_request_id(),
+            [(b"allow", allow.encode())],
+        )
 
     async def _forbidden(self, send: Send) -> None:
         await self._error(send, 403, "AccessDeniedException", "Forbidden", new_request_id())

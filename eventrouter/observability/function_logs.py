@@ -21,15 +21,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import msgspec
 import structlog
 
 from eventrouter.events import LATEST
-
-LogFormat = Literal["Text", "JSON"]
-LOG_FORMATS = ("Text", "JSON")
 
 #: One entry of a captured invocation log: ``(request_id, kind, data)``, kind being
 #: ``"text"`` (a line the function wrote), ``"record"`` (a structured record), ``"log"`` (a

@@ -221,6 +221,8 @@ class Environment:
         output = self._outputs.get(fd)
         if output is None:
             return
+        request_id = self.current.request_id if self.current is not None else None
+        name = self.pool.spec.name
         while True:
             try:
                 chunk = os.read(fd, 65_536)
@@ -228,8 +230,6 @@ class Environment:
                 return
             except OSError:
                 chunk = b""
-            request_id = self.current.request_id if self.current is not None else None
-            name = self.pool.spec.name
             if not chunk:  # the process closed it
                 asyncio.get_running_loop().remove_reader(fd)
                 del self._outputs[fd]

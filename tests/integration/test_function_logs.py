@@ -9,12 +9,11 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from eventrouter.testing import TestRouter
 from tests.apps.chatty import router
+from tests.services import lambda_client
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +28,7 @@ def server() -> Iterator[TestRouter]:
 
 @pytest.fixture(scope="module")
 def lam(server: TestRouter) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 0}),
-    )
+    return lambda_client(server.url)
 
 
 def tail_of(response: dict[str, Any]) -> list[str]:

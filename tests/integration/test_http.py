@@ -9,15 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
-import boto3
 import httpx
 import msgspec
 import pytest
-from botocore.config import Config
 
 from eventrouter.testing import TestRouter
 from tests.apps import web
 from tests.lambda_models import check_event
+from tests.services import lambda_client
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +35,7 @@ def client(server: TestRouter) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def lam(server: TestRouter) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
-    )
+    return lambda_client(server.url)
 
 
 def assert_request_id(response: httpx.Response) -> str:

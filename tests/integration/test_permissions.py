@@ -17,7 +17,6 @@ import botocore.auth
 import httpx
 import pytest
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
@@ -25,6 +24,7 @@ from eventrouter import Kafka, Queue, Router, Sqs, to_directory, to_queue, to_sq
 from eventrouter.errors import AccessDenied, ConfigError
 from eventrouter.security.guard import QUEUE_SERVICE, queue_arn
 from eventrouter.testing import TestRouter, run_router
+from tests import services
 from tests.apps import secure
 from tests.apps.secure import (
     BILLING_KEY,
@@ -56,14 +56,7 @@ def client(server: TestRouter) -> Iterator[httpx.Client]:
 
 
 def lambda_client(url: str, key: str = BILLING_KEY, secret: str = BILLING_SECRET) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
-    )
+    return services.lambda_client(url, key, secret)
 
 
 def signed_headers(

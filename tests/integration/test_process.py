@@ -18,6 +18,7 @@ import pytest
 from eventrouter import Engine
 from tests.apps.durable import router as durable_router
 from tests.processes import RouterProcess, wait_until
+from tests.services import lambda_client
 
 pytestmark = pytest.mark.integration
 
@@ -156,22 +157,13 @@ def test_events_enqueued_by_the_cli_reach_the_running_router(dirs: tuple[Path, P
 
 
 def test_event_acknowledged_over_http_survives_sigkill(dirs: tuple[Path, Path]) -> None:
-    import boto3
-    from botocore.config import Config
 
     state, out = dirs
     total = 10
     first = RouterProcess(state, out, "--http", "127.0.0.1:0")
     first.wait_for(lambda rs: any(r.get("event") == "http listening" for r in rs))
     url = next(r["url"] for r in first.records if r.get("event") == "http listening")
-    lam = boto3.client(
-        "lambda",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    lam = lambda_client(url)
     for n in range(total):
         r = lam.invoke(
             FunctionName="paced",

@@ -9,13 +9,12 @@ import os
 import time
 from typing import Any
 
-import boto3
 import pytest
 from awslambdaric.lambda_context import LambdaContext
-from botocore.config import Config
 
 from eventrouter.testing import TestRouter, run_router
 from tests.apps.context_shape import router, shape
+from tests.services import lambda_client
 
 pytestmark = pytest.mark.anyio
 
@@ -100,14 +99,7 @@ async def test_process_environment_context_matches_awslambdaric() -> None:
 
 def test_client_context_from_the_invoke_api() -> None:
     with TestRouter(router, http="127.0.0.1:0") as app:
-        lam = boto3.client(
-            "lambda",
-            endpoint_url=app.url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=Config(retries={"max_attempts": 0}),
-        )
+        lam = lambda_client(app.url)
         encoded = base64.b64encode(json.dumps(CLIENT_CONTEXT).encode()).decode()
         r = lam.invoke(FunctionName="inline", Payload=b"{}", ClientContext=encoded)
         assert ours(json.loads(r["Payload"].read())) == reference(
