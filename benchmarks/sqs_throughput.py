@@ -106,7 +106,7 @@ async def routed(
 
     start, cpu = time.perf_counter(), time.process_time()
     async with run_router(router) as app:
-        policy = app.engine.streams[0]
+        policy: Any = app.engine.streams[0]
         await finished.wait()
         rate = total / (time.perf_counter() - start)
         per_message = (time.process_time() - cpu) / total

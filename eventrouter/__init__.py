@@ -36,7 +36,7 @@ from eventrouter.events import HttpEvent
 from eventrouter.http import HttpRequest, Response
 from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
-from eventrouter.security.guard import Permission
+from eventrouter.security.permissions import Permission
 from eventrouter.sources import Http, Kafka, KafkaRecord, Queue, Sqs, SqsMessage
 
 __version__ = "0.1.0"

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from eventrouter.events import LATEST, function_arn
+from eventrouter.arns import LATEST, function_arn
 
 if TYPE_CHECKING:
-    from eventrouter.router import FunctionSpec
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.registry import FunctionSpec
+    from eventrouter.runtime.interface import Runtime
 
 
 class CognitoIdentity:
@@ -170,8 +170,8 @@ class Context(LambdaFields):
 
     __slots__ = (
         "_client_context_raw",
-        "_engine",
         "_log",
+        "_runtime",
         "_spec",
         "_w3c",
         "attempt",
@@ -186,7 +186,7 @@ class Context(LambdaFields):
 
     def __init__(
         self,
-        engine: Engine,
+        runtime: Runtime,
         spec: FunctionSpec,
         request_id: str,
         deadline: float,
@@ -195,7 +195,7 @@ class Context(LambdaFields):
         http: Any = None,
         client_context: Any = None,
     ) -> None:
-        self._engine = engine
+        self._runtime = runtime
         self._spec = spec
         self._log: FunctionLog | None = None
         self.aws_request_id = request_id
@@ -240,7 +240,7 @@ class Context(LambdaFields):
     @property
     def log_stream_name(self) -> str:
         """The log stream of the environment: one per function and router process inline."""
-        return self._engine.invoker.states[self._spec.name].log_stream
+        return self._runtime.invoker.states[self._spec.name].log_stream
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the invocation times out (never negative)."""
@@ -260,8 +260,8 @@ class Context(LambdaFields):
         When permissions are enforced, the function's role (or the target's resource policy)
         must allow ``lambda:InvokeFunction`` on the target: else ``AccessDenied``.
         """
-        self._engine.guard.check_invoke_from(self._spec, function_name)
-        return await self._engine.invoke(function_name, payload)
+        self._runtime.guard.check_invoke_from(self._spec, function_name)
+        return await self._runtime.invoke(function_name, payload)
 
     async def send(self, destination: Any, payload: Any) -> None:
         """Send ``payload`` (JSON-encoded unless bytes) to a destination, e.g. for fan-out.
@@ -269,12 +269,12 @@ class Context(LambdaFields):
         >>> await ctx.send(to_kafka("clicks-enriched"), {"id": 1})
         """
         data = payload if isinstance(payload, bytes) else msgspec.json.encode(payload)
-        await self._engine.deliver(self._spec, destination, data, self.aws_request_id)
+        await self._runtime.send(self._spec, destination, data, self.aws_request_id)
 
     async def invoke_async(self, function_name: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation of another function; returns its request id."""
-        self._engine.guard.check_invoke_from(self._spec, function_name)
-        return await self._engine.invoke_async(function_name, payload)
+        self._runtime.guard.check_invoke_from(self._spec, function_name)
+        return await self._runtime.invoke_async(function_name, payload)
 
     def __repr__(self) -> str:
         return (

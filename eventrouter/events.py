@@ -1,21 +1,14 @@
-"""Envelopes and Lambda's event shapes: request ids, ARNs, error bodies, invocation records."""
+"""Lambda's event shapes the router builds: request ids, times, HTTP events, lazy record lists."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import msgspec
-
-Condition = Literal["Success", "RetriesExhausted", "EventAgeExceeded"]
-
-REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-ACCOUNT = "000000000000"
-LATEST = "$LATEST"
 
 _encoder = msgspec.json.Encoder()
 
@@ -59,11 +52,6 @@ class HttpEvent(msgspec.Struct, omit_defaults=True):
     body: str | None = None
 
 
-def function_arn(name: str) -> str:
-    """The ARN-like id of a function: ``arn:aws:lambda:<region>:000000000000:function:<name>``."""
-    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
-
-
 class RequestIds:
     """UUID-shaped request ids: a random per-process prefix and a counter.
 
@@ -87,105 +75,6 @@ new_request_id = RequestIds()
 def iso_now() -> str:
     """Now in UTC as ``2019-11-14T18:16:05.568Z``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-#: Lambda's error types for what the runtime, not the handler, refused.
-UNMARSHAL_ERROR = "Runtime.UnmarshalError"
-MARSHAL_ERROR = "Runtime.MarshalError"
-OUT_OF_MEMORY = "Runtime.OutOfMemory"
-
-
-def response_too_large(request_id: str, size: int) -> dict[str, Any]:
-    """Lambda's error document for a result over the 6 MB synchronous payload limit."""
-    from eventrouter.config import SYNC_PAYLOAD_LIMIT
-
-    return {
-        "errorMessage": f"Response payload size ({size} bytes) "
-        f"exceeded maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
-        "errorType": "Function.ResponseSizeTooLarge",
-        "requestId": request_id,
-        "stackTrace": [],
-    }
-
-
-def error_body(
-    exc: BaseException, request_id: str, error_type: str | None = None
-) -> dict[str, Any]:
-    """Lambda's error document for an exception raised by a handler."""
-    try:
-        message = str(exc)
-    except Exception:  # noqa: BLE001 - an exception whose __str__ raises still gets reported
-        message = f"<unprintable {type(exc).__name__}>"
-    return {
-        "errorMessage": message,
-        "errorType": error_type or type(exc).__name__,
-        "requestId": request_id,
-        "stackTrace": traceback.format_exception(exc)[1:][-32:],
-    }
-
-
-def invocation_record(
-    *,
-    request_id: str,
-    function_name: str,
-    condition: Condition,
-    invoke_count: int,
-    request_payload: bytes,
-    response_payload: bytes | None,
-    function_error: bool,
-    status_code: int = 200,
-) -> bytes:
-    """The record Lambda sends to an ``on_success`` / ``on_failure`` destination.
-
-    Payloads are spliced in as raw JSON, never decoded and re-encoded.
-    """
-    response_context: dict[str, Any] = {"statusCode": status_code, "executedVersion": LATEST}
-    if function_error:
-        response_context["functionError"] = "Unhandled"
-    record = {
-        "version": "1.0",
-        "timestamp": iso_now(),
-        "requestContext": {
-            "requestId": request_id,
-            "functionArn": f"{function_arn(function_name)}:{LATEST}",
-            "condition": condition,
-            "approximateInvokeCount": invoke_count,
-        },
-        "requestPayload": msgspec.Raw(request_payload),
-        "responseContext": response_context,
-        "responsePayload": msgspec.Raw(response_payload if response_payload else b"null"),
-    }
-    return _encoder.encode(record)
-
-
-_decoder = msgspec.json.Decoder()
-
-
-def failed_item_ids(response: bytes | None, known: set[str]) -> set[str]:
-    """The ids a partial batch response lists as failed (queue sources).
-
-    ``{"batchItemFailures": [{"itemIdentifier": "<messageId>"}]}``: an empty or missing list
-    (or no object at all) means full success; an unknown id or a malformed entry means the
-    whole batch failed.
-    """
-    if response is None or response == b"null":
-        return set()
-    try:
-        body = _decoder.decode(response)
-    except msgspec.DecodeError:
-        return set(known)
-    if not isinstance(body, dict):
-        return set()
-    items = body.get("batchItemFailures")
-    if not items:
-        return set()
-    failed: set[str] = set()
-    for item in items if isinstance(items, list) else [None]:
-        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(ident, str) or ident not in known:
-            return set(known)
-        failed.add(ident)
-    return failed
 
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """Destinations: where the invocation record of an asynchronous invocation goes.
 
-Each is a small frozen Struct with one job: ``send(engine, record, key)``. ``key`` is a
+Each is a small frozen Struct with one job: ``send(runtime, record, key)``. ``key`` is a
 stable id of the event (its request id), so a record delivered twice lands once where the
 target can tell (a file of that name).
 """
@@ -25,7 +25,7 @@ from eventrouter.destinations.kafka import ToKafka, to_kafka
 from eventrouter.destinations.queue import ToQueue, to_queue
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 
 class Destination(Protocol):
@@ -37,10 +37,10 @@ class Destination(Protocol):
         """The action and resource ARN a role must allow for the record of event ``key``."""
         ...
 
-    def check(self, engine: Engine) -> None:
+    def check(self, runtime: Runtime) -> None:
         """Raise ``ConfigError`` at start-up if the destination cannot work."""
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None: ...
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None: ...
 
 
 __all__ = [

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from eventrouter._optional import require
+from eventrouter.arns import event_bus_arn, s3_object_arn, sqs_arn
 from eventrouter.errors import ConfigError, DestinationError
-from eventrouter.events import ACCOUNT, REGION
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -25,25 +25,11 @@ class _Aws(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
     endpoint_url: str | None = None
 
-    def check(self, engine: Engine) -> None:
+    def check(self, runtime: Runtime) -> None:
         require("aiobotocore", "aws")
 
-    async def client(self, engine: Engine, service: str) -> Any:
-        return await engine.aws_client(service, self.region, self.endpoint_url)
-
-
-def sqs_arn(queue: str, region: str | None = None) -> str:
-    """The ARN of an SQS queue given by name or URL (``https://sqs.REGION.../ACCOUNT/NAME``);
-    a name alone is taken to be in the router's account."""
-    if queue.startswith(("https://", "http://")):
-        host, _, path = queue.split("://", 1)[1].partition("/")
-        parts = path.strip("/").split("/")
-        account, name = (parts[-2], parts[-1]) if len(parts) >= 2 else (ACCOUNT, parts[-1])
-        labels = host.split(".")
-        if region is None and len(labels) > 2 and labels[0] == "sqs":
-            region = labels[1]
-        return f"arn:aws:sqs:{region or REGION}:{account}:{name}"
-    return f"arn:aws:sqs:{region or REGION}:{ACCOUNT}:{queue}"
+    async def client(self, runtime: Runtime, service: str) -> Any:
+        return await runtime.clients.aws(service, self.region, self.endpoint_url)
 
 
 class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
@@ -55,8 +41,8 @@ class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "sqs:SendMessage", sqs_arn(self.queue, self.region)
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        sqs = await self.client(engine, "sqs")
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        sqs = await self.client(runtime, "sqs")
         url = self.__dict__.get("_url")
         if url is None:
             url = self.queue
@@ -84,8 +70,8 @@ class ToSns(_Aws, frozen=True, kw_only=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "sns:Publish", self.topic_arn
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        sns = await self.client(engine, "sns")
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        sns = await self.client(runtime, "sns")
         await sns.publish(TopicArn=self.topic_arn, Message=record.decode())
 
 
@@ -102,11 +88,11 @@ class ToEventBridge(_Aws, frozen=True, kw_only=True):
             return "events:PutEvents", self.bus
         return (
             "events:PutEvents",
-            f"arn:aws:events:{self.region or REGION}:{ACCOUNT}:event-bus/{self.bus}",
+            event_bus_arn(self.bus, self.region),
         )
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        events = await self.client(engine, "events")
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        events = await self.client(runtime, "events")
         entry = {
             "Source": self.source,
             "DetailType": self.detail_type,
@@ -134,10 +120,10 @@ class ToS3(_Aws, frozen=True, kw_only=True):
         return f"{self.prefix}{_UNSAFE_KEY.sub('_', key)[:200] or 'record'}.json"
 
     def permission(self, key: str) -> tuple[str, str]:
-        return "s3:PutObject", f"arn:aws:s3:::{self.bucket}/{self.object_key(key)}"
+        return "s3:PutObject", s3_object_arn(self.bucket, self.object_key(key))
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        s3 = await self.client(engine, "s3")
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        s3 = await self.client(runtime, "s3")
         await s3.put_object(
             Bucket=self.bucket,
             Key=self.object_key(key),

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 import msgspec
 
+from eventrouter.arns import directory_arn
 from eventrouter.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -26,25 +27,22 @@ class ToDirectory(msgspec.Struct, frozen=True):
         return f"directory:{self.path}"
 
     def permission(self, key: str) -> tuple[str, str]:
-        from eventrouter.events import ACCOUNT, REGION
+        return "eventrouter:WriteFile", directory_arn(os.path.abspath(self.path).lstrip("/"))
 
-        folder = os.path.abspath(self.path).lstrip("/")
-        return "eventrouter:WriteFile", f"arn:aws:eventrouter:{REGION}:{ACCOUNT}:directory/{folder}"
-
-    def folder(self, engine: Engine) -> Path:
+    def folder(self, runtime: Runtime) -> Path:
         """Where the records go: a relative path is relative to the working directory, or,
         under ``eventrouter.testing``, to the test's temporary directory."""
-        root = engine.directory_root
+        root = runtime.directory_root
         return Path(self.path) if root is None else Path(root) / self.path
 
-    def check(self, engine: Engine) -> None:
+    def check(self, runtime: Runtime) -> None:
         try:
-            self.folder(engine).mkdir(parents=True, exist_ok=True)
+            self.folder(runtime).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"destination {self.describe()}: {exc}") from exc
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        await anyio.to_thread.run_sync(self._write, self.folder(engine), record, key)
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        await anyio.to_thread.run_sync(self._write, self.folder(runtime), record, key)
 
     def _write(self, folder: Path, record: bytes, key: str) -> None:
         # The file name comes from the request id only, never from payload data, and is

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from eventrouter.arns import function_arn
 from eventrouter.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 
 class ToFunction(msgspec.Struct, frozen=True):
@@ -19,18 +20,16 @@ class ToFunction(msgspec.Struct, frozen=True):
         return f"function:{self.name}"
 
     def permission(self, key: str) -> tuple[str, str]:
-        from eventrouter.events import function_arn
-
         return "lambda:InvokeFunction", function_arn(self.name)
 
-    def check(self, engine: Engine) -> None:
-        if self.name not in engine.router.functions:
+    def check(self, runtime: Runtime) -> None:
+        if self.name not in runtime.router.functions:
             raise ConfigError(
                 f"destination {self.describe()}: no function {self.name!r} is registered"
             )
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        await engine.enqueue_invocation(self.name, record)
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        await runtime.enqueue_invocation(self.name, record)
 
 
 def to_function(name: str) -> ToFunction:

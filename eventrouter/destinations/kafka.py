@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from eventrouter._optional import require
+from eventrouter.arns import kafka_topic_arn
 from eventrouter.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 
 class ToKafka(msgspec.Struct, frozen=True):
@@ -23,8 +24,6 @@ class ToKafka(msgspec.Struct, frozen=True):
         return f"kafka:{self.topic}"
 
     def permission(self, key: str) -> tuple[str, str]:
-        from eventrouter.security.guard import kafka_topic_arn
-
         return "kafka:Produce", kafka_topic_arn(self.topic)
 
     def servers(self) -> str:
@@ -36,12 +35,12 @@ class ToKafka(msgspec.Struct, frozen=True):
             )
         return servers
 
-    def check(self, engine: Engine) -> None:
+    def check(self, runtime: Runtime) -> None:
         require("aiokafka", "kafka")
         self.servers()
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        producer = await engine.kafka_producer(self.servers())
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        producer = await runtime.clients.kafka_producer(self.servers())
         await producer.send_and_wait(self.topic, record, key=(self.key or key).encode())
 
 

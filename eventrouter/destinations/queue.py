@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from eventrouter.arns import queue_arn
 from eventrouter.events import new_request_id
 from eventrouter.sources.queue import check_queue_name
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 
 class ToQueue(msgspec.Struct, frozen=True):
@@ -23,15 +24,13 @@ class ToQueue(msgspec.Struct, frozen=True):
         return f"queue:{self.name}"
 
     def permission(self, key: str) -> tuple[str, str]:
-        from eventrouter.security.guard import queue_arn
-
         return "eventrouter:SendMessage", queue_arn(self.name)
 
-    def check(self, engine: Engine) -> None:
+    def check(self, runtime: Runtime) -> None:
         pass
 
-    async def send(self, engine: Engine, record: bytes, key: str) -> None:
-        await engine.store.enqueue(self.name, new_request_id(), record)
+    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+        await runtime.store.enqueue(self.name, new_request_id(), record)
 
 
 def to_queue(name: str) -> ToQueue:

@@ -6,10 +6,9 @@ expression for templated paths), one body read, the invoker, one response.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,67 +18,35 @@ import structlog
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.events import HttpEvent, new_request_id
 from eventrouter.http import invoke_api
+from eventrouter.http.asgi import (
+    JSON,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    respond,
+)
+from eventrouter.http.openapi import openapi_document
 from eventrouter.http.request import HttpRequest, http_event
-from eventrouter.http.response import Response
-from eventrouter.runtime.invoker import FunctionState, Outcome, Status
+from eventrouter.http.response import is_json, shape
+from eventrouter.outcomes import Outcome, Status
+from eventrouter.security.guard import AuthFailure
+from eventrouter.security.permissions import INVOKE_URL
 from eventrouter.sources.http import Http
 
 if TYPE_CHECKING:
-    from eventrouter.router import Router
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.registry import Registry
+    from eventrouter.runtime.interface import Runtime, Service
+    from eventrouter.runtime.invoker import FunctionState
     from eventrouter.security.policy import Principal
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 log = structlog.get_logger("eventrouter.http")
 
-JSON = b"application/json"
 #: The router's own paths, answered for GET and HEAD.
 _BUILT_IN = frozenset({"/healthz", "/readyz", "/openapi.json"})
 _encoder = msgspec.json.Encoder()
-
-
-class ClientDisconnected(Exception):
-    """The client went away before its request body arrived."""
-
-
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or ``None`` once it passes ``limit`` bytes."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnected
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body if len(body) <= limit else None
-    chunks = [body]
-    size = len(body)
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers.append((b"content-length", b"%d" % len(body)))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
 
 
 class Route:
@@ -95,12 +62,20 @@ class Route:
 class HttpApp:
     """The router's ASGI application; built by the engine or by ``Router.asgi()``."""
 
-    def __init__(self, router: Router, engine: Engine | None = None, **engine_options: Any) -> None:
+    def __init__(
+        self,
+        router: Registry,
+        runtime: Runtime | None = None,
+        *,
+        start: Callable[[], Service] | None = None,
+    ) -> None:
         self.router = router
-        self.engine = engine
-        self._engine_options = engine_options
-        self._owns_engine = engine is None
-        self._engine_lock = anyio.Lock()
+        self.runtime = runtime
+        #: Without a runtime, how to make one: the app then starts it (ASGI lifespan, or the
+        #: first request) and stops it (lifespan shutdown).
+        self._start = start
+        self._service: Service | None = None
+        self._runtime_lock = anyio.Lock()
         self.static: dict[str, dict[str, Route]] = {}
         self.dynamic: list[tuple[re.Pattern[str], str, dict[str, Route]]] = []
         self._openapi: bytes | None = None
@@ -124,32 +99,34 @@ class HttpApp:
                 table[method] = route
         # More specific templates first: more literal characters, then fewer parameters.
         self.dynamic.sort(key=lambda item: (-len(re.sub(r"\{[^}]*\}", "", item[1])), item[1]))
-        if engine is not None:
-            self._bind(engine)
+        if runtime is not None:
+            self._bind(runtime)
 
-    @classmethod
-    def standalone(cls, router: Router, *, state_dir: str | None = None) -> HttpApp:
-        """An app that starts its own engine (ASGI lifespan, or the first request)."""
-        return cls(router, None, state_dir=state_dir)
-
-    def _bind(self, engine: Engine) -> None:
-        self.engine = engine
+    def _bind(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         for table in [*self.static.values(), *(t for _, _, t in self.dynamic)]:
             for route in table.values():
-                route.state = engine.invoker.states[route.name]
+                route.state = runtime.invoker.states[route.name]
 
-    async def _running_engine(self) -> Engine:
-        if self.engine is not None:
-            return self.engine
-        async with self._engine_lock:
-            if self.engine is None:
-                from eventrouter.runtime.engine import Engine
+    async def running(self) -> Runtime:
+        """The runtime serving the app (started now if the app owns one)."""
+        if self.runtime is not None:
+            return self.runtime
+        async with self._runtime_lock:
+            if self.runtime is None:
+                assert self._start is not None, "HttpApp needs a runtime or start="
+                service = self._start()
+                await service.start()
+                self._service = service
+                self._bind(service)
+        assert self.runtime is not None
+        return self.runtime
 
-                engine = Engine(self.router, **self._engine_options)
-                await engine.start()
-                self._bind(engine)
-        assert self.engine is not None
-        return self.engine
+    async def aclose(self) -> None:
+        """Stop the runtime this app started itself (the ASGI lifespan shutdown does this)."""
+        if self._service is not None:
+            service, self._service = self._service, None
+            await service.shutdown()
 
     # -- ASGI ------------------------------------------------------------------------------
 
@@ -166,14 +143,13 @@ class HttpApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._running_engine()
+                    await self.running()
                 except Exception as exc:  # noqa: BLE001 - reported to the ASGI server
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._owns_engine and self.engine is not None:
-                    await self.engine.shutdown()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -201,7 +177,7 @@ class HttpApp:
             await self._route(route, params, scope, receive, send)
             return
         if path.startswith(invoke_api.PREFIX):
-            await invoke_api.handle(self, scope, receive, send)
+            await invoke_api.handle(self.running, self.enforce, scope, receive, send)
             return
         if path in _BUILT_IN and method not in ("GET", "HEAD"):
             if self.enforce:  # enforced, nothing but GET of the health checks is open
@@ -213,8 +189,8 @@ class HttpApp:
         if path == "/healthz":
             await respond(send, 200, b'{"status":"ok"}', headers)
         elif path == "/readyz":
-            engine = self.engine
-            ready = engine is not None and engine.ready
+            runtime = self.runtime
+            ready = runtime is not None and runtime.ready
             body = b'{"status":"ready"}' if ready else b'{"status":"starting"}'
             await respond(send, 200 if ready else 503, body, headers)
         elif self.enforce:
@@ -239,8 +215,6 @@ class HttpApp:
 
     def openapi(self) -> bytes:
         if self._openapi is None:
-            from eventrouter.http.openapi import openapi_document
-
             self._openapi = _encoder.encode(openapi_document(self.router))
         return self._openapi
 
@@ -249,10 +223,9 @@ class HttpApp:
     async def _route(
         self, route: Route, params: dict[str, str], scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if route.state is None:
-            await self._running_engine()
+        runtime = self.runtime or await self.running()
         state = route.state
-        assert state is not None and self.engine is not None
+        assert state is not None
         request_id = new_request_id()
         body = await read_body(receive, SYNC_PAYLOAD_LIMIT)
         if body is None:
@@ -282,7 +255,7 @@ class HttpApp:
         else:
             if body:
                 content_type = header(scope, b"content-type")
-                if content_type is not None and not _is_json(content_type):
+                if content_type is not None and not is_json(content_type):
                     await self._error(
                         send,
                         415,
@@ -294,7 +267,7 @@ class HttpApp:
             try:
                 event = spec.event_decoder.decode(body or b"null")
             except msgspec.ValidationError as exc:
-                self.engine.metrics.add("ValidationErrors", spec.name)
+                runtime.metrics.add("ValidationErrors", spec.name)
                 await self._error(send, 400, "ValidationError", str(exc), request_id)
                 return
             except msgspec.DecodeError as exc:
@@ -302,18 +275,14 @@ class HttpApp:
                     send, 400, "InvalidJSON", f"the body is not JSON: {exc}", request_id
                 )
                 return
-        outcome = await self.engine.invoker.invoke_value(
-            state, event, request_id, http=request, raw_result=True
-        )
+        outcome = await runtime.invoke_sync(state, event, request_id, http=request, raw_result=True)
         await self._answer(send, outcome)
 
     def _authorized(self, route: Route, scope: Scope, body: bytes) -> Principal | None:
         """The caller of a route if it may invoke its function (``lambda:InvokeFunctionUrl``)."""
-        from eventrouter.security.guard import INVOKE_URL, AuthFailure
-
-        assert self.engine is not None
+        assert self.runtime is not None
         try:
-            principal, allowed = self.engine.guard.authorize_http(
+            principal, allowed = self.runtime.guard.authorize_http(
                 scope, body, route.auth, route.name, INVOKE_URL
             )
         except AuthFailure as exc:
@@ -395,47 +364,3 @@ class HttpApp:
         if extra_headers:
             headers.extend(extra_headers)
         await respond(send, status, _encoder.encode(document), headers)
-
-
-def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";", 1)[0].strip().lower()
-    return media == b"application/json" or media.endswith(b"+json")
-
-
-def shape(value: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """Status, body and headers for a handler's return value."""
-    if isinstance(value, Response):
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value.headers.items()]
-        return value.status, value.body, headers
-    if isinstance(value, dict) and "statusCode" in value:
-        return _lambda_response(value)
-    return 200, _encoder.encode(value), [(b"content-type", JSON)]
-
-
-def _lambda_response(value: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    code = value["statusCode"]
-    if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-        raise ValueError(f"statusCode {code!r} is not an HTTP status")
-    raw = value.get("body")
-    if raw is None:
-        body = b""
-    elif isinstance(raw, str):
-        body = base64.b64decode(raw) if value.get("isBase64Encoded") else raw.encode()
-    else:
-        body = _encoder.encode(raw)
-    headers: list[tuple[bytes, bytes]] = []
-    given = value.get("headers") or {}
-    if not isinstance(given, dict):
-        raise ValueError("headers must be an object")
-    for key, header_value in given.items():
-        headers.append((str(key).lower().encode("latin-1"), str(header_value).encode("latin-1")))
-    for cookie in value.get("cookies") or []:
-        headers.append((b"set-cookie", str(cookie).encode("latin-1")))
-    if body and not any(k == b"content-type" for k, _ in headers):
-        headers.append(
-            (
-                b"content-type",
-                JSON if isinstance(raw, (dict, list)) else b"text/plain; charset=utf-8",
-            )
-        )
-    return code, body, headers

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import msgspec
 
+from eventrouter.arns import LATEST, function_arn
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from eventrouter.errors import InvalidRequestContent, PayloadTooLarge
-from eventrouter.events import LATEST, function_arn, new_request_id
+from eventrouter.events import new_request_id
+from eventrouter.http.asgi import Receive, Scope, Send, read_body, respond
 from eventrouter.observability.function_logs import Entry, log_capture, tail_bytes
 from eventrouter.observability.function_logs import tail as tail_lines
-from eventrouter.runtime.invoker import Status
-from eventrouter.security.guard import INVOKE, AuthFailure
+from eventrouter.outcomes import Status
+from eventrouter.security.guard import AuthFailure
+from eventrouter.security.permissions import INVOKE
 
 if TYPE_CHECKING:
-    from eventrouter.http.app import HttpApp, Receive, Scope, Send
+    from eventrouter.runtime.interface import Runtime
 
 PREFIX = "/2015-03-31/functions/"
 SUFFIX = "/invocations"
@@ -51,9 +55,15 @@ def function_name(identifier: str, qualifier: str | None) -> tuple[str, str | No
     return name, rest[0] if rest else qualifier
 
 
-async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> None:
-    from eventrouter.http.app import read_body, respond
-
+async def handle(
+    running: Callable[[], Awaitable[Runtime]],
+    enforce: bool,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Answer one request under ``/2015-03-31/functions/``; ``running()`` gives the runtime
+    (started on first use by an app that owns one)."""
     path: str = scope["path"]
     request_id = new_request_id()
 
@@ -86,7 +96,7 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     query = parse_qs(scope["query_string"].decode("latin-1"))
     identifier = path[len(PREFIX) : -len(SUFFIX)]
     name, qualifier = function_name(identifier, (query.get("Qualifier") or [None])[0])
-    engine = await app._running_engine()
+    runtime = await running()
     headers = {k.lower(): v for k, v in scope["headers"] if k.lower().startswith(b"x-amz-")}
     invocation_type = headers.get(b"x-amz-invocation-type", b"RequestResponse").decode("latin-1")
     if invocation_type not in INVOCATION_TYPES:
@@ -105,13 +115,13 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
             f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
         )
         return
-    known = name in engine.router.functions and qualifier in (None, LATEST)
+    known = name in runtime.router.functions and qualifier in (None, LATEST)
     shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
-    if app.enforce:
+    if enforce:
         # Authenticated and authorized before anything tells whether the function exists:
         # an unknown function and a refused one get the same 403.
         try:
-            principal, allowed = engine.guard.authorize_http(scope, body, "AWS_IAM", name, INVOKE)
+            principal, allowed = runtime.guard.authorize_http(scope, body, "AWS_IAM", name, INVOKE)
         except AuthFailure as exc:
             await error(403, exc.code, str(exc))
             return
@@ -132,7 +142,7 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     payload = body or b"{}"
     if invocation_type == "Event":
         try:
-            queued_id = await engine.invoke_async(name, payload)
+            queued_id = await runtime.invoke_async(name, payload)
         except (InvalidRequestContent, PayloadTooLarge) as exc:
             await error(_STATUS[type(exc)], exc.error_type, str(exc))
             return
@@ -162,7 +172,7 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
     captured: list[Entry] | None = [] if tail else None
     token = log_capture.set(captured) if tail else None
     try:
-        outcome = await engine.invoke_outcome(name, payload, client_context=client_context)
+        outcome = await runtime.invoke_outcome(name, payload, client_context=client_context)
     except (InvalidRequestContent, PayloadTooLarge) as exc:
         await error(_STATUS[type(exc)], exc.error_type, str(exc))
         return
@@ -183,7 +193,7 @@ async def handle(app: HttpApp, scope: Scope, receive: Receive, send: Send) -> No
         lines = tail_lines(
             captured,
             outcome.request_id,
-            engine.router.functions[name].settings.log_format,
+            runtime.router.functions[name].settings.log_format,
             outcome.error,
             outcome.status is Status.TIMEOUT,
         )

@@ -13,7 +13,7 @@ from eventrouter.http.response import Response
 from eventrouter.sources.http import Http
 
 if TYPE_CHECKING:
-    from eventrouter.router import FunctionSpec, Router
+    from eventrouter.registry import FunctionSpec, Registry
 
 _NO_SCHEMA = (inspect.Parameter.empty, Any, dict, object, Response, HttpEvent, None, type(None))
 _ERROR = {
@@ -47,7 +47,7 @@ def _schema_type(tp: Any) -> bool:
     return True
 
 
-def openapi_document(router: Router) -> dict[str, Any]:
+def openapi_document(router: Registry) -> dict[str, Any]:
     """The document; request and response schemas come from the handlers' msgspec types."""
     types: list[Any] = []
     for spec in router.functions.values():
@@ -173,7 +173,7 @@ def _operation(
     return operation
 
 
-def _invoke_operation(router: Router) -> dict[str, Any]:
+def _invoke_operation(router: Registry) -> dict[str, Any]:
     aws_error = {"application/json": {"schema": {"$ref": "#/components/schemas/AwsError"}}}
     parameters = [
         {

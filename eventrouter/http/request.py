@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from eventrouter.events import ACCOUNT
+from eventrouter.arns import ACCOUNT
 
 if TYPE_CHECKING:
     from eventrouter.security.policy import Principal

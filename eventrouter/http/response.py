@@ -1,8 +1,17 @@
-"""``Response``: what a route handler returns to choose status, headers and bytes."""
+"""``Response``, what a route handler returns to choose status, headers and bytes, and how
+any return value becomes an HTTP response (:func:`shape`)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from eventrouter.http.asgi import JSON
+
+_encoder = msgspec.json.Encoder()
 
 
 class Response:
@@ -40,3 +49,47 @@ class Response:
 
     def __repr__(self) -> str:
         return f"Response(status={self.status}, {len(self.body)} bytes)"
+
+
+def is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+def shape(value: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, body and headers for a handler's return value."""
+    if isinstance(value, Response):
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value.headers.items()]
+        return value.status, value.body, headers
+    if isinstance(value, dict) and "statusCode" in value:
+        return _lambda_response(value)
+    return 200, _encoder.encode(value), [(b"content-type", JSON)]
+
+
+def _lambda_response(value: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    code = value["statusCode"]
+    if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+        raise ValueError(f"statusCode {code!r} is not an HTTP status")
+    raw = value.get("body")
+    if raw is None:
+        body = b""
+    elif isinstance(raw, str):
+        body = base64.b64decode(raw) if value.get("isBase64Encoded") else raw.encode()
+    else:
+        body = _encoder.encode(raw)
+    headers: list[tuple[bytes, bytes]] = []
+    given = value.get("headers") or {}
+    if not isinstance(given, dict):
+        raise ValueError("headers must be an object")
+    for key, header_value in given.items():
+        headers.append((str(key).lower().encode("latin-1"), str(header_value).encode("latin-1")))
+    for cookie in value.get("cookies") or []:
+        headers.append((b"set-cookie", str(cookie).encode("latin-1")))
+    if body and not any(k == b"content-type" for k, _ in headers):
+        headers.append(
+            (
+                b"content-type",
+                JSON if isinstance(raw, (dict, list)) else b"text/plain; charset=utf-8",
+            )
+        )
+    return code, body, headers

@@ -16,7 +16,7 @@ from eventrouter.errors import ConfigError, SourceError
 from eventrouter.http.app import HttpApp
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 log = structlog.get_logger("eventrouter.http")
 
@@ -48,9 +48,9 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """Serves the engine's :class:`HttpApp` on ``address`` with uvicorn."""
 
-    def __init__(self, engine: Engine, address: str, grace: float) -> None:
+    def __init__(self, runtime: Runtime, address: str, grace: float) -> None:
         self.host, self.port = parse_address(address)
-        self.app = HttpApp(engine.router, engine)
+        self.app = HttpApp(runtime.router, runtime)
         self._grace = grace
         self._server: _Server | None = None
         self._done = anyio.Event()

@@ -26,7 +26,7 @@ from typing import IO, Any
 import msgspec
 import structlog
 
-from eventrouter.events import LATEST
+from eventrouter.arns import LATEST
 
 #: One entry of a captured invocation log: ``(request_id, kind, data)``, kind being
 #: ``"text"`` (a line the function wrote), ``"record"`` (a structured record), ``"log"`` (a

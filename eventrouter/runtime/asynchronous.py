@@ -24,15 +24,28 @@ import anyio
 import msgspec
 import structlog
 
-from eventrouter.errors import AccessDenied
-from eventrouter.events import Condition, failed_item_ids, invocation_record, new_request_id
-from eventrouter.runtime.backoff import backoff
-from eventrouter.runtime.invoker import FunctionState, Outcome, Status
-from eventrouter.sources.queue import Queue
-from eventrouter.store.sqlite import StoredEvent
+from eventrouter.events import new_request_id
+from eventrouter.outcomes import (
+    Condition,
+    Outcome,
+    Status,
+    async_next,
+    batch_item_failure,
+    delivery_retry,
+    failed_items,
+    invocation_record,
+    throttle_backoff,
+    throttled_response,
+    too_old,
+)
+from eventrouter.runtime.delivery import Delivered
+from eventrouter.store.base import StoredEvent
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
+    from eventrouter.runtime.invoker import FunctionState
+
+__all__ = ["AsyncPolicy", "function_queue", "throttle_backoff"]
 
 log = structlog.get_logger("eventrouter.async")
 
@@ -43,7 +56,6 @@ POLL_INTERVAL = 0.05
 IDLE_POLL_INTERVAL = 0.5
 #: Events leased in one round at most.
 CLAIM_LIMIT = 1000
-MAX_BACKOFF = 300.0
 #: Wait after the store failed to answer a claim.
 STORE_RETRY = 1.0
 
@@ -51,11 +63,6 @@ STORE_RETRY = 1.0
 def function_queue(name: str) -> str:
     """The store queue holding asynchronous invocations of function ``name``."""
     return f"fn:{name}"
-
-
-def throttle_backoff(n: int) -> float:
-    """1 s, 2 s, 4 s ... up to 5 min for the ``n``-th throttle (1-based)."""
-    return backoff(n, 1.0, MAX_BACKOFF)
 
 
 class Consumer:
@@ -73,19 +80,20 @@ class Consumer:
 class AsyncPolicy:
     """Consumes the store for every function of the engine."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.store = engine.store
-        self.invoker = engine.invoker
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.invoker = runtime.invoker
         self.consumers: list[Consumer] = []
         self.by_queue: dict[str, Consumer] = {}
         for name, state in self.invoker.states.items():
             spec = state.spec
             queues = [function_queue(name)]
             batch_size = 1
-            if isinstance(spec.source, Queue):
-                queues.append(spec.source.name)
-                batch_size = spec.source.batch_size
+            source = spec.source
+            if source is not None and source.model == "async":  # an embedded queue
+                queues.append(str(getattr(source, "name")))  # noqa: B009 - any async source
+                batch_size = int(getattr(source, "batch_size", 1))
             consumer = Consumer(state, queues, batch_size)
             self.consumers.append(consumer)
             for q in queues:
@@ -156,7 +164,7 @@ class AsyncPolicy:
             try:
                 events = await self.store.claim(plan)
             except Exception as exc:  # noqa: BLE001 - a full disk, a lock, the network: wait
-                self.engine.metrics.add("StoreErrors", "*")
+                self.runtime.metrics.add("StoreErrors", "*")
                 log.error("claiming events failed", error=repr(exc), retry_in=STORE_RETRY)
                 await anyio.sleep(STORE_RETRY)
                 continue
@@ -223,7 +231,7 @@ class AsyncPolicy:
             now = time.time()
             fresh = []
             for ev in pending:
-                if now - ev.enqueued_at > state.spec.settings.max_event_age:
+                if too_old(ev.enqueued_at, now, state.spec.settings):
                     await self._final(state, ev, "EventAgeExceeded", None)
                 else:
                     fresh.append(ev)
@@ -271,79 +279,44 @@ class AsyncPolicy:
         attempt = max(ev.attempts for ev in valid) + 1
         ids = [ev.request_id for ev in valid]
         outcome = await invoker.invoke_value(state, values, new_request_id(), attempt, ids)
-        failed = set(ids)
-        if outcome.ok:
-            failed = failed_item_ids(outcome.response, set(ids))
-        for ev in valid:
-            if ev.request_id in failed and outcome.ok:
-                body = {
-                    "errorMessage": "reported in batchItemFailures",
-                    "errorType": "BatchItemFailure",
-                    "requestId": outcome.request_id,
-                    "stackTrace": [],
-                }
-                own = Outcome(Status.FUNCTION_ERROR, ev.request_id, msgspec.json.encode(body), body)
-            else:
-                own = Outcome(
-                    outcome.status, ev.request_id, outcome.response, outcome.error, outcome.reason
-                )
-            await self._settle(state, ev, own)
+        if not outcome.ok:
+            for ev in valid:
+                await self._settle(state, ev, outcome.for_item(ev.request_id))
+            return
+        failed = set(failed_items(outcome.response, ids))
+        for i, ev in enumerate(valid):
+            own = batch_item_failure(outcome.request_id) if i in failed else outcome
+            await self._settle(state, ev, own.for_item(ev.request_id))
 
     # -- outcomes ----------------------------------------------------------------------------
 
     async def _settle(self, state: FunctionState, ev: StoredEvent, outcome: Outcome) -> None:
+        """Apply Lambda's asynchronous rules (:func:`async_next`) to the event's outcome."""
         settings = state.spec.settings
         now = time.time()
-        status = outcome.status
-        if status is Status.SUCCESS:
-            await self._final(state, ev, "Success", outcome)
-        elif status is Status.THROTTLED:  # not a retry: only the throttle count grows
-            throttles = ev.throttles + 1
-            # Throttles can come by the thousand under load: logged at debug level.
-            await self._later(
-                state,
-                ev,
-                outcome,
-                now + throttle_backoff(throttles),
-                throttles,
-                log.debug,
-                "throttled",
-            )
-        elif status is Status.INVALID_PAYLOAD:
-            ev.attempts += 1
-            await self._final(state, ev, "RetriesExhausted", outcome)
-        else:
-            attempt = ev.attempts + 1
-            ev.attempts = attempt
-            if attempt > settings.max_retries:
-                await self._final(state, ev, "RetriesExhausted", outcome)
-                return
-            due = now + settings.retry_delay(attempt)
-            await self._later(state, ev, outcome, due, ev.throttles, log.info, "retry scheduled")
-
-    async def _later(
-        self,
-        state: FunctionState,
-        ev: StoredEvent,
-        outcome: Outcome,
-        due: float,
-        throttles: int,
-        say: Any,
-        reason: str,
-    ) -> None:
-        """Put the event back until ``due``, unless it would be too old by then."""
-        if due - ev.enqueued_at > state.spec.settings.max_event_age:
-            await self._final(state, ev, "EventAgeExceeded", outcome)
+        step = async_next(
+            outcome.status,
+            attempts=ev.attempts,
+            throttles=ev.throttles,
+            enqueued_at=ev.enqueued_at,
+            now=now,
+            settings=settings,
+        )
+        ev.attempts = step.attempts
+        if step.condition is not None:
+            await self._final(state, ev, step.condition, outcome)
             return
-        say(
-            reason,
+        throttled = outcome.status is Status.THROTTLED
+        # Throttles can come by the thousand under load: logged at debug level.
+        (log.debug if throttled else log.info)(
+            "throttled" if throttled else "retry scheduled",
             function=state.spec.name,
             request_id=ev.request_id,
             attempt=ev.attempts + 1,
-            retry_in=round(due - time.time(), 3),
+            retry_in=round(step.due - now, 3),
         )
-        self.store.reschedule(ev, due, ev.attempts, throttles)
-        self._due_at(due)
+        self.store.reschedule(ev, step.due, step.attempts, step.throttles)
+        self._due_at(step.due)
 
     async def _final(
         self, state: FunctionState, ev: StoredEvent, condition: Condition, outcome: Outcome | None
@@ -353,7 +326,7 @@ class AsyncPolicy:
         kind = "on_success" if success else "on_failure"
         destination = spec.settings.on_success if success else spec.settings.on_failure
         if not success:
-            self.engine.metrics.add(
+            self.runtime.metrics.add(
                 "AsyncEventsDropped" if destination is None else "AsyncEventsFailed", spec.name
             )
         if destination is None:
@@ -370,13 +343,7 @@ class AsyncPolicy:
         status_code = 200
         if outcome is not None and outcome.status is Status.THROTTLED:
             status_code = 429
-            response: bytes | None = msgspec.json.encode(
-                {
-                    "errorMessage": "Rate Exceeded.",
-                    "errorType": "TooManyRequestsException",
-                    "Reason": outcome.reason,
-                }
-            )
+            response: bytes | None = throttled_response(outcome.reason)
         else:
             response = outcome.response if outcome is not None else None
         record = invocation_record(
@@ -410,60 +377,31 @@ class AsyncPolicy:
     async def _deliver(
         self, state: FunctionState, ev: StoredEvent, record: bytes, kind: str, destination: Any
     ) -> None:
-        try:
-            await self.engine.deliver(state.spec, destination, record, ev.request_id)
-        except AccessDenied as exc:  # retrying cannot help: the policies are fixed at start-up
-            refused(self.engine, state.spec.name, kind, destination, record, exc)
-            self.store.ack(ev)
-            return
-        except Exception as exc:  # noqa: BLE001 - any failed delivery is counted and retried
-            name = state.spec.name
-            self.engine.metrics.add("DestinationDeliveryFailures", name)
-            self.engine.notify_delivery(name, kind, record, exc)
+        """Deliver the event's final record; the event leaves the queue once it is out (or
+        refused), else it is kept with its record until the event's maximum age."""
+        spec = state.spec
+        result, error = await self.runtime.deliveries.deliver(
+            spec, kind, destination, record, ev.request_id
+        )
+        if result is Delivered.FAILED:
             now = time.time()
             deliveries = (ev.throttles if ev.record is not None else 0) + 1
-            due = now + throttle_backoff(deliveries)
-            if due - ev.enqueued_at <= state.spec.settings.max_event_age:
-                log.error(
-                    "destination delivery failed, will retry",
-                    function=name,
-                    request_id=ev.request_id,
-                    destination=destination.describe(),
-                    kind=kind,
-                    error=repr(exc),
-                    retry_in=due - now,
-                )
+            due = now + delivery_retry(deliveries)
+            fields = {
+                "function": spec.name,
+                "request_id": ev.request_id,
+                "destination": destination.describe(),
+                "kind": kind,
+                "error": repr(error),
+            }
+            if not too_old(ev.enqueued_at, due, spec.settings):
+                log.error("destination delivery failed, will retry", retry_in=due - now, **fields)
                 self.store.hold_record(ev, record, kind, due, deliveries)
                 self._due_at(due)
-            else:
-                log.error(
-                    "destination delivery failed, record dropped after max_event_age",
-                    function=name,
-                    request_id=ev.request_id,
-                    destination=destination.describe(),
-                    kind=kind,
-                    error=repr(exc),
-                    record=record.decode(errors="replace"),
-                )
-                self.store.ack(ev)
-            return
-        self.engine.notify_delivery(state.spec.name, kind, record)
+                return
+            log.error(
+                "destination delivery failed, record dropped after max_event_age",
+                record=record.decode(errors="replace"),
+                **fields,
+            )
         self.store.ack(ev)
-
-
-def refused(
-    engine: Engine, function: str, kind: str, destination: Any, record: bytes, exc: AccessDenied
-) -> None:
-    """A delivery the function's role does not allow: counted, logged with the whole record
-    (so that nothing is lost silently), and not retried."""
-    engine.metrics.add("DestinationDeliveryFailures", function)
-    engine.metrics.add("DestinationAccessDenied", function)
-    engine.notify_delivery(function, kind, record, exc)
-    log.error(
-        "destination delivery refused by the function's role, record dropped",
-        function=function,
-        destination=destination.describe(),
-        kind=kind,
-        error=str(exc),
-        record=record.decode(errors="replace"),
-    )

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -20,20 +19,25 @@ import structlog
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from eventrouter.errors import (
     EventRouterError,
-    FunctionError,
-    FunctionTimeout,
     InvalidRequestContent,
     PayloadTooLarge,
-    Throttled,
 )
 from eventrouter.events import new_request_id
 from eventrouter.observability.function_logs import capturing_output
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.observability.metrics import Metrics
-from eventrouter.router import Router
+from eventrouter.outcomes import Outcome, result_of
+from eventrouter.registry import Registry
 from eventrouter.runtime.asynchronous import AsyncPolicy, function_queue
+from eventrouter.runtime.clients import Clients
 from eventrouter.runtime.concurrency import Slots
-from eventrouter.runtime.invoker import FunctionState, Invoker, Outcome, Status
+from eventrouter.runtime.delivery import Deliveries, DeliveryListener
+from eventrouter.runtime.interface import Runtime
+from eventrouter.runtime.invoker import FunctionState, Invoker
+from eventrouter.runtime.queue_poll import QueuePollPolicy
+from eventrouter.runtime.stream import StreamPolicy
+from eventrouter.security.guard import Guard
+from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore
 
 log = structlog.get_logger("eventrouter")
@@ -41,16 +45,34 @@ log = structlog.get_logger("eventrouter")
 DEFAULT_STATE_DIR = ".eventrouter"
 DEFAULT_GRACE = 30.0
 
-#: Called with (function, "on_success" | "on_failure", record, error) after each delivery
-#: attempt; ``error`` is ``None`` when the record was delivered.
-DeliveryListener = Callable[[str, str, bytes, BaseException | None], None]
+__all__ = ["DEFAULT_GRACE", "DEFAULT_STATE_DIR", "DeliveryListener", "Engine", "encode_payload"]
+
+
+class PullPolicy(Protocol):
+    """A model's policy for one pull source of one function."""
+
+    in_flight: int
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+    async def wait_stopped(self) -> None: ...
+
+
+#: The policy that runs each pull model; a source names its model, never its policy.
+PULL_POLICIES: dict[str, type[StreamPolicy] | type[QueuePollPolicy]] = {
+    "stream": StreamPolicy,
+    "queue": QueuePollPolicy,
+}
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
-class Engine:
-    """Runs a router: the invoker, the durable queue and its consumers.
+class Engine(Runtime):
+    """Runs a router: the invoker, the durable queue and its consumers; the one
+    implementation of :class:`~eventrouter.runtime.interface.Runtime`.
 
     ``consume=False`` makes a producer only (the CLI's ``invoke --async``): it can invoke and
     enqueue, but takes nothing from the queue. ``http="HOST:PORT"`` serves the HTTP routes and
@@ -60,7 +82,7 @@ class Engine:
 
     def __init__(
         self,
-        router: Router,
+        router: Registry,
         *,
         state_dir: str | os.PathLike[str] | None = None,
         consume: bool = True,
@@ -75,7 +97,7 @@ class Engine:
         #: helpers set their temporary directory, so tests never write into the project).
         self.directory_root: str | None = None
         self.metrics = Metrics()
-        self.store: Any
+        self.store: Store
         if router.async_queue is not None:
             from eventrouter.store.sqs import SqsStore
 
@@ -88,20 +110,18 @@ class Engine:
             [(name, spec.settings.reserved_concurrency) for name, spec in router.functions.items()],
         )
         self.invoker = Invoker(self, self.slots, self.metrics, thread_workers)
-        from eventrouter.security.guard import Guard
-
         #: The permission checks (``router.enforce_permissions``).
         self.guard = Guard(router)
+        self.clients = Clients()
+        self.deliveries = Deliveries(self)
+        #: Told of every delivery attempt of a destination record (tests, benchmarks).
+        self.delivery_listeners: list[DeliveryListener] = self.deliveries.listeners
         self.policy = AsyncPolicy(self)
-        self.delivery_listeners: list[DeliveryListener] = []
         self._http_address = http
         self._grace = grace
         self.http_server: Any = None
         #: One policy per pull-sourced function (Kafka streams, SQS queues).
-        self.streams: list[Any] = []
-        self._producers: dict[str, Any] = {}
-        self._aws_clients: dict[tuple[str, str | None, str | None], Any] = {}
-        self._aws_stack = contextlib.AsyncExitStack()
+        self.streams: list[PullPolicy] = []
         #: Every source started (``/readyz``).
         self.ready = False
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -197,15 +217,7 @@ class Engine:
             with anyio.CancelScope(shield=True):
                 await self.invoker.close_environments()
                 await self.store.close()
-                try:
-                    await self._aws_stack.aclose()
-                except Exception as exc:  # noqa: BLE001 - logged, shutdown goes on
-                    log.warning("aws client close failed", error=repr(exc))
-                for producer in self._producers.values():
-                    try:
-                        await producer.stop()  # flushes what is pending
-                    except Exception as exc:  # noqa: BLE001 - logged, shutdown goes on
-                        log.warning("kafka producer stop failed", error=repr(exc))
+                await self.clients.close()
             self.invoker.close()
             self._output.close()
             announce = log.info if self.consume or self._http_address is not None else log.debug
@@ -220,53 +232,16 @@ class Engine:
     # -- invoking ----------------------------------------------------------------------------
 
     async def _start_streams(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start the pull sources: Kafka streams and SQS pollers."""
-        from eventrouter.sources.kafka import Kafka
-        from eventrouter.sources.sqs import Sqs
-
+        """Start the pull sources, each with the policy of its model."""
         for state in self.invoker.states.values():
             source = state.spec.source
-            policy: Any
-            if isinstance(source, Kafka):
-                from eventrouter.runtime.stream import StreamPolicy
-
-                policy = StreamPolicy(self, state, source)
-            elif isinstance(source, Sqs):
-                from eventrouter.runtime.queue_poll import SqsPolicy
-
-                policy = SqsPolicy(self, state, source)
-            else:
+            policy_type = PULL_POLICIES.get(source.model) if source is not None else None
+            if policy_type is None or source is None:
                 continue
+            adapter: Any = source.adapter(state.spec, self)  # the transport of its model
+            policy = policy_type(self, state, adapter)
             self.streams.append(policy)
             await task_group.start(policy.run)
-
-    async def kafka_producer(self, bootstrap_servers: str) -> Any:
-        """The router's shared aiokafka producer for ``bootstrap_servers`` (started lazily)."""
-        producer = self._producers.get(bootstrap_servers)
-        if producer is None:
-            from eventrouter._optional import require
-
-            aiokafka = require("aiokafka", "kafka")
-            producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
-            self._producers[bootstrap_servers] = producer
-            await producer.start()
-        return producer
-
-    async def aws_client(
-        self, service: str, region: str | None = None, endpoint_url: str | None = None
-    ) -> Any:
-        """A shared aiobotocore client (credentials and region by botocore's usual chain)."""
-        key = (service, region, endpoint_url)
-        client = self._aws_clients.get(key)
-        if client is None:
-            from eventrouter._optional import require
-
-            session = require("aiobotocore.session", "aws").get_session()
-            client = await self._aws_stack.enter_async_context(
-                session.create_client(service, region_name=region, endpoint_url=endpoint_url)
-            )
-            self._aws_clients[key] = client
-        return client
 
     @property
     def http_port(self) -> int | None:
@@ -289,7 +264,7 @@ class Engine:
         ``FunctionNotFound``, ``InvalidRequestContent`` or ``PayloadTooLarge``.
         """
         outcome = await self.invoke_outcome(name, payload)
-        return self.result(outcome)
+        return result_of(outcome)
 
     async def invoke_outcome(
         self, name: str, payload: Any = None, client_context: Any = None
@@ -298,33 +273,43 @@ class Engine:
         state = self.state(name)
         data = encode_payload(payload, SYNC_PAYLOAD_LIMIT)
         request_id = new_request_id()
+        event: Any
         if state.pool is not None:  # decoded in the function's environment
-            return await self.invoker.invoke_value(
-                state, msgspec.Raw(data), request_id, client_context=client_context
-            )
-        try:
-            event = state.spec.event_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            return self.invoker.invalid_payload(state, exc, request_id)
-        except msgspec.DecodeError as exc:
-            raise InvalidRequestContent(f"Could not parse request body into json: {exc}") from None
+            event = msgspec.Raw(data)
+        else:
+            try:
+                event = state.spec.event_decoder.decode(data)
+            except msgspec.ValidationError as exc:
+                return self.invoker.invalid_payload(state, exc, request_id)
+            except msgspec.DecodeError as exc:
+                raise InvalidRequestContent(
+                    f"Could not parse request body into json: {exc}"
+                ) from None
+        return await self.invoke_sync(state, event, request_id, client_context=client_context)
+
+    async def invoke_sync(
+        self,
+        state: FunctionState,
+        event: Any,
+        request_id: str,
+        *,
+        client_context: Any = None,
+        http: Any = None,
+        raw_result: bool = False,
+    ) -> Outcome:
+        """The synchronous model: one invocation, its outcome returned to the caller (a
+        throttle is answered at once, never queued)."""
         return await self.invoker.invoke_value(
-            state, event, request_id, client_context=client_context
+            state,
+            event,
+            request_id,
+            http=http,
+            client_context=client_context,
+            raw_result=raw_result,
         )
 
-    @staticmethod
-    def result(outcome: Outcome) -> Any:
-        """The decoded result of an outcome, or the exception it stands for."""
-        status = outcome.status
-        if status is Status.SUCCESS:
-            assert outcome.response is not None
-            return _decoder.decode(outcome.response)
-        if status is Status.THROTTLED:
-            raise Throttled("Rate Exceeded.", outcome.reason or "")
-        assert outcome.error is not None
-        if status is Status.TIMEOUT:
-            raise FunctionTimeout(outcome.error)
-        raise FunctionError(outcome.error)
+    #: The decoded result of an outcome, or the exception it stands for.
+    result = staticmethod(result_of)
 
     async def invoke_async(self, name: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation; returns its request id once it is on disk."""
@@ -340,17 +325,10 @@ class Engine:
         await self.store.enqueue(function_queue(name), request_id, data)
         return request_id
 
-    async def deliver(self, spec: Any, destination: Any, record: bytes, key: str) -> None:
+    async def send(self, spec: Any, destination: Any, record: bytes, key: str) -> None:
         """Send ``record`` to ``destination`` for function ``spec``, as its role allows
         (``AccessDenied`` if it does not, when permissions are enforced)."""
-        self.guard.check_send(spec, destination, key)
-        await destination.send(self, record, key)
-
-    def notify_delivery(
-        self, function: str, kind: str, record: bytes, error: BaseException | None = None
-    ) -> None:
-        for listener in self.delivery_listeners:
-            listener(function, kind, record, error)
+        await self.deliveries.send(spec, destination, record, key)
 
 
 def encode_payload(payload: Any, limit: int) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import enum
 import functools
 import sys
 import time
@@ -23,12 +22,6 @@ import structlog
 
 from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context, log_stream_name
-from eventrouter.events import (
-    MARSHAL_ERROR,
-    UNMARSHAL_ERROR,
-    error_body,
-    response_too_large,
-)
 from eventrouter.observability.function_logs import (
     Invocation,
     InvocationStream,
@@ -37,63 +30,28 @@ from eventrouter.observability.function_logs import (
 )
 from eventrouter.observability.logging import report
 from eventrouter.observability.metrics import Metrics
-from eventrouter.router import FunctionSpec
+from eventrouter.outcomes import (
+    MARSHAL_ERROR,
+    UNMARSHAL_ERROR,
+    Outcome,
+    Status,
+    error_body,
+    failed,
+    init_timeout_error,
+    response_too_large,
+    timeout_error,
+    unmarshal_error,
+)
+from eventrouter.registry import FunctionSpec
 from eventrouter.runtime.concurrency import FunctionSlots, Slots
 from eventrouter.runtime.deadlines import Deadline, Deadlines
 from eventrouter.runtime.environments import Pool
 from eventrouter.runtime.frames import Invoke, Mode
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
 
 log = structlog.get_logger("eventrouter")
-
-TIMEOUT_ERROR = "Sandbox.Timedout"
-
-
-class Status(enum.Enum):
-    SUCCESS = "success"
-    FUNCTION_ERROR = "error"
-    TIMEOUT = "timeout"
-    THROTTLED = "throttled"
-    INVALID_PAYLOAD = "invalid"
-
-
-class Outcome:
-    """What one invocation came to.
-
-    ``response`` is the encoded result on success and the encoded Lambda error body
-    otherwise (``None`` when throttled).
-    """
-
-    __slots__ = ("error", "failed_index", "reason", "request_id", "response", "status", "value")
-
-    def __init__(
-        self,
-        status: Status,
-        request_id: str,
-        response: bytes | None = None,
-        error: dict[str, Any] | None = None,
-        reason: str | None = None,
-        value: Any = None,
-    ) -> None:
-        self.status = status
-        #: With per-record invocation: the index of the item that failed.
-        self.failed_index = 0
-        #: The handler's return value, unencoded, when the invocation asked for it.
-        self.value = value
-        self.request_id = request_id
-        self.response = response
-        self.error = error
-        self.reason = reason
-
-    @property
-    def ok(self) -> bool:
-        return self.status is Status.SUCCESS
-
-    def __repr__(self) -> str:
-        error = self.error["errorType"] if self.error else None
-        return f"Outcome({self.status.name}, {self.request_id!r}, error={error})"
 
 
 class FunctionState:
@@ -116,17 +74,19 @@ class FunctionState:
 
 
 class Invoker:
-    """Runs handlers for one engine."""
+    """Runs handlers for one runtime."""
 
-    def __init__(self, engine: Engine, slots: Slots, metrics: Metrics, thread_workers: int) -> None:
-        self.engine = engine
+    def __init__(
+        self, runtime: Runtime, slots: Slots, metrics: Metrics, thread_workers: int
+    ) -> None:
+        self.runtime = runtime
         self.slots = slots
         self.metrics = metrics
         self.states = {
             name: FunctionState(
-                spec, slots.functions[name], Pool(engine, spec) if spec.isolated else None
+                spec, slots.functions[name], Pool(runtime, spec) if spec.isolated else None
             )
-            for name, spec in engine.router.functions.items()
+            for name, spec in runtime.router.functions.items()
         }
         self._executor = ThreadPoolExecutor(thread_workers, thread_name_prefix="eventrouter-fn")
         self._encoder = msgspec.json.Encoder()
@@ -158,17 +118,11 @@ class Invoker:
         return await self.invoke_value(state, event, request_id, attempt)
 
     def invalid_payload(self, state: FunctionState, exc: Exception, request_id: str) -> Outcome:
-        body = {
-            "errorMessage": str(exc),
-            "errorType": UNMARSHAL_ERROR,
-            "requestId": request_id,
-            "stackTrace": [],
-        }
         self.metrics.add("Errors", state.spec.name)
         log.warning(
             "invalid payload", function=state.spec.name, request_id=request_id, error=str(exc)
         )
-        return Outcome(Status.INVALID_PAYLOAD, request_id, self._encoder.encode(body), body)
+        return failed(Status.INVALID_PAYLOAD, request_id, unmarshal_error(request_id, exc))
 
     async def invoke_value(
         self,
@@ -197,7 +151,7 @@ class Invoker:
             return Outcome(Status.THROTTLED, request_id, reason=reason)
         try:
             ctx = Context(
-                self.engine, spec, request_id, 0.0, attempt, messages, http, client_context
+                self.runtime, spec, request_id, 0.0, attempt, messages, http, client_context
             )
             ctx.records = records
             outcome = await self._run(state, event, ctx, raw_result, per_record)
@@ -328,13 +282,7 @@ class Invoker:
             self._report(spec, request_id, duration, init_duration, status, None, max_memory_mb)
             return Outcome(status, request_id, None, None, value=value)
         if status is Status.TIMEOUT:
-            error = {
-                "errorMessage": f"{request_id} Task timed out after "
-                f"{spec.settings.timeout:.2f} seconds",
-                "errorType": TIMEOUT_ERROR,
-                "requestId": request_id,
-                "stackTrace": [],
-            }
+            error = timeout_error(request_id, spec.settings.timeout)
         if error is not None:
             response = self._encoder.encode(error)
             self.metrics.add("Errors", spec.name)
@@ -463,12 +411,7 @@ class Invoker:
                         else:
                             await asyncio.get_running_loop().run_in_executor(self._executor, hook)
             except TimeoutError:
-                error = {
-                    "errorMessage": f"Init timed out after {INIT_TIMEOUT:.2f} seconds",
-                    "errorType": TIMEOUT_ERROR,
-                    "requestId": request_id,
-                    "stackTrace": [],
-                }
+                error = init_timeout_error(request_id, INIT_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001 - init failures are function errors
@@ -478,5 +421,4 @@ class Invoker:
                 return None, spec.import_duration + time.monotonic() - start
             log.error("init failed", function=spec.name, request_id=request_id, error=error)
             self.metrics.add("Errors", spec.name)
-            body = self._encoder.encode(error)
-            return Outcome(Status.FUNCTION_ERROR, request_id, body, error), None
+            return failed(Status.FUNCTION_ERROR, request_id, error), None

@@ -1,5 +1,7 @@
 """The queue model (lambda-semantics.md §2, queue): pollers that receive, invoke and delete.
 
+The rules live here; a :class:`QueueAdapter` knows the transport (SQS: ``sources/sqs.py``).
+
 - Received messages are invisible for the queue's visibility timeout; success deletes them;
   a failure leaves them to reappear (with ``report_batch_item_failures`` only the listed
   ids); after ``maxReceiveCount`` receives the queue's own redrive policy moves a message to
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -22,26 +24,55 @@ import msgspec
 import structlog
 
 from eventrouter.errors import ConfigError
-from eventrouter.events import LazyList, failed_item_ids, new_request_id
-from eventrouter.filters import maybe_json
-from eventrouter.router import pull_decoder
+from eventrouter.events import LazyList, new_request_id
+from eventrouter.outcomes import Status, failed_items
+from eventrouter.registry import pull_decoder
 from eventrouter.runtime.backoff import backoff
-from eventrouter.runtime.invoker import FunctionState, Status
-from eventrouter.sources.sqs import Sqs, lambda_event, message_of
+from eventrouter.sources.base import QueueInfo
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
+    from eventrouter.runtime.invoker import FunctionState
 
 log = structlog.get_logger("eventrouter.sqs")
 
 
-class SqsPolicy:
-    """Consumes one SQS source for one function."""
+class QueueAdapter(Protocol):
+    """A polled queue's transport. Messages are dicts in SQS's ``ReceiveMessage`` shape
+    (``MessageId``, ``ReceiptHandle``, ``Body``, ``Attributes``, ``MessageAttributes``)."""
 
-    def __init__(self, engine: Engine, state: FunctionState, source: Sqs) -> None:
-        self.engine = engine
+    #: The source's settings: batch size and window, pollers, filters...
+    source: Any
+    #: Whether messages of one group must be handled in order (SQS FIFO).
+    fifo: bool
+    #: How errors name the source: ``Sqs('orders')``.
+    label: str
+
+    async def connect(self) -> QueueInfo: ...
+
+    async def receive(
+        self, max_messages: int, wait_seconds: int, attributes: list[str]
+    ) -> list[dict[str, Any]]: ...
+
+    async def delete(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Delete ``messages``; returns the ids that could not be deleted."""
+        ...
+
+    def lambda_event(self, raws: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def record(self, raw: dict[str, Any]) -> Any: ...
+
+    def filter_view(self, raw: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class QueuePollPolicy:
+    """Consumes one polled queue for one function."""
+
+    def __init__(self, runtime: Runtime, state: FunctionState, adapter: QueueAdapter) -> None:
+        self.runtime = runtime
         self.state = state
-        self.source = source
+        self.adapter = adapter
+        self.source = source = adapter.source
         self.form, self.decoder = pull_decoder(state.spec)
         self._filters = source.compiled_filters or None
         # What a receive asks for: everything for Lambda's raw event; otherwise what the
@@ -70,7 +101,6 @@ class SqsPolicy:
         self._idle = anyio.Event()
         self._done = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._client: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -93,36 +123,21 @@ class SqsPolicy:
 
     async def _connect(self) -> None:
         spec = self.state.spec
-        self._client = await self.engine.aws_client(
-            "sqs", self.source.region, self.source.endpoint_url
-        )
-        queue = self.source.queue
         try:
-            self.url = (
-                queue
-                if queue.startswith(("https://", "http://"))
-                else (await self._client.get_queue_url(QueueName=queue))["QueueUrl"]
-            )
-            attributes = (
-                await self._client.get_queue_attributes(
-                    QueueUrl=self.url, AttributeNames=["QueueArn", "VisibilityTimeout"]
-                )
-            )["Attributes"]
+            info = await self.adapter.connect()
         except Exception as exc:
-            raise ConfigError(f"Sqs({queue!r}) for function {spec.name!r}: {exc}") from exc
-        self.arn = attributes.get("QueueArn", "")
-        self.region = (
-            self.arn.split(":")[3] if self.arn.count(":") >= 5 else (self.source.region or "")
-        )
-        self.engine.guard.check_source(spec, "sqs.amazonaws.com", self.arn)
-        visibility = int(attributes.get("VisibilityTimeout", 30))
-        if visibility < spec.settings.timeout:
+            raise ConfigError(f"{self.adapter.label} for function {spec.name!r}: {exc}") from exc
+        self.url, self.arn, self.region = info.url, info.arn, info.region
+        if self.source.principal is not None:
+            self.runtime.guard.check_source(spec, self.source.principal, self.arn)
+        if info.visibility_timeout < spec.settings.timeout:
             raise ConfigError(
-                f"Sqs({queue!r}): the queue's visibility timeout ({visibility} s) is shorter than "
-                f"function {spec.name!r}'s timeout ({spec.settings.timeout:g} s): messages would "
-                "reappear while still being handled; raise the visibility timeout"
+                f"{self.adapter.label}: the queue's visibility timeout "
+                f"({info.visibility_timeout} s) is shorter than function {spec.name!r}'s "
+                f"timeout ({spec.settings.timeout:g} s): messages would reappear while still "
+                "being handled; raise the visibility timeout"
             )
-        log.info("sqs source started", function=spec.name, queue=self.url, form=self.form)
+        log.info("queue source started", function=spec.name, queue=self.url, form=self.form)
 
     def stop(self) -> None:
         """Stop receiving; batches in flight finish (the engine bounds that by its grace).
@@ -142,7 +157,7 @@ class SqsPolicy:
 
     def _cap(self) -> int:
         reserved = self.state.slots.reserved
-        cap = self.source.max_concurrency
+        cap: int = self.source.max_concurrency
         return min(cap, reserved) if reserved is not None else cap
 
     def _set_target(self, target: int, reason: str) -> None:
@@ -171,7 +186,7 @@ class SqsPolicy:
                     else self.target,
                     "errors",
                 )
-            elif full and self.engine.slots.free(self.state.slots) > 0:
+            elif full and self.runtime.slots.free(self.state.slots) > 0:
                 self._set_target(self.target + step, "backlog")
             elif empty and not full:
                 shrink = max(1, (self.target - source.min_pollers) // 2)
@@ -183,7 +198,7 @@ class SqsPolicy:
         self._starting -= 1
         self.running += 1
         failures = 0
-        slots = self.engine.slots
+        slots = self.runtime.slots
         try:
             while not self._stopping and self.running <= self.target:
                 if slots.free(self.state.slots) <= 0:  # no slot: do not burn a receive
@@ -201,7 +216,7 @@ class SqsPolicy:
                 except Exception as exc:  # noqa: BLE001 - the queue service may come back
                     failures += 1
                     self._errors += 1
-                    self.engine.metrics.add("SourceErrors", self.state.spec.name)
+                    self.runtime.metrics.add("SourceErrors", self.state.spec.name)
                     wait = backoff(failures, 1.0, 30.0)
                     log.error(
                         "sqs receive failed",
@@ -226,14 +241,7 @@ class SqsPolicy:
     async def _receive(self) -> list[dict[str, Any]]:
         source = self.source
         per_call = min(10, source.batch_size)
-        response = await self._client.receive_message(
-            QueueUrl=self.url,
-            MaxNumberOfMessages=per_call,
-            WaitTimeSeconds=source.wait_time_seconds,
-            AttributeNames=self._attributes,
-            MessageAttributeNames=self._attributes,
-        )
-        messages: list[dict[str, Any]] = response.get("Messages", [])
+        messages = await self.adapter.receive(per_call, source.wait_time_seconds, self._attributes)
         if len(messages) == per_call:
             self._full += 1
         elif not messages:
@@ -241,15 +249,9 @@ class SqsPolicy:
         if messages and source.batch_size > 10 and source.batching_window > 0:
             deadline = time.monotonic() + source.batching_window
             while len(messages) < source.batch_size and time.monotonic() < deadline:
-                more = (
-                    await self._client.receive_message(
-                        QueueUrl=self.url,
-                        MaxNumberOfMessages=min(10, source.batch_size - len(messages)),
-                        WaitTimeSeconds=0,
-                        AttributeNames=self._attributes,
-                        MessageAttributeNames=self._attributes,
-                    )
-                ).get("Messages", [])
+                more = await self.adapter.receive(
+                    min(10, source.batch_size - len(messages)), 0, self._attributes
+                )
                 if not more:
                     break
                 messages.extend(more)
@@ -260,9 +262,9 @@ class SqsPolicy:
         if self._filters is not None:
             kept: list[dict[str, Any]] = []
             for raw in raws:
-                (kept if self._filters.match(_filter_view(raw)) else done).append(raw)
+                (kept if self._filters.match(self.adapter.filter_view(raw)) else done).append(raw)
             if done:
-                self.engine.metrics.add("FilteredRecords", self.state.spec.name, len(done))
+                self.runtime.metrics.add("FilteredRecords", self.state.spec.name, len(done))
             raws = kept
         values: list[Any] = []
         good: list[dict[str, Any]] = []
@@ -275,7 +277,7 @@ class SqsPolicy:
                     good.append(raw)
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     # Left on the queue: its redrive policy takes it to the DLQ in the end.
-                    self.engine.metrics.add("InvalidRecords", self.state.spec.name)
+                    self.runtime.metrics.add("InvalidRecords", self.state.spec.name)
                     log.warning(
                         "invalid message left on the queue",
                         function=self.state.spec.name,
@@ -288,12 +290,12 @@ class SqsPolicy:
 
     async def _invoke(self, raws: list[dict[str, Any]], values: list[Any]) -> list[dict[str, Any]]:
         """Invoke the handler; return the messages that are done (to delete)."""
-        invoker = self.engine.invoker
+        invoker = self.runtime.invoker
         attempt = max(int(r.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for r in raws)
         if self.form == "record":
             return await self._each(raws, values, attempt)
-        records = LazyList(len(raws), lambda k: message_of(raws[k]))
-        event = lambda_event(raws, self.arn, self.region) if self.form == "raw" else values
+        records = LazyList(len(raws), lambda k: self.adapter.record(raws[k]))
+        event = self.adapter.lambda_event(raws) if self.form == "raw" else values
         outcome = await invoker.invoke_value(
             self.state, event, new_request_id(), attempt, records=records
         )
@@ -301,25 +303,25 @@ class SqsPolicy:
             return []
         if not self.source.report_batch_item_failures:
             return raws
-        failed = failed_item_ids(outcome.response, {r["MessageId"] for r in raws})
-        return [r for r in raws if r["MessageId"] not in failed]
+        failed = set(failed_items(outcome.response, [r["MessageId"] for r in raws]))
+        return [r for i, r in enumerate(raws) if i not in failed]
 
     async def _each(
         self, raws: list[dict[str, Any]], values: list[Any], attempt: int
     ) -> list[dict[str, Any]]:
-        invoker = self.engine.invoker
+        invoker = self.runtime.invoker
         done: list[dict[str, Any]] = []
 
         async def one(raw: dict[str, Any], value: Any) -> bool:
             outcome = await invoker.invoke_value(
-                self.state, value, new_request_id(), attempt, records=[message_of(raw)]
+                self.state, value, new_request_id(), attempt, records=[self.adapter.record(raw)]
             )
             if outcome.status is Status.SUCCESS:
                 done.append(raw)
                 return True
             return False
 
-        if not self.source.fifo:
+        if not self.adapter.fifo:
             async with anyio.create_task_group() as tg:
                 for raw, value in zip(raws, values, strict=True):
                     tg.start_soon(one, raw, value)
@@ -340,31 +342,18 @@ class SqsPolicy:
         return done
 
     async def _delete(self, messages: list[dict[str, Any]]) -> None:
-        for i in range(0, len(messages), 10):
-            chunk = messages[i : i + 10]
-            try:
-                response = await self._client.delete_message_batch(
-                    QueueUrl=self.url,
-                    Entries=[
-                        {"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]}
-                        for k, m in enumerate(chunk)
-                    ],
-                )
-                if response.get("Failed"):
-                    log.warning(
-                        "sqs delete failed",
-                        function=self.state.spec.name,
-                        failed=response["Failed"],
-                    )
-            except Exception as exc:  # noqa: BLE001 - they reappear and are handled again
-                log.error(
-                    "sqs delete failed",
-                    function=self.state.spec.name,
-                    error=repr(exc),
-                    count=len(chunk),
-                )
-
-
-def _filter_view(raw: dict[str, Any]) -> dict[str, Any]:
-    """What filter patterns see of a message: ``body`` (JSON if it parses) and attributes."""
-    return {"body": maybe_json(raw.get("Body", "")), "attributes": raw.get("Attributes") or {}}
+        """Delete what is done; what cannot be deleted reappears and is handled again."""
+        if not messages:
+            return
+        try:
+            failed = await self.adapter.delete(messages)
+        except Exception as exc:  # noqa: BLE001 - they reappear and are handled again
+            log.error(
+                "queue delete failed",
+                function=self.state.spec.name,
+                error=repr(exc),
+                count=len(messages),
+            )
+            return
+        if failed:
+            log.warning("queue delete failed", function=self.state.spec.name, failed=failed)

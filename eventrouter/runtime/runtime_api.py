@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import h11
 import msgspec
 
+from eventrouter.arns import function_arn
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
-from eventrouter.events import function_arn, response_too_large
-from eventrouter.runtime.environments import Environment, InitError
+from eventrouter.outcomes import response_too_large
+from eventrouter.runtime.environment import Environment, InitError
 from eventrouter.runtime.frames import Invoke, Result
 
 if TYPE_CHECKING:

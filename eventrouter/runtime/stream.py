@@ -1,4 +1,9 @@
-"""The stream model (lambda-semantics.md §2): checkpointed polling of Kafka partitions.
+"""The stream model (lambda-semantics.md §2): checkpointed polling of partitions.
+
+The rules live here, once; a :class:`StreamAdapter` knows its transport (Kafka today:
+``sources/kafka.py``): fetch, pause, resume, commit, assignment, and the shapes of its
+records in Lambda's event and failure record.
+
 
 - Records of one partition go to the function in order, one batch at a time; partitions run
   in parallel (up to the function's concurrency).
@@ -19,24 +24,31 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
 import msgspec
 import structlog
 
-from eventrouter.errors import AccessDenied
-from eventrouter.events import LATEST, LazyList, error_body, function_arn, iso_now, new_request_id
-from eventrouter.filters import maybe_json
-from eventrouter.router import pull_decoder
-from eventrouter.runtime.asynchronous import refused
+from eventrouter.events import LazyList, new_request_id
+from eventrouter.outcomes import (
+    Condition,
+    Outcome,
+    Status,
+    batch_item_failure,
+    failed_items,
+    invocation_record,
+    stream_next,
+    unmarshal_error,
+)
+from eventrouter.registry import pull_decoder
 from eventrouter.runtime.backoff import backoff
-from eventrouter.runtime.invoker import FunctionState, Outcome, Status
-from eventrouter.sources.kafka import Kafka, KafkaAdapter, lambda_event, record_of
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.engine import Engine
+    from eventrouter.runtime.interface import Runtime
+    from eventrouter.runtime.invoker import FunctionState
 
 log = structlog.get_logger("eventrouter.stream")
 
@@ -46,7 +58,6 @@ LAG_INTERVAL = 10.0
 REVOKE_GRACE = 10.0
 
 _encoder = msgspec.json.Encoder()
-_json = msgspec.json.Decoder()
 _VALUE = operator.attrgetter("value")
 
 
@@ -83,22 +94,78 @@ class Partition:
         self.scope: anyio.CancelScope | None = None
 
 
-class StreamPolicy:
-    """Consumes one Kafka source for one function."""
+Assigned = Callable[[set[Any]], Awaitable[None]]
 
-    def __init__(self, engine: Engine, state: FunctionState, source: Kafka) -> None:
-        self.engine = engine
+
+class StreamAdapter(Protocol):
+    """A stream transport. Partitions (``tp``) are opaque hashable values to the policy;
+    records have ``offset``, ``timestamp`` (ms since the epoch) and ``value`` (bytes or
+    ``None``), as aiokafka's ``ConsumerRecord`` has."""
+
+    #: The source's settings: batch size and window, retries, bisect, ages, filters...
+    source: Any
+
+    async def start(self, on_assigned: Assigned, on_revoked: Assigned) -> None: ...
+
+    async def fetch(
+        self, partitions: list[Any] | None, wait: float, max_records: int
+    ) -> dict[Any, list[Any]]: ...
+
+    def pause(self, tp: Any) -> None: ...
+
+    def resume(self, tp: Any) -> None: ...
+
+    async def commit(self, offsets: dict[Any, int]) -> None: ...
+
+    async def committed(self, tp: Any) -> int | None: ...
+
+    async def seek_to_timestamp(self, tps: set[Any], timestamp: float) -> None: ...
+
+    def highwater(self, tp: Any) -> int | None: ...
+
+    async def stop(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the start-up log line says of the source."""
+        ...
+
+    def partition_name(self, tp: Any) -> str: ...
+
+    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
+        """Lambda's event for a batch of records (the raw handler form)."""
+        ...
+
+    def record(self, raw: Any, value: Any) -> Any:
+        """``ctx.records[i]``: one record's metadata with its decoded value."""
+        ...
+
+    def filter_view(self, raw: Any) -> dict[str, Any]:
+        """What filter patterns see of a record."""
+        ...
+
+    def item_identifier(self, raw: Any) -> Hashable:
+        """A record's identity in a ``batchItemFailures`` response..."""
+        ...
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        """...and an ``itemIdentifier`` as the handler wrote it, in the same terms."""
+        ...
+
+    def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
+        """The batch's info in a failure record (``("KafkaBatchInfo", {...})``)."""
+        ...
+
+
+class StreamPolicy:
+    """Consumes one stream source for one function."""
+
+    def __init__(self, runtime: Runtime, state: FunctionState, adapter: StreamAdapter) -> None:
+        self.runtime = runtime
         self.state = state
-        self.source = source
-        spec = state.spec
-        self.form, self.decoder = pull_decoder(spec)
-        self.group = source.group or f"{engine.router.name}-{spec.name}"
-        # aiokafka leaves the group when the consumer is not polled within this interval;
-        # our fetch loop polls all the time, but a batch may hold a partition for a timeout.
-        max_poll_ms = max(300_000, int((spec.settings.timeout + 60) * 1000))
-        self.adapter = KafkaAdapter(source, self.group, max_poll_ms)
+        self.adapter = adapter
+        self.source = source = adapter.source
+        self.form, self.decoder = pull_decoder(state.spec)
         self._filters = source.compiled_filters or None
-        self.servers = source.servers()
         self.partitions: dict[Any, Partition] = {}
         # Fetched records a partition may hold before it is paused: only a partition that is
         # stuck (a failing batch holds it) gets this far behind.
@@ -124,11 +191,10 @@ class StreamPolicy:
                 self._task_group = tg
                 await self.adapter.start(self._assigned, self._revoked)
                 log.info(
-                    "kafka source started",
+                    "stream source started",
                     function=self.state.spec.name,
-                    topics=list(self.source.topics),
-                    group=self.group,
                     form=self.form,
+                    **self.adapter.describe(),
                 )
                 task_status.started()
                 tg.start_soon(self._committer)
@@ -145,7 +211,7 @@ class StreamPolicy:
                 try:
                     await self.adapter.stop()
                 except Exception as exc:  # noqa: BLE001 - leaving the group is best effort
-                    log.warning("kafka consumer stop failed", error=repr(exc))
+                    log.warning("stream consumer stop failed", error=repr(exc))
                 self._stopped.set()
 
     def stop(self) -> None:
@@ -174,7 +240,7 @@ class StreamPolicy:
         log.info(
             "partitions assigned",
             function=self.state.spec.name,
-            partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
+            partitions=sorted(map(self.adapter.partition_name, tps)),
         )
 
     async def _revoked(self, tps: set[Any]) -> None:
@@ -200,7 +266,7 @@ class StreamPolicy:
         log.info(
             "partitions revoked",
             function=self.state.spec.name,
-            partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
+            partitions=sorted(map(self.adapter.partition_name, tps)),
         )
 
     async def _fetch_loop(self) -> None:
@@ -221,10 +287,10 @@ class StreamPolicy:
                 errors = 0
             except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the source
                 errors += 1
-                self.engine.metrics.add("SourceErrors", self.state.spec.name)
+                self.runtime.metrics.add("SourceErrors", self.state.spec.name)
                 wait = backoff(errors, 1.0, 30.0)
                 log.error(
-                    "kafka fetch failed",
+                    "stream fetch failed",
                     function=self.state.spec.name,
                     error=repr(exc),
                     retry_in=wait,
@@ -297,9 +363,10 @@ class StreamPolicy:
     async def _process(self, part: Partition, raws: list[Any]) -> bool:
         """Filter, decode and run a batch; ``True`` once all of it is done."""
         if self._filters is not None:
-            kept = [raw for raw in raws if self._filters.match(_filter_view(raw))]
+            view = self.adapter.filter_view
+            kept = [raw for raw in raws if self._filters.match(view(raw))]
             if len(kept) < len(raws):
-                self.engine.metrics.add(
+                self.runtime.metrics.add(
                     "FilteredRecords", self.state.spec.name, len(raws) - len(kept)
                 )
             raws = kept
@@ -324,9 +391,8 @@ class StreamPolicy:
                 values.append(decoder.decode(raw.value if raw.value is not None else b"null"))
                 good.append(raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                body = error_body(exc, new_request_id(), "Runtime.UnmarshalError")
-                body["stackTrace"] = []
-                self.engine.metrics.add("InvalidRecords", self.state.spec.name)
+                body = unmarshal_error(new_request_id(), exc)
+                self.runtime.metrics.add("InvalidRecords", self.state.spec.name)
                 await self._fail(
                     part, Batch([raw], None), "InvalidPayload", _encoder.encode(body), 0
                 )
@@ -348,7 +414,7 @@ class StreamPolicy:
                 return False
             if outcome.status is Status.THROTTLED:  # not a retry: wait for a free slot
                 with anyio.move_on_after(1.0):
-                    await self.engine.slots.wait_released()
+                    await self.runtime.slots.wait_released()
                 continue
             if failed_from > 0:
                 self._mark_done(part, items.raws[failed_from].offset)
@@ -359,19 +425,21 @@ class StreamPolicy:
                     part, items[mid:]
                 )
             attempts += 1
-            oldest = items.raws[0].timestamp / 1000
-            if source.max_record_age != -1 and time.time() - oldest > source.max_record_age:
-                await self._fail(part, items, "RecordAgeExceeded", outcome.response, attempts)
+            wait = stream_next(
+                attempts,
+                oldest=items.raws[0].timestamp / 1000,
+                now=time.time(),
+                max_retries=source.max_retries,
+                max_record_age=source.max_record_age,
+                retry_backoff=source.retry_backoff,
+            )
+            if isinstance(wait, str):  # the condition that ends the retries
+                await self._fail(part, items, wait, outcome.response, attempts)
                 return True
-            if source.max_retries != -1 and attempts > source.max_retries:
-                await self._fail(part, items, "RetryAttemptsExhausted", outcome.response, attempts)
-                return True
-            first, longest = source.retry_backoff
-            wait = backoff(attempts, first, longest)
             log.info(
                 "batch failed, retrying",
                 function=self.state.spec.name,
-                partition=f"{items.raws[0].topic}-{items.raws[0].partition}",
+                partition=self.adapter.partition_name(part.tp),
                 first_offset=items.raws[0].offset,
                 size=len(items),
                 attempt=attempts,
@@ -388,15 +456,16 @@ class StreamPolicy:
 
     async def _invoke(self, items: Batch, attempt: int) -> tuple[Outcome | None, int]:
         """Invoke once: ``(None, 0)`` on success, else the outcome and the first failed index."""
-        invoker = self.engine.invoker
+        invoker = self.runtime.invoker
+        adapter = self.adapter
         if self.form == "raw":
-            event: Any = lambda_event(items.raws, self.servers)
+            event: Any = adapter.lambda_event(items.raws)
             records = None
         else:
             event = items.values
             raws, values = items.raws, items.values
             records = LazyList(
-                len(raws), lambda k: record_of(raws[k], values[k] if values else None)
+                len(raws), lambda k: adapter.record(raws[k], values[k] if values else None)
             )
         outcome = await invoker.invoke_value(
             self.state,
@@ -409,18 +478,15 @@ class StreamPolicy:
         if outcome.status is Status.SUCCESS:
             if not self.source.report_batch_item_failures or self.form == "record":
                 return None, 0
-            failed = _first_item_failure(outcome.response, items)
-            if failed is None:
+            failed = failed_items(
+                outcome.response,
+                [adapter.item_identifier(raw) for raw in items.raws],
+                adapter.identifier_key,
+            )
+            if not failed:
                 return None, 0
-            body = {
-                "errorMessage": "reported in batchItemFailures",
-                "errorType": "BatchItemFailure",
-                "requestId": outcome.request_id,
-                "stackTrace": [],
-            }
-            return Outcome(
-                Status.FUNCTION_ERROR, outcome.request_id, _encoder.encode(body), body
-            ), failed
+            # Processing restarts at the lowest failed record.
+            return batch_item_failure(outcome.request_id), failed[0]
         if outcome.status is Status.THROTTLED:
             return outcome, 0
         return outcome, outcome.failed_index if self.form == "record" else 0
@@ -429,77 +495,38 @@ class StreamPolicy:
         self,
         part: Partition,
         items: Batch,
-        condition: str,
+        condition: Condition,
         response: bytes | None,
         attempts: int,
     ) -> None:
         """Send the failure record of ``items`` to ``on_failure``; the records are then done."""
         spec = self.state.spec
-        first, last = items.raws[0], items.raws[-1]
-        self.engine.metrics.add("StreamBatchesFailed", spec.name)
-        record = _encoder.encode(
-            {
-                "version": "1.0",
-                "timestamp": iso_now(),
-                "requestContext": {
-                    "requestId": new_request_id(),
-                    "functionArn": f"{function_arn(spec.name)}:{LATEST}",
-                    "condition": condition,
-                    "approximateInvokeCount": attempts,
-                },
-                "responseContext": {
-                    "statusCode": 200,
-                    "executedVersion": LATEST,
-                    "functionError": "Unhandled",
-                },
-                "responsePayload": msgspec.Raw(response or b"null"),
-                "KafkaBatchInfo": {
-                    "batchSize": len(items),
-                    "topic": first.topic,
-                    "partition": first.partition,
-                    "firstOffset": first.offset,
-                    "lastOffset": last.offset,
-                    "bootstrapServers": self.servers,
-                },
-            }
-        )
+        self.runtime.metrics.add("StreamBatchesFailed", spec.name)
         destination = spec.settings.on_failure
+        kind, info = self.adapter.batch_info(items.raws)
         if destination is None:
             log.warning(
                 "records failed, no on_failure destination",
                 function=spec.name,
                 condition=condition,
-                topic=first.topic,
-                partition=first.partition,
-                first_offset=first.offset,
-                last_offset=last.offset,
+                batch=info,
             )
             return
-        deliveries = 0
-        while True:  # the checkpoint may not pass these records before their record is out
-            try:
-                await self.engine.deliver(
-                    spec, destination, record, f"{first.topic}-{first.partition}-{first.offset}"
-                )
-            except AccessDenied as exc:
-                refused(self.engine, spec.name, "on_failure", destination, record, exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - counted, logged, retried
-                deliveries += 1
-                self.engine.metrics.add("DestinationDeliveryFailures", spec.name)
-                self.engine.notify_delivery(spec.name, "on_failure", record, exc)
-                wait = backoff(deliveries, 1.0, 60.0)
-                log.error(
-                    "destination delivery failed, will retry",
-                    function=spec.name,
-                    destination=destination.describe(),
-                    error=repr(exc),
-                    retry_in=wait,
-                )
-                await anyio.sleep(wait)
-                continue
-            self.engine.notify_delivery(spec.name, "on_failure", record)
-            return
+        record = invocation_record(
+            request_id=new_request_id(),
+            function_name=spec.name,
+            condition=condition,
+            invoke_count=attempts,
+            request_payload=None,
+            response_payload=response,
+            function_error=True,
+            batch_info=(kind, info),
+        )
+        key = f"{self.adapter.partition_name(part.tp)}-{items.raws[0].offset}"
+        # The checkpoint may not pass these records before their record is out.
+        await self.runtime.deliveries.deliver_until_done(
+            spec, "on_failure", destination, record, key
+        )
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -538,7 +565,7 @@ class StreamPolicy:
             self.update_lag()
             if self.lag:
                 log.info(
-                    "kafka lag",
+                    "stream lag",
                     function=self.state.spec.name,
                     lag=self.lag,
                     total=sum(self.lag.values()),
@@ -550,38 +577,6 @@ class StreamPolicy:
         for tp, part in self.partitions.items():
             end = self.adapter.highwater(tp)
             if end is not None and part.done is not None:
-                lag[f"{tp.topic}-{tp.partition}"] = max(0, end - part.done)
+                lag[self.adapter.partition_name(tp)] = max(0, end - part.done)
         self.lag = lag
         return lag
-
-
-def _filter_view(raw: Any) -> dict[str, Any]:
-    """What filter patterns see of a record: ``key`` and ``value``, JSON-decoded if they are."""
-    return {"key": maybe_json(raw.key), "value": maybe_json(raw.value)}
-
-
-def _first_item_failure(response: bytes | None, items: Batch) -> int | None:
-    """Index of the lowest failed offset in a ``batchItemFailures`` response (``None``: none)."""
-    if response is None or response == b"null":
-        return None
-    try:
-        body = _json.decode(response)
-    except msgspec.DecodeError:
-        return 0
-    if not isinstance(body, dict):
-        return None
-    failures = body.get("batchItemFailures")
-    if not failures:
-        return None
-    index = {(f"{raw.topic}-{raw.partition}", raw.offset): i for i, raw in enumerate(items.raws)}
-    lowest: int | None = None
-    for failure in failures if isinstance(failures, list) else [None]:
-        ident = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        key = (
-            (ident.get("topic-partition"), ident.get("offset")) if isinstance(ident, dict) else None
-        )
-        if key not in index:
-            return 0  # malformed or unknown: the whole batch failed
-        i = index[key]
-        lowest = i if lowest is None else min(lowest, i)
-    return lowest

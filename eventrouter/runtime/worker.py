@@ -25,13 +25,13 @@ from typing import Any
 import msgspec
 
 from eventrouter.context import LambdaFields, client_context_of, log_stream_name
-from eventrouter.events import MARSHAL_ERROR, OUT_OF_MEMORY, UNMARSHAL_ERROR, error_body
 from eventrouter.observability.function_logs import (
     Invocation,
     capturing_output,
     current_invocation,
 )
-from eventrouter.runtime.environments import vmhwm_kb
+from eventrouter.outcomes import MARSHAL_ERROR, OUT_OF_MEMORY, UNMARSHAL_ERROR, error_body
+from eventrouter.runtime.environment import vmhwm_kb
 from eventrouter.runtime.frames import (
     HEADER,
     Call,
@@ -181,7 +181,7 @@ class Worker:
     async def init(self, start: Start) -> None:
         """The Init phase: import the handler's module, run the init hook, say Ready."""
         began = time.monotonic()
-        from eventrouter.events import function_arn
+        from eventrouter.arns import function_arn
         from eventrouter.observability.logging import configure_logging
 
         configure_logging("json")
@@ -211,7 +211,7 @@ class Worker:
     def prepare(self, handler: Callable[..., Any], name: str) -> None:
         """Read the handler's signature as the router does: its decoders and context."""
         from eventrouter.config import FunctionSettings
-        from eventrouter.router import build_spec, handler_form
+        from eventrouter.registry import build_spec, handler_form
 
         spec = build_spec(handler, name, None, FunctionSettings())
         self.handler = handler

@@ -27,8 +27,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from eventrouter.arns import ACCOUNT, user_arn
 from eventrouter.errors import ConfigError
-from eventrouter.events import ACCOUNT
 from eventrouter.security.policy import Principal
 
 log = structlog.get_logger("eventrouter")
@@ -67,7 +67,7 @@ def principal_for(name: str) -> Principal:
         return Principal("AWS", name, parts[4] or None)
     if not name or any(c in name for c in ":/* "):
         raise ConfigError(f"principal {name!r} must be a user name or an IAM ARN")
-    return Principal("AWS", f"arn:aws:iam::{ACCOUNT}:user/{name}", ACCOUNT)
+    return Principal("AWS", user_arn(name), ACCOUNT)
 
 
 class Credentials:

@@ -15,16 +15,16 @@ Without enforcement nothing is checked, and the start-up log says so.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import structlog
 
+from eventrouter.arns import ACCOUNT, function_arn, function_of
 from eventrouter.errors import AccessDenied, ConfigError
-from eventrouter.events import ACCOUNT, REGION, function_arn
 from eventrouter.security.credentials import Credentials
+from eventrouter.security.permissions import INVOKE, INVOKE_URL, role_principal
 from eventrouter.security.policy import (
     ANONYMOUS,
     Decision,
@@ -37,99 +37,9 @@ from eventrouter.security.policy import (
 from eventrouter.security.sigv4 import SignatureError, verify
 
 if TYPE_CHECKING:
-    from eventrouter.router import FunctionSpec, Router
+    from eventrouter.registry import FunctionSpec, Registry
 
 log = structlog.get_logger("eventrouter")
-
-INVOKE = "lambda:InvokeFunction"
-INVOKE_URL = "lambda:InvokeFunctionUrl"
-#: The service principal of an embedded ``Queue`` source.
-QUEUE_SERVICE = "queue.eventrouter.local"
-
-
-class Permission(msgspec.Struct, frozen=True, kw_only=True):
-    """One statement of a function's resource policy, as Lambda's ``AddPermission`` makes it.
-
-    ``principal``: ``"*"`` (anyone, for ``auth="NONE"`` routes), a user name or IAM ARN, an
-    account id, or a service (``"sqs.amazonaws.com"``, ``"kafka.amazonaws.com"``...).
-    """
-
-    principal: str
-    action: str = INVOKE
-    source_arn: str | None = None
-    source_account: str | None = None
-    sid: str | None = None
-
-    def statement(self, function: str) -> dict[str, Any]:
-        principal: Any
-        who = self.principal
-        if who == "*":
-            principal = "*"
-        elif who.isdigit() and len(who) == 12:
-            principal = {"AWS": f"arn:aws:iam::{who}:root"}
-        elif who.startswith("arn:"):
-            principal = {"AWS": who}
-        elif "." in who:
-            principal = {"Service": who}
-        else:
-            principal = {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{who}"}
-        statement: dict[str, Any] = {
-            "Effect": "Allow",
-            "Principal": principal,
-            "Action": self.action,
-            "Resource": function_arn(function),
-        }
-        if self.sid:
-            statement["Sid"] = self.sid
-        condition: dict[str, Any] = {}
-        if self.source_arn:
-            condition["ArnLike"] = {"AWS:SourceArn": self.source_arn}
-        if self.source_account:
-            condition["StringEquals"] = {"AWS:SourceAccount": self.source_account}
-        if condition:
-            statement["Condition"] = condition
-        return statement
-
-
-def resource_policy(
-    function: str, document: Any, permissions: Iterable[Permission]
-) -> Policy | None:
-    """A function's resource policy: its document (if any) and its permissions."""
-    statements = []
-    for i, permission in enumerate(permissions):
-        if not isinstance(permission, Permission):
-            raise ConfigError(
-                f"function {function!r}: permissions[{i}]={permission!r} must be Permission(...)"
-            )
-        statements.append(permission.statement(function))
-    base = None
-    if document is not None:
-        base = Policy.load(
-            document, resource_policy=True, origin=_origin(document, f"{function}.resource_policy")
-        )
-    if not statements:
-        return base
-    extra = Policy.load(
-        {"Version": "2012-10-17", "Statement": statements},
-        resource_policy=True,
-        origin=f"{function}.permissions",
-    )
-    return extra if base is None else base.extended(extra.statements)
-
-
-def execution_role(function: str, document: Any) -> Policy | None:
-    if document is None:
-        return None
-    return Policy.load(document, origin=_origin(document, f"{function}.role"))
-
-
-def _origin(document: Any, default: str) -> str:
-    return str(document) if isinstance(document, str) and "{" not in document else default
-
-
-def role_principal(function: str) -> Principal:
-    """The principal a function acts as: its execution role."""
-    return Principal("AWS", f"arn:aws:iam::{ACCOUNT}:role/{function}", ACCOUNT)
 
 
 def now_context() -> dict[str, str]:
@@ -167,7 +77,7 @@ class AuthFailure(Exception):
 class Guard:
     """The permission checks of one engine (see the module's documentation)."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Registry) -> None:
         self.router = router
         self.enforce = bool(router.enforce_permissions)
         self.credentials = Credentials.load(router.credentials) if self.enforce else Credentials()
@@ -239,10 +149,9 @@ class Guard:
     def _sending(
         self, spec: FunctionSpec, destination: Any, key: str
     ) -> tuple[Request, tuple[Policy | None, Policy | None]]:
-        from eventrouter.destinations.function import ToFunction
-
         action, resource = destination.permission(key)
-        target = destination.name if isinstance(destination, ToFunction) else None
+        # Sending to a function is invoking it: its resource policy has a say too.
+        target = function_of(resource) if action == INVOKE else None
         return self._as_role(spec, action, resource, target)
 
     @staticmethod
@@ -287,9 +196,6 @@ class Guard:
         """The checks that can be made before any event: destinations and push sources.
 
         Without enforcement, ``announce`` says so in the log (a router that serves)."""
-        from eventrouter.sources.kafka import Kafka
-        from eventrouter.sources.queue import Queue
-
         if not self.enforce:
             if not announce:
                 return
@@ -307,11 +213,9 @@ class Guard:
             return
         for spec in self.router.functions.values():
             source = spec.source
-            if isinstance(source, Queue):
-                self.check_source(spec, QUEUE_SERVICE, queue_arn(source.name))
-            elif isinstance(source, Kafka):
-                for topic in source.topics:
-                    self.check_source(spec, "kafka.amazonaws.com", kafka_topic_arn(topic))
+            if source is not None and source.principal is not None:
+                for arn in source.source_arns():
+                    self.check_source(spec, source.principal, arn)
             for field in ("on_success", "on_failure"):
                 destination = getattr(spec.settings, field)
                 if destination is None:
@@ -324,12 +228,3 @@ class Guard:
                         f"allowed: its role ({request.principal.id}) does not allow "
                         f"{request.action} on {request.resource}"
                     )
-
-
-def queue_arn(name: str) -> str:
-    """The ARN of an embedded queue (a policy's resource / ``aws:SourceArn``)."""
-    return f"arn:aws:eventrouter:{REGION}:{ACCOUNT}:queue/{name}"
-
-
-def kafka_topic_arn(topic: str) -> str:
-    return f"arn:aws:kafka:{REGION}:{ACCOUNT}:topic/{topic}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any, ClassVar
 
 import msgspec
 
 from eventrouter.errors import ConfigError
+from eventrouter.sources.base import Model
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Paths the router serves itself.
@@ -86,6 +88,10 @@ class Http(msgspec.Struct, frozen=True):
     ``X-API-Key`` header holding a configured key), ``"AWS_IAM"`` (a SigV4-signed request).
     """
 
+    model: ClassVar[Model] = "sync"
+    #: Callers are checked per request, as themselves.
+    principal: ClassVar[str | None] = None
+
     route: str
     auth: str = "NONE"
 
@@ -103,6 +109,12 @@ class Http(msgspec.Struct, frozen=True):
     @property
     def name(self) -> str:
         return self.route
+
+    def source_arns(self) -> list[str]:
+        return []
+
+    def adapter(self, spec: Any, runtime: Any) -> None:
+        return None
 
     def describe(self) -> str:
         spec = self.spec

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
 from eventrouter._optional import require
+from eventrouter.arns import kafka_topic_arn
 from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError, SourceError
-from eventrouter.filters import Filters, compiled
+from eventrouter.filters import Filters, compiled, maybe_json
+from eventrouter.sources.base import Model
+
+if TYPE_CHECKING:
+    from eventrouter.registry import FunctionSpec
+    from eventrouter.runtime.interface import Runtime
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 
@@ -34,6 +40,9 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
     unannotated gets Lambda's ``SelfManagedKafka`` event. ``retry_backoff`` (first, longest
     wait in seconds between retries of a failing batch) is eventrouter's own setting.
     """
+
+    model: ClassVar[Model] = "stream"
+    principal: ClassVar[str | None] = "kafka.amazonaws.com"
 
     topics: str | tuple[str, ...]
     group: str | None = None
@@ -95,6 +104,16 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
     def describe(self) -> str:
         return f"kafka:{self.name} batch={self.batch_size}"
 
+    def source_arns(self) -> list[str]:
+        return [kafka_topic_arn(topic) for topic in self.topics]
+
+    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> KafkaAdapter:
+        # aiokafka leaves the group when the consumer is not polled within this interval;
+        # the fetch loop polls all the time, but a batch may hold a partition for a timeout.
+        max_poll_ms = max(300_000, int((spec.settings.timeout + 60) * 1000))
+        group = self.group or f"{runtime.router.name}-{spec.name}"
+        return KafkaAdapter(self, group, max_poll_ms)
+
 
 class KafkaRecord(msgspec.Struct, frozen=True):
     """One record's metadata, with its decoded value: ``ctx.records[i]`` / ``ctx.record``."""
@@ -145,11 +164,13 @@ Assigned = Callable[[set[Any]], Awaitable[None]]
 
 
 class KafkaAdapter:
-    """aiokafka's consumer, reduced to what the stream policy needs."""
+    """aiokafka's consumer, reduced to what the stream policy needs
+    (:class:`eventrouter.runtime.stream.StreamAdapter`)."""
 
     def __init__(self, source: Kafka, group: str, max_poll_interval_ms: int) -> None:
         self.source = source
         self.group = group
+        self.servers = source.servers()
         self._max_poll_interval_ms = max_poll_interval_ms
         self._consumer: Any = None
         self._aiokafka = require("aiokafka", "kafka")
@@ -226,3 +247,39 @@ class KafkaAdapter:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+
+    # -- record shapes -----------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {"topics": list(self.source.topics), "group": self.group}
+
+    def partition_name(self, tp: Any) -> str:
+        return f"{tp.topic}-{tp.partition}"
+
+    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
+        return lambda_event(raws, self.servers)
+
+    def record(self, raw: Any, value: Any) -> KafkaRecord:
+        return record_of(raw, value)
+
+    def filter_view(self, raw: Any) -> dict[str, Any]:
+        """Filter patterns see ``key`` and ``value``, JSON-decoded if they are."""
+        return {"key": maybe_json(raw.key), "value": maybe_json(raw.value)}
+
+    def item_identifier(self, raw: Any) -> Hashable:
+        return (f"{raw.topic}-{raw.partition}", raw.offset)
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        """``{"topic-partition": "orders-0", "offset": 41}`` as the handler lists it."""
+        return (ident.get("topic-partition"), ident.get("offset"))
+
+    def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
+        first, last = raws[0], raws[-1]
+        return "KafkaBatchInfo", {
+            "batchSize": len(raws),
+            "topic": first.topic,
+            "partition": first.partition,
+            "firstOffset": first.offset,
+            "lastOffset": last.offset,
+            "bootstrapServers": self.servers,
+        }

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import Any, ClassVar
 
 import msgspec
 
+from eventrouter.arns import queue_arn
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
+from eventrouter.sources.base import Model
+
+#: The service principal embedded queues invoke their functions as.
+QUEUE_SERVICE = "queue.eventrouter.local"
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
 
@@ -34,12 +40,21 @@ class Queue(msgspec.Struct, frozen=True):
         async def send_email(email: Email) -> None: ...
     """
 
+    model: ClassVar[Model] = "async"
+    principal: ClassVar[str | None] = QUEUE_SERVICE
+
     name: str
     batch_size: int = 1
 
     def __post_init__(self) -> None:
         check_queue_name(self.name)
         check_int("batch_size", self.batch_size, 1, 10_000)
+
+    def source_arns(self) -> list[str]:
+        return [queue_arn(self.name)]
+
+    def adapter(self, spec: Any, runtime: Any) -> None:
+        return None  # consumed by the asynchronous policy with the function's own queue
 
     def describe(self) -> str:
         return f"queue:{self.name}" + (f" batch={self.batch_size}" if self.batch_size > 1 else "")

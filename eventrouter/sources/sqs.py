@@ -1,16 +1,27 @@
-"""``Sqs``: an SQS queue as the source of a function, and the aiobotocore adapter."""
+"""``Sqs``: an SQS queue as the source of a function, and the aiobotocore adapter.
+
+The adapter knows the transport only (connect, receive, delete, Lambda's SQS event); the
+queue model's rules live in :mod:`eventrouter.runtime.queue_poll`.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
+from eventrouter.arns import region_of
 from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError
-from eventrouter.filters import Filters, compiled
+from eventrouter.filters import Filters, compiled, maybe_json
+from eventrouter.runtime.clients import Clients, sqs_queue_url
+from eventrouter.sources.base import Model, QueueInfo
+
+if TYPE_CHECKING:
+    from eventrouter.registry import FunctionSpec
+    from eventrouter.runtime.interface import Runtime
 
 
 class Sqs(msgspec.Struct, frozen=True, dict=True):
@@ -27,6 +38,9 @@ class Sqs(msgspec.Struct, frozen=True, dict=True):
     back full, fewer when they come back empty, never more than ``max_concurrency`` or the
     function's ``reserved_concurrency``; ``scale_tick`` is how often that is decided.
     """
+
+    model: ClassVar[Model] = "queue"
+    principal: ClassVar[str | None] = "sqs.amazonaws.com"
 
     queue: str
     batch_size: int = 10
@@ -76,6 +90,12 @@ class Sqs(msgspec.Struct, frozen=True, dict=True):
 
     def describe(self) -> str:
         return f"sqs:{self.name} batch={self.batch_size}"
+
+    def source_arns(self) -> list[str]:
+        return []  # the queue's ARN is asked of SQS when the poller connects
+
+    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> SqsAdapter:
+        return SqsAdapter(self, runtime.clients)
 
 
 class SqsMessage(msgspec.Struct, frozen=True):
@@ -141,3 +161,68 @@ def _lambda_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
 
 def _base64(value: bytes | str) -> str:
     return value if isinstance(value, str) else base64.b64encode(value).decode()
+
+
+class SqsAdapter:
+    """aiobotocore's SQS client, reduced to what the queue policy needs
+    (:class:`eventrouter.runtime.queue_poll.QueueAdapter`)."""
+
+    def __init__(self, source: Sqs, clients: Clients) -> None:
+        self.source = source
+        self.fifo = source.fifo
+        self.label = f"Sqs({source.queue!r})"
+        self._clients = clients
+        self._client: Any = None
+        self.url = ""
+        self.arn = ""
+        self.region = ""
+
+    async def connect(self) -> QueueInfo:
+        source = self.source
+        self._client = await self._clients.aws("sqs", source.region, source.endpoint_url)
+        self.url = await sqs_queue_url(self._client, source.queue)
+        attributes = (
+            await self._client.get_queue_attributes(
+                QueueUrl=self.url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+            )
+        )["Attributes"]
+        self.arn = attributes.get("QueueArn", "")
+        self.region = region_of(self.arn, source.region or "")
+        visibility = int(attributes.get("VisibilityTimeout", 30))
+        return QueueInfo(self.url, self.arn, self.region, visibility)
+
+    async def receive(
+        self, max_messages: int, wait_seconds: int, attributes: list[str]
+    ) -> list[dict[str, Any]]:
+        response = await self._client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=attributes,
+            MessageAttributeNames=attributes,
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
+    async def delete(self, messages: list[dict[str, Any]]) -> list[str]:
+        failed: list[str] = []
+        for i in range(0, len(messages), 10):
+            chunk = messages[i : i + 10]
+            response = await self._client.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(chunk)
+                ],
+            )
+            failed.extend(chunk[int(f["Id"])]["MessageId"] for f in response.get("Failed") or ())
+        return failed
+
+    def lambda_event(self, raws: list[dict[str, Any]]) -> dict[str, Any]:
+        return lambda_event(raws, self.arn, self.region)
+
+    def record(self, raw: dict[str, Any]) -> SqsMessage:
+        return message_of(raw)
+
+    def filter_view(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Filter patterns see ``body`` (JSON if it parses) and the attributes."""
+        return {"body": maybe_json(raw.get("Body", "")), "attributes": raw.get("Attributes") or {}}

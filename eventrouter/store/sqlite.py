@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 
 from eventrouter.errors import SourceError, StateDirInUse
+from eventrouter.store.base import StoredEvent
 
 log = structlog.get_logger("eventrouter.store")
 
@@ -57,61 +58,12 @@ BUSY_TIMEOUT = 30.0
 _COLUMNS = "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind"
 
 
-class StoredEvent:
-    """One event as it stands in the store."""
-
-    __slots__ = (
-        "attempts",
-        "enqueued_at",
-        "handle",
-        "id",
-        "payload",
-        "queue",
-        "record",
-        "record_kind",
-        "request_id",
-        "throttles",
-    )
-
-    def __init__(
-        self,
-        id: int,
-        queue: str,
-        request_id: str,
-        payload: bytes,
-        enqueued_at: float,
-        attempts: int,
-        throttles: int,
-        record: bytes | None,
-        record_kind: str | None,
-    ) -> None:
-        self.id = id
-        self.queue = queue
-        self.request_id = request_id
-        self.payload = payload
-        self.enqueued_at = enqueued_at
-        #: Invocations that ended in a function error so far.
-        self.attempts = attempts
-        #: Times the event was throttled so far (not counted as retries).
-        self.throttles = throttles
-        #: A final record whose delivery to a destination is still owed.
-        self.record = record
-        self.record_kind = record_kind
-        #: Backend data: the receipt handle of an SQS-backed queue.
-        self.handle: Any = None
-
-    def __repr__(self) -> str:
-        return (
-            f"StoredEvent({self.id}, {self.queue!r}, {self.request_id!r}, attempts={self.attempts})"
-        )
-
-
 _Op = Callable[[sqlite3.Connection], Any]
 _Settled = tuple["asyncio.Future[Any] | None", Any, bool]
 
 
 class EventStore:
-    """The durable queue in ``<state_dir>/queue.db``.
+    """The durable queue in ``<state_dir>/queue.db`` (a :class:`~eventrouter.store.base.Store`).
 
     >>> store = EventStore(".eventrouter", consumer=False)
     >>> await store.open()

@@ -20,8 +20,9 @@ from typing import Any
 import structlog
 
 from eventrouter._optional import require
+from eventrouter.runtime.clients import sqs_queue_url
 from eventrouter.sources.sqs import Sqs
-from eventrouter.store.sqlite import StoredEvent
+from eventrouter.store.base import StoredEvent
 
 log = structlog.get_logger("eventrouter.store")
 
@@ -34,7 +35,7 @@ def _attr(value: str | float, kind: str = "String") -> dict[str, str]:
 
 
 class SqsStore:
-    """The store protocol of :class:`~eventrouter.store.sqlite.EventStore`, on SQS."""
+    """The :class:`~eventrouter.store.base.Store` protocol on SQS."""
 
     def __init__(self, source: Sqs, *, consumer: bool, lease_seconds: float = 60.0) -> None:
         self.source = source
@@ -52,12 +53,7 @@ class SqsStore:
             "sqs", region_name=self.source.region, endpoint_url=self.source.endpoint_url
         )
         self._client = await self._context.__aenter__()
-        queue = self.source.queue
-        self.url = (
-            queue
-            if queue.startswith(("https://", "http://"))
-            else (await self._client.get_queue_url(QueueName=queue))["QueueUrl"]
-        )
+        self.url = await sqs_queue_url(self._client, self.source.queue)
 
     async def close(self) -> None:
         await self.flush()

@@ -21,8 +21,9 @@ from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
 from eventrouter import Kafka, Queue, Router, Sqs, to_directory, to_queue, to_sqs
+from eventrouter.arns import queue_arn
 from eventrouter.errors import AccessDenied, ConfigError
-from eventrouter.security.guard import QUEUE_SERVICE, queue_arn
+from eventrouter.sources.queue import QUEUE_SERVICE
 from eventrouter.testing import TestRouter, run_router
 from tests import services
 from tests.apps import secure

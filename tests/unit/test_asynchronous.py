@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from eventrouter import Context, Queue, Router, to_directory, to_function, to_queue
+from eventrouter.outcomes import Outcome, Status
 from eventrouter.runtime.asynchronous import function_queue, throttle_backoff
 from eventrouter.runtime.backoff import backoff
-from eventrouter.runtime.invoker import Outcome, Status
 from eventrouter.testing import run_router
 
 pytestmark = pytest.mark.anyio

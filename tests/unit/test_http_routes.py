@@ -149,7 +149,7 @@ async def test_standalone_asgi_app(tmp_path: Path) -> None:
     await app({"type": "lifespan"}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert started
-    assert app.engine._stopped
+    assert app.runtime is not None and not app.runtime.ready  # stopped on lifespan shutdown
 
 
 @pytest.mark.anyio
@@ -164,7 +164,7 @@ async def test_standalone_app_starts_on_first_request(tmp_path: Path) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.get("/ping")).json() == "pong"
         assert (await c.get("/readyz")).status_code == 200
-    await app.engine.shutdown()
+    await app.aclose()
 
 
 @pytest.mark.anyio
@@ -180,7 +180,7 @@ async def test_debug_adds_stack_traces(tmp_path: Path) -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             body = (await client.get("/boom")).json()
-        await app.engine.shutdown()
+        await app.aclose()
         assert body["errorType"] == "KeyError"
         assert ("stackTrace" in body) is debug
         if debug:

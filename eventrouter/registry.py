@@ -1,0 +1,385 @@
+"""The registry of functions: ``FunctionSpec`` and ``Registry``. No I/O happens here.
+
+``eventrouter.router.Router`` is the registry users build; everything that runs a router
+(the engine, the policies, the HTTP app) depends on this module only, never on ``Router``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from eventrouter.config import FunctionSettings, build_settings, check_int
+from eventrouter.errors import ConfigError, FunctionNotFound
+from eventrouter.events import HttpEvent
+from eventrouter.security.permissions import Permission, execution_role, resource_policy
+from eventrouter.security.policy import Policy
+from eventrouter.sources.base import MODELS
+from eventrouter.sources.http import Http
+from eventrouter.sources.kafka import Kafka
+from eventrouter.sources.queue import Queue
+from eventrouter.sources.sqs import Sqs
+
+#: The sources a function may name (each follows :class:`eventrouter.sources.base.Source`).
+Source = Queue | Http | Kafka | Sqs
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_RAW_TYPES: tuple[Any, ...] = (inspect.Parameter.empty, Any, dict, object)
+
+
+@dataclass(slots=True, eq=False)
+class FunctionSpec:
+    """One registered function: its handler, settings, source and payload codec."""
+
+    name: str
+    handler: Callable[..., Any]
+    settings: FunctionSettings
+    source: Source | None
+    is_async: bool
+    takes_context: bool
+    payload_type: Any
+    #: Decodes one event (or one message of a batch) into what the handler asks for.
+    decoder: msgspec.json.Decoder[Any]
+    #: Decodes the payload of a direct invocation (a list of messages for a batch handler).
+    event_decoder: msgspec.json.Decoder[Any]
+    batch: bool
+    #: An HTTP-sourced handler that asks for API Gateway's event rather than a typed body.
+    http_raw: bool = False
+    #: The handler's return annotation (for the OpenAPI document).
+    return_type: Any = None
+    init: Callable[[], Any] | None = None
+    #: Seconds spent importing the handler's module, when the loader measured it.
+    import_duration: float = 0.0
+    #: Who may invoke the function (``None``: nobody, when permissions are enforced).
+    resource_policy: Policy | None = None
+    #: What the function may do (``None``: nothing, when permissions are enforced).
+    role: Policy | None = None
+    #: ``router.external``: the command of a process speaking the Runtime API.
+    command: tuple[str, ...] | None = None
+    #: Environment variables added for the function's processes, and their directory.
+    environment: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the function runs in execution environments of its own."""
+        return self.settings.isolation == "process"
+
+    @property
+    def module(self) -> str:
+        return getattr(self.handler, "__module__", "?")
+
+
+def _payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool, Any]:
+    """The annotation of the handler's first parameter and whether it takes a context."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"function {name!r}: cannot read the handler's signature: {exc}") from exc
+    params = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if not 1 <= len(params) <= 2:
+        raise ConfigError(
+            f"function {name!r}: a handler takes (event) or (event, context); "
+            f"it has {len(params)} positional parameters"
+        )
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception as exc:
+        raise ConfigError(
+            f"function {name!r}: cannot resolve the handler's annotations: {exc}"
+        ) from exc
+    return (
+        hints.get(params[0].name, inspect.Parameter.empty),
+        len(params) == 2,
+        hints.get("return", inspect.Parameter.empty),
+    )
+
+
+def decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
+    if tp in _RAW_TYPES:
+        return msgspec.json.Decoder()
+    try:
+        # A class msgspec does not know would be accepted here and fail every decode;
+        # generating its JSON schema refuses it now, at registration.
+        msgspec.json.schema(tp)
+        return msgspec.json.Decoder(tp)
+    except TypeError as exc:
+        raise ConfigError(
+            f"function {name!r}: the payload type {tp!r} cannot be decoded by msgspec: {exc}"
+        ) from exc
+
+
+HandlerForm = Literal["raw", "batch", "record"]
+
+
+def handler_form(tp: Any) -> tuple[HandlerForm, Any]:
+    """How a handler whose first parameter is annotated ``tp`` takes its event.
+
+    ``"raw"`` (unannotated, ``Any``, ``dict``...): the source's own event, as Lambda sends it;
+    ``"batch"`` (``list[T]``): a list, with ``T`` returned as the item type; ``"record"``
+    (``T``): one item at a time.
+    """
+    origin = typing.get_origin(tp)
+    if tp in _RAW_TYPES or origin is dict:
+        return "raw", None
+    if tp is list or origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return "batch", item
+    return "record", tp
+
+
+def pull_decoder(spec: FunctionSpec) -> tuple[HandlerForm, msgspec.json.Decoder[Any] | None]:
+    """The form of a pull-source handler and the decoder of one record (``None``: raw)."""
+    form, item = handler_form(spec.payload_type)
+    if form == "raw":
+        return form, None
+    if form == "record":
+        return form, spec.decoder
+    return form, decoder_for(item, spec.name)
+
+
+def build_spec(
+    handler: Callable[..., Any], name: str, source: Source | None, settings: FunctionSettings
+) -> FunctionSpec:
+    if not callable(handler):
+        raise ConfigError(f"function {name!r}: the handler {handler!r} is not callable")
+    model = getattr(source, "model", None)
+    if source is not None and model not in MODELS:
+        raise ConfigError(f"function {name!r}: {source!r} is not a source this router knows")
+    tp, takes_context, return_type = _payload_type(handler, name)
+    batch = model == "async" and getattr(source, "batch_size", 1) > 1
+    item_type = tp
+    if batch:
+        origin = typing.get_origin(tp)
+        if tp in _RAW_TYPES or tp is list:
+            item_type = inspect.Parameter.empty
+        elif origin is list:
+            (item_type,) = typing.get_args(tp) or (Any,)
+        else:
+            raise ConfigError(
+                f"function {name!r}: batch_size > 1 hands the handler a list of messages; "
+                f"annotate the first parameter as list[...] (it is {tp!r})"
+            )
+    return FunctionSpec(
+        name=name,
+        handler=handler,
+        settings=settings,
+        source=source,
+        is_async=inspect.iscoroutinefunction(handler),
+        takes_context=takes_context,
+        payload_type=tp,
+        decoder=decoder_for(item_type, name),
+        event_decoder=decoder_for(tp, name),
+        batch=batch,
+        http_raw=model == "sync" and (tp is HttpEvent or handler_form(tp)[0] == "raw"),
+        return_type=return_type,
+        init=settings.init,
+        resource_policy=resource_policy(name, settings.resource_policy, settings.permissions),
+        role=execution_role(name, settings.role),
+    )
+
+
+class Registry:
+    """A named set of functions and the router-wide settings.
+
+    >>> router = Router("shop", state_dir=".eventrouter")
+    >>> @router.on_event(None, timeout=3.0)
+    ... async def charge(order: dict, ctx) -> dict: ...
+
+    ``state_dir`` holds the embedded durable queue (default ``.eventrouter``);
+    ``max_concurrency`` caps the invocations in flight across every function; ``debug``
+    adds stack traces to the error responses of HTTP routes. ``enforce_permissions`` checks
+    every caller against the functions' resource policies and every action of a function
+    against its role; ``credentials`` (a file path) holds the access keys and API keys of
+    the callers (default: ``EVENTROUTER_CREDENTIALS`` and the environment).
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        state_dir: str | None = None,
+        max_concurrency: int = 1000,
+        debug: bool = False,
+        async_queue: Sqs | None = None,
+        enforce_permissions: bool = False,
+        credentials: Any = None,
+    ) -> None:
+        check_int("max_concurrency", max_concurrency, 1, 1_000_000)
+        self.name = name
+        self.state_dir = state_dir
+        self.max_concurrency = max_concurrency
+        #: Put stack traces in the HTTP error responses of application routes.
+        self.debug = debug
+        if async_queue is not None and not isinstance(async_queue, Sqs):
+            raise ConfigError(f"async_queue={async_queue!r} must be Sqs(...) or None")
+        #: Where asynchronous invocations wait: SQS (shared by several hosts) or, by
+        #: default, the embedded SQLite queue in ``state_dir``.
+        self.async_queue = async_queue
+        self.functions: dict[str, FunctionSpec] = {}
+        self.enforce_permissions = enforce_permissions
+        self.credentials = credentials
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, functions={sorted(self.functions)})"
+
+    def on_event(
+        self, source: Source | None = None, *, name: str | None = None, **settings: Any
+    ) -> Callable[[F], F]:
+        """Register the decorated handler as a function; the handler is returned unchanged.
+
+        ``source=None`` means the function is invoked directly (``invoke``, asynchronous
+        invoke); ``Queue("name")`` consumes a named embedded queue.
+        """
+        parsed = build_settings(settings)
+
+        def register(handler: F) -> F:
+            fname = name if name is not None else getattr(handler, "__name__", None)
+            if not isinstance(fname, str) or not _FUNCTION_NAME.fullmatch(fname):
+                raise ConfigError(
+                    f"function name {fname!r} is not valid: use 1 to 64 letters, digits, '-' or '_'"
+                )
+            if fname in self.functions:
+                raise ConfigError(
+                    f"function {fname!r} is registered twice in router {self.name!r} "
+                    f"(by {self.functions[fname].module} and {handler.__module__}); "
+                    "give one of them name=..."
+                )
+            if isinstance(source, Queue):
+                for other in self.functions.values():
+                    if isinstance(other.source, Queue) and other.source.name == source.name:
+                        raise ConfigError(
+                            f"function {fname!r}: queue {source.name!r} is already consumed by "
+                            f"function {other.name!r}; a queue has one consumer function"
+                        )
+            elif isinstance(source, Http):
+                self._check_route(fname, source)
+            self.functions[fname] = build_spec(handler, fname, source, parsed)
+            return handler
+
+        return register
+
+    def external(
+        self,
+        name: str,
+        command: list[str] | tuple[str, ...],
+        source: Source | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        **settings: Any,
+    ) -> None:
+        """Register a function in any language: a process speaking Lambda's Runtime API.
+
+        >>> router.external("resize", command=["node", "index.js"], source=Queue("images"),
+        ...                 timeout=30, memory_mb=512, env={"BUCKET": "thumbs"})
+
+        The router starts ``command`` (in ``cwd``, with ``env`` added to its environment and
+        ``AWS_LAMBDA_RUNTIME_API`` pointing at the router) once per execution environment;
+        the function gets its events in Lambda's shapes and runs with
+        ``isolation="process"``: every source, destination, timeout and limit applies.
+        """
+        if isinstance(command, str) or not command or not all(isinstance(c, str) for c in command):
+            raise ConfigError(
+                f"function {name!r}: command={command!r} must be a non-empty list of strings"
+            )
+        if env is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ConfigError(f"function {name!r}: env must map strings to strings")
+        if settings.setdefault("isolation", "process") != "process":
+            raise ConfigError(f"function {name!r}: an external function runs isolation='process'")
+        if "init" in settings:
+            raise ConfigError(f"function {name!r}: an external function initialises itself")
+
+        def runtime_api(event: Any) -> Any:  # never called: the command runs the function
+            raise NotImplementedError
+
+        runtime_api.__name__ = name
+        self.on_event(source, name=name, **settings)(runtime_api)
+        spec = self.functions[name]
+        spec.command = tuple(command)
+        spec.environment = dict(env or {})
+        spec.cwd = cwd
+
+    def _check_route(self, fname: str, source: Http) -> None:
+        route = source.spec
+        for other in self.functions.values():
+            if not isinstance(other.source, Http):
+                continue
+            theirs = other.source.spec
+            same_path = theirs.template == route.template or (
+                theirs.pattern is not None
+                and route.pattern is not None
+                and theirs.pattern == route.pattern
+            )
+            clash = set(theirs.methods) & set(route.methods)
+            if same_path and clash:
+                raise ConfigError(
+                    f"function {fname!r}: {sorted(clash)[0]} {route.template} is already "
+                    f"served by function {other.name!r}"
+                )
+
+    def init(self, function_name: str) -> Callable[[F], F]:
+        """Register an init hook for ``function_name``: it runs once before the first invocation.
+
+        >>> @router.init("charge")
+        ... async def connect() -> None: ...
+        """
+
+        def register(hook: F) -> F:
+            self.function(function_name).init = hook
+            return hook
+
+        return register
+
+    def add_permission(
+        self,
+        function_name: str,
+        principal: str,
+        *,
+        action: str = "lambda:InvokeFunction",
+        source_arn: str | None = None,
+        source_account: str | None = None,
+        sid: str | None = None,
+    ) -> None:
+        """Let ``principal`` invoke ``function_name``, as Lambda's ``AddPermission``.
+
+        >>> router.add_permission("charge", principal="billing")
+        >>> router.add_permission("charge", "sqs.amazonaws.com", source_arn=queue_arn)
+        >>> router.add_permission("hello", "*", action="lambda:InvokeFunctionUrl")
+        """
+        spec = self.function(function_name)
+        permission = Permission(
+            principal=principal,
+            action=action,
+            source_arn=source_arn,
+            source_account=source_account,
+            sid=sid,
+        )
+        added = resource_policy(function_name, None, [permission])
+        assert added is not None
+        if spec.resource_policy is None:
+            spec.resource_policy = added
+        else:
+            spec.resource_policy = spec.resource_policy.extended(added.statements)
+
+    def function(self, name: str) -> FunctionSpec:
+        """The registered function ``name``; ``FunctionNotFound`` if there is none."""
+        try:
+            return self.functions[name]
+        except KeyError:
+            raise FunctionNotFound(f"Function not found: {name}") from None

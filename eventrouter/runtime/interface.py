@@ -1,0 +1,90 @@
+"""``Runtime``: what the parts of a running router may ask of the engine that runs them.
+
+The invoker, the policies, the process pools, ``Context``, the HTTP app and the destinations
+are handed a ``Runtime``, never the engine itself: this protocol is the whole of what they
+may use, and the engine (``runtime/engine.py``) is its one implementation. Tests build the
+parts on the real engine or on fakes of their own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from eventrouter.observability.metrics import Metrics
+    from eventrouter.outcomes import Outcome
+    from eventrouter.registry import FunctionSpec, Registry
+    from eventrouter.runtime.clients import Clients
+    from eventrouter.runtime.concurrency import Slots
+    from eventrouter.runtime.delivery import Deliveries
+    from eventrouter.runtime.invoker import FunctionState, Invoker
+    from eventrouter.security.guard import Guard
+    from eventrouter.store.base import Store
+
+
+class Runtime(Protocol):
+    """The services of a running router."""
+
+    #: The functions and the router-wide settings.
+    router: Registry
+    metrics: Metrics
+    #: Concurrency: the router's pool and each function's reservation.
+    slots: Slots
+    #: The durable queue of asynchronous invocations and embedded queues.
+    store: Store
+    #: The permission checks (``enforce_permissions``).
+    guard: Guard
+    #: The one caller of user code.
+    invoker: Invoker
+    #: Records to destinations, with the role check, metrics and listeners.
+    deliveries: Deliveries
+    #: Shared aiobotocore clients and Kafka producers.
+    clients: Clients
+    #: Relative ``to_directory`` paths resolve under this folder when set.
+    directory_root: str | None
+    #: Every source started (``/readyz``).
+    ready: bool
+
+    async def invoke_sync(
+        self,
+        state: FunctionState,
+        event: Any,
+        request_id: str,
+        *,
+        client_context: Any = None,
+        http: Any = None,
+        raw_result: bool = False,
+    ) -> Outcome:
+        """The synchronous model: invoke with an already decoded event (HTTP routes, the
+        Invoke API and ``ctx.invoke`` all enter here)."""
+        ...
+
+    async def invoke_outcome(
+        self, name: str, payload: Any = None, client_context: Any = None
+    ) -> Outcome:
+        """Decode ``payload`` for function ``name`` and invoke it synchronously."""
+        ...
+
+    async def invoke(self, name: str, payload: Any = None) -> Any:
+        """Invoke synchronously; the decoded result, or the exception the outcome stands for."""
+        ...
+
+    async def invoke_async(self, name: str, payload: Any = None) -> str:
+        """Queue an asynchronous invocation; its request id once it is durable."""
+        ...
+
+    async def enqueue_invocation(self, name: str, data: bytes) -> str:
+        """Queue an already encoded event for function ``name``."""
+        ...
+
+    async def send(self, spec: FunctionSpec, destination: Any, record: bytes, key: str) -> None:
+        """Send ``record`` to ``destination`` as function ``spec``'s role allows."""
+        ...
+
+
+class Service(Runtime, Protocol):
+    """A runtime that can be started and stopped (what ``Router.asgi()`` owns)."""
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self, grace: float = ...) -> None: ...
