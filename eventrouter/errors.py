@@ -2,6 +2,7 @@
 
     EventRouterError
     ├── ConfigError(ValueError)          a setting out of range, a duplicate name, a bad target
+    │   └── PolicyError                     a policy document element (its path named)
     ├── InvokeError                      an invocation that did not produce a result
     │   ├── FunctionNotFound(LookupError)   ResourceNotFoundException
     │   ├── InvalidRequestContent(ValueError) the payload is not JSON
@@ -33,6 +34,10 @@ class ConfigError(EventRouterError, ValueError):
     """A function, source or router setting that cannot be accepted."""
 
     error_type = "InvalidParameterValueException"
+
+
+class PolicyError(ConfigError):
+    """A policy document that cannot be accepted; the message names the bad element."""
 
 
 class InvokeError(EventRouterError):

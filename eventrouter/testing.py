@@ -27,9 +27,19 @@ import anyio.from_thread
 import msgspec
 
 from eventrouter.destinations.directory import to_directory
+from eventrouter.fakes import MemoryQueue, MemoryStream
 from eventrouter.router import Router
 from eventrouter.runtime.engine import Engine
 from eventrouter.runtime.environments import Pool
+
+__all__ = [
+    "Delivery",
+    "MemoryQueue",
+    "MemoryStream",
+    "RouterUnderTest",
+    "TestRouter",
+    "run_router",
+]
 
 
 class Delivery(msgspec.Struct, frozen=True):

@@ -150,6 +150,11 @@ class QueuePollPolicy:
         for scope in self._receiving:
             scope.cancel()
 
+    @property
+    def receiving(self) -> int:
+        """Receives waiting on the queue now (long polls)."""
+        return len(self._receiving)
+
     async def wait_stopped(self) -> None:
         await self._done.wait()
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from eventrouter.errors import PolicyError
+
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
@@ -222,8 +224,6 @@ def parse_operator(name: str) -> tuple[str, str | None, bool]:
 
 def parse_condition_block(block: Any, path: str) -> tuple[Condition, ...]:
     """The conditions of a statement's ``Condition`` element (all must hold)."""
-    from eventrouter.security.policy import PolicyError
-
     if not isinstance(block, dict):
         raise PolicyError(f"{path}: must be an object of operators")
     conditions: list[Condition] = []

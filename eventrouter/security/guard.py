@@ -23,6 +23,7 @@ import structlog
 
 from eventrouter.arns import ACCOUNT, function_arn, function_of
 from eventrouter.errors import AccessDenied, ConfigError
+from eventrouter.observability.logging import redact_secrets
 from eventrouter.security.credentials import Credentials
 from eventrouter.security.permissions import INVOKE, INVOKE_URL, role_principal
 from eventrouter.security.policy import (
@@ -81,8 +82,6 @@ class Guard:
         self.router = router
         self.enforce = bool(router.enforce_permissions)
         self.credentials = Credentials.load(router.credentials) if self.enforce else Credentials()
-        from eventrouter.observability.logging import redact_secrets
-
         redact_secrets(self.credentials.secret_values())
 
     # -- callers over HTTP -------------------------------------------------------------------

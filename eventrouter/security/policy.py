@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eventrouter.errors import ConfigError
+from eventrouter.errors import PolicyError
 from eventrouter.security.conditions import (
     Condition,
     arn_matches,
@@ -51,10 +51,6 @@ _STATEMENT_KEYS = frozenset(
 )
 _ACTION = re.compile(r"\*|[A-Za-z0-9\-]+:[A-Za-z0-9*?\-]+")
 _ACCOUNT_ID = re.compile(r"\d{12}")
-
-
-class PolicyError(ConfigError):
-    """A policy document that cannot be accepted; the message names the bad element."""
 
 
 class Decision(enum.Enum):

@@ -107,7 +107,7 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
     def source_arns(self) -> list[str]:
         return [kafka_topic_arn(topic) for topic in self.topics]
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> KafkaAdapter:
+    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> KafkaShapes:
         # aiokafka leaves the group when the consumer is not polled within this interval;
         # the fetch loop polls all the time, but a batch may hold a partition for a timeout.
         max_poll_ms = max(300_000, int((spec.settings.timeout + 60) * 1000))
@@ -163,16 +163,63 @@ def lambda_event(records: Iterable[Any], servers: str) -> dict[str, Any]:
 Assigned = Callable[[set[Any]], Awaitable[None]]
 
 
-class KafkaAdapter:
+class KafkaShapes:
+    """Kafka records in Lambda's shapes, for the stream policy: shared by the aiokafka adapter
+    and the in-memory one of :mod:`eventrouter.testing`. Needs ``source`` and ``servers``."""
+
+    source: Kafka
+    servers: str
+    group: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"topics": list(self.source.topics), "group": self.group}
+
+    def partition_name(self, tp: Any) -> str:
+        return f"{tp.topic}-{tp.partition}"
+
+    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
+        return lambda_event(raws, self.servers)
+
+    def record(self, raw: Any, value: Any) -> KafkaRecord:
+        return record_of(raw, value)
+
+    def filter_view(self, raw: Any) -> dict[str, Any]:
+        """Filter patterns see ``key`` and ``value``, JSON-decoded if they are."""
+        return {"key": maybe_json(raw.key), "value": maybe_json(raw.value)}
+
+    def item_identifier(self, raw: Any) -> Hashable:
+        return (f"{raw.topic}-{raw.partition}", raw.offset)
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        """``{"topic-partition": "orders-0", "offset": 41}`` as the handler lists it."""
+        return (ident.get("topic-partition"), ident.get("offset"))
+
+    def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
+        first, last = raws[0], raws[-1]
+        return "KafkaBatchInfo", {
+            "batchSize": len(raws),
+            "topic": first.topic,
+            "partition": first.partition,
+            "firstOffset": first.offset,
+            "lastOffset": last.offset,
+            "bootstrapServers": self.servers,
+        }
+
+
+class KafkaAdapter(KafkaShapes):
     """aiokafka's consumer, reduced to what the stream policy needs
     (:class:`eventrouter.runtime.stream.StreamAdapter`)."""
 
-    def __init__(self, source: Kafka, group: str, max_poll_interval_ms: int) -> None:
+    def __init__(
+        self, source: Kafka, group: str, max_poll_interval_ms: int, *, consumer: Any = None
+    ) -> None:
+        """``consumer``: an aiokafka consumer already built (tests); else :meth:`start`
+        builds one."""
         self.source = source
         self.group = group
         self.servers = source.servers()
         self._max_poll_interval_ms = max_poll_interval_ms
-        self._consumer: Any = None
+        self._consumer: Any = consumer
         self._aiokafka = require("aiokafka", "kafka")
 
     async def start(self, on_assigned: Assigned, on_revoked: Assigned) -> None:
@@ -247,39 +294,3 @@ class KafkaAdapter:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
-
-    # -- record shapes -----------------------------------------------------------------------
-
-    def describe(self) -> dict[str, Any]:
-        return {"topics": list(self.source.topics), "group": self.group}
-
-    def partition_name(self, tp: Any) -> str:
-        return f"{tp.topic}-{tp.partition}"
-
-    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
-        return lambda_event(raws, self.servers)
-
-    def record(self, raw: Any, value: Any) -> KafkaRecord:
-        return record_of(raw, value)
-
-    def filter_view(self, raw: Any) -> dict[str, Any]:
-        """Filter patterns see ``key`` and ``value``, JSON-decoded if they are."""
-        return {"key": maybe_json(raw.key), "value": maybe_json(raw.value)}
-
-    def item_identifier(self, raw: Any) -> Hashable:
-        return (f"{raw.topic}-{raw.partition}", raw.offset)
-
-    def identifier_key(self, ident: Any) -> Hashable:
-        """``{"topic-partition": "orders-0", "offset": 41}`` as the handler lists it."""
-        return (ident.get("topic-partition"), ident.get("offset"))
-
-    def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
-        first, last = raws[0], raws[-1]
-        return "KafkaBatchInfo", {
-            "batchSize": len(raws),
-            "topic": first.topic,
-            "partition": first.partition,
-            "firstOffset": first.offset,
-            "lastOffset": last.offset,
-            "bootstrapServers": self.servers,
-        }

@@ -310,7 +310,7 @@ async def test_shutdown_does_not_wait_for_long_polls(moto: str) -> None:
 
     async with run_router(router, grace=30) as app:
         policy = app.engine.streams[0]
-        await eventually(lambda: len(policy._receiving) == policy.target)
+        await eventually(lambda: policy.receiving == policy.target)
         leaving = time.monotonic()
     assert time.monotonic() - leaving < 5  # a 20 s long poll did not hold the shutdown
 

@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from eventrouter import Context, Queue, Router, to_directory, to_function, to_queue
-from eventrouter.outcomes import Outcome, Status
 from eventrouter.runtime.asynchronous import function_queue, throttle_backoff
 from eventrouter.runtime.backoff import backoff
+from eventrouter.store import EventStore
 from eventrouter.testing import run_router
 
 pytestmark = pytest.mark.anyio
@@ -223,31 +223,6 @@ def test_backoff_never_overflows() -> None:
     assert [backoff(n, 0.5, 30.0) for n in (1, 2, 7, 8)] == [0.5, 1.0, 30.0, 30.0]
 
 
-async def test_throttled_event_is_rescheduled_without_counting_a_retry(tmp_path: Path) -> None:
-    router = Router("t")
-
-    @router.on_event(max_event_age=60)
-    async def f(event: Any) -> None: ...
-
-    async with run_router(router, state_dir=tmp_path) as app:
-        policy = app.engine.policy
-        store = app.engine.store
-        policy.stop()
-        await store.enqueue(function_queue("f"), "r1", b"{}")
-        (ev,) = await store.claim([([function_queue("f")], 10)])
-        ev.throttles = 2
-        await policy._settle(
-            app.engine.invoker.states["f"], ev, Outcome(Status.THROTTLED, "r1", reason="x")
-        )
-        await store.flush()
-        rows = await store._call(
-            lambda c: c.execute("SELECT attempts, throttles, due, leased FROM events").fetchall()
-        )
-    ((attempts, throttles, due, leased),) = rows
-    assert (attempts, throttles, leased) == (0, 3, 0)
-    assert 3.5 < due - time.time() <= 4.0  # 4 s for the third throttle
-
-
 async def test_failed_delivery_is_counted_kept_and_retried(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the directory should be")
@@ -328,7 +303,18 @@ async def test_queue_source_consumes_named_queue() -> None:
     assert sorted(s["i"] for s in seen) == [0, 1, 2]
 
 
-async def test_queue_batches_with_partial_failures() -> None:
+async def prefill(state_dir: Path, queue: str, bodies: list[tuple[str, bytes]]) -> None:
+    """Enqueue before the router starts (as another process would), so batches are full."""
+    store = EventStore(state_dir, consumer=False)
+    await store.open()
+    try:
+        for request_id, body in bodies:
+            await store.enqueue(queue, request_id, body)
+    finally:
+        await store.close()
+
+
+async def test_queue_batches_with_partial_failures(tmp_path: Path) -> None:
     router = Router("t")
     batches: list[list[int]] = []
 
@@ -345,16 +331,10 @@ async def test_queue_batches_with_partial_failures() -> None:
         ]
         return {"batchItemFailures": failures}
 
-    async with run_router(router) as app:
-        app.engine.policy.stop()  # fill the queue first so the batch is full
-        for n in range(1, 6):
-            await app.engine.store.enqueue("numbers", f"m{n}", str(n).encode())
-        app.engine.policy._stopping = False
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(app.engine.policy.run)
-            record = await app.next_record("numbers", "on_failure")
-            await app.drain()
-            app.engine.policy.stop()
+    await prefill(tmp_path, "numbers", [(f"m{n}", str(n).encode()) for n in range(1, 6)])
+    async with run_router(router, state_dir=tmp_path) as app:
+        record = await app.next_record("numbers", "on_failure")
+        await app.drain()
     assert batches[0] == [1, 2, 3, 4, 5]
     assert batches[1:] == [[3]]  # only the reported message came back, and was retried once
     assert record["requestPayload"] == 3
@@ -362,7 +342,7 @@ async def test_queue_batches_with_partial_failures() -> None:
     assert record["requestContext"]["approximateInvokeCount"] == 2
 
 
-async def test_batch_handler_error_and_invalid_items() -> None:
+async def test_batch_handler_error_and_invalid_items(tmp_path: Path) -> None:
     router = Router("t")
     batches: list[list[int]] = []
 
@@ -371,15 +351,9 @@ async def test_batch_handler_error_and_invalid_items() -> None:
         batches.append(batch)
         raise RuntimeError("whole batch")
 
-    async with run_router(router) as app:
-        app.engine.policy.stop()
-        for body in (b"1", b'"two"', b"3"):
-            await app.engine.store.enqueue("ints", f"id-{body.decode()}", body)
-        app.engine.policy._stopping = False
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(app.engine.policy.run)
-            records = await app.wait_records(3, "ints", "on_failure")
-            app.engine.policy.stop()
+    await prefill(tmp_path, "ints", [(f"id-{b.decode()}", b) for b in (b"1", b'"two"', b"3")])
+    async with run_router(router, state_dir=tmp_path) as app:
+        records = await app.wait_records(3, "ints", "on_failure")
     assert batches == [[1, 3]]
     types = sorted(r["responsePayload"]["errorType"] for r in records)
     assert types == ["Runtime.UnmarshalError", "RuntimeError", "RuntimeError"]

@@ -35,9 +35,8 @@ class FakeConsumer:
 
 
 async def test_seek_to_timestamp_uses_the_first_offset_at_or_after_it() -> None:
-    adapter = KafkaAdapter(Kafka("t", bootstrap_servers="x:1"), "g", 300_000)
     consumer = FakeConsumer({"p0": Hit(17), "p1": None}, {"p0": 40, "p1": 9})
-    adapter._consumer = consumer
+    adapter = KafkaAdapter(Kafka("t", bootstrap_servers="x:1"), "g", 300_000, consumer=consumer)
     await adapter.seek_to_timestamp({"p0", "p1"}, 1_700_000_000.5)
     assert consumer.asked == {"p0": 1_700_000_000_500, "p1": 1_700_000_000_500}
     # No record at or after the time: start at the end, as Kafka's consumers do.
