@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventrouter.registry import FunctionSpec, Registry, Source
+
+if TYPE_CHECKING:
+    from eventrouter.http.app import HttpApp
 
 __all__ = ["FunctionSpec", "Router", "Source", "default_router", "on_event"]
 
@@ -16,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Router(Registry):
     __doc__ = Registry.__doc__
 
-    def asgi(self, *, state_dir: str | None = None) -> Any:
+    def asgi(self, *, state_dir: str | None = None) -> HttpApp:
         """The ASGI application serving this router's HTTP routes and the Invoke API.
 
         Mount it in Starlette / FastAPI or serve it with any ASGI server; the router's engine

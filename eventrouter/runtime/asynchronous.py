@@ -42,6 +42,7 @@ from eventrouter.runtime.delivery import Delivered
 from eventrouter.store.base import StoredEvent
 
 if TYPE_CHECKING:
+    from eventrouter.destinations import Destination
     from eventrouter.runtime.interface import Runtime
     from eventrouter.runtime.invoker import FunctionState
 
@@ -375,7 +376,12 @@ class AsyncPolicy:
         await self._deliver(state, ev, ev.record, ev.record_kind, destination)
 
     async def _deliver(
-        self, state: FunctionState, ev: StoredEvent, record: bytes, kind: str, destination: Any
+        self,
+        state: FunctionState,
+        ev: StoredEvent,
+        record: bytes,
+        kind: str,
+        destination: Destination,
     ) -> None:
         """Deliver the event's final record; the event leaves the queue once it is out (or
         refused), else it is kept with its record until the event's maximum age."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -24,6 +24,7 @@ from eventrouter.errors import AccessDenied
 from eventrouter.outcomes import delivery_retry
 
 if TYPE_CHECKING:
+    from eventrouter.destinations import Destination
     from eventrouter.registry import FunctionSpec
     from eventrouter.runtime.interface import Runtime
 
@@ -47,7 +48,9 @@ class Deliveries:
         self.runtime = runtime
         self.listeners: list[DeliveryListener] = []
 
-    async def send(self, spec: FunctionSpec, destination: Any, record: bytes, key: str) -> None:
+    async def send(
+        self, spec: FunctionSpec, destination: Destination, record: bytes, key: str
+    ) -> None:
         """Send as function ``spec``'s role allows (``AccessDenied`` if it does not)."""
         self.runtime.guard.check_send(spec, destination, key)
         await destination.send(self.runtime, record, key)
@@ -57,7 +60,7 @@ class Deliveries:
             listener(function, kind, record, error)
 
     async def deliver(
-        self, spec: FunctionSpec, kind: str, destination: Any, record: bytes, key: str
+        self, spec: FunctionSpec, kind: str, destination: Destination, record: bytes, key: str
     ) -> tuple[Delivered, BaseException | None]:
         """One delivery attempt of ``record`` (an ``on_success`` / ``on_failure`` record)."""
         metrics = self.runtime.metrics
@@ -84,7 +87,7 @@ class Deliveries:
         return Delivered.DONE, None
 
     async def deliver_until_done(
-        self, spec: FunctionSpec, kind: str, destination: Any, record: bytes, key: str
+        self, spec: FunctionSpec, kind: str, destination: Destination, record: bytes, key: str
     ) -> Delivered:
         """Deliver, retrying a failed send on :func:`delivery_retry`'s schedule, until the
         record is out or refused (cancel the calling task to give up)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -39,6 +39,10 @@ from eventrouter.runtime.stream import StreamPolicy
 from eventrouter.security.guard import Guard
 from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore
+
+if TYPE_CHECKING:
+    from eventrouter.destinations import Destination
+    from eventrouter.registry import FunctionSpec
 
 log = structlog.get_logger("eventrouter")
 
@@ -325,7 +329,9 @@ class Engine(Runtime):
         await self.store.enqueue(function_queue(name), request_id, data)
         return request_id
 
-    async def send(self, spec: Any, destination: Any, record: bytes, key: str) -> None:
+    async def send(
+        self, spec: FunctionSpec, destination: Destination, record: bytes, key: str
+    ) -> None:
         """Send ``record`` to ``destination`` for function ``spec``, as its role allows
         (``AccessDenied`` if it does not, when permissions are enforced)."""
         await self.deliveries.send(spec, destination, record, key)

@@ -32,7 +32,12 @@ from eventrouter.arns import REGION
 from eventrouter.config import INIT_TIMEOUT
 from eventrouter.context import log_stream_name
 from eventrouter.errors import ConfigError, EventRouterError, FunctionError, Throttled
-from eventrouter.outcomes import OUT_OF_MEMORY, TIMEOUT_ERROR, result_of
+from eventrouter.outcomes import (
+    OUT_OF_MEMORY,
+    error_document,
+    init_timeout_error,
+    result_of,
+)
 from eventrouter.runtime.frames import (
     Call,
     Invoke,
@@ -221,31 +226,26 @@ class Pool:
                 request_id=request_id,
             )
         return Result(
-            error={
-                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
+            error=error_document(
+                OUT_OF_MEMORY if oom else EXIT_ERROR,
+                f"RequestId: {request_id} Error: Runtime exited with error: "
                 + ("signal: killed" if oom else how),
-                "errorType": OUT_OF_MEMORY if oom else EXIT_ERROR,
-                "requestId": request_id,
-                "stackTrace": [],
-            }
+                request_id,
+            )
         )
 
     def _init_failed(self, env: Environment, exc: BaseException, request_id: str) -> Result:
         if isinstance(exc, InitError):
             error = dict(exc.error)
+            error.update(requestId=request_id, stackTrace=error.get("stackTrace") or [])
         elif isinstance(exc, TimeoutError):
-            error = {
-                "errorMessage": f"Init timed out after {INIT_TIMEOUT:.2f} seconds",
-                "errorType": TIMEOUT_ERROR,
-            }
+            error = init_timeout_error(request_id, INIT_TIMEOUT)
         else:
-            error = {
-                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {exc}",
-                "errorType": EXIT_ERROR
-                if isinstance(exc, EnvironmentGone)
-                else "Runtime.StartError",
-            }
-        error.update(requestId=request_id, stackTrace=error.get("stackTrace") or [])
+            error = error_document(
+                EXIT_ERROR if isinstance(exc, EnvironmentGone) else "Runtime.StartError",
+                f"RequestId: {request_id} Error: Runtime exited with error: {exc}",
+                request_id,
+            )
         log.error("init failed", function=self.spec.name, request_id=request_id, error=error)
         if env.process is None:  # it never started: nothing will report its exit
             env.closed()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from eventrouter.destinations import Destination
     from eventrouter.observability.metrics import Metrics
     from eventrouter.outcomes import Outcome
     from eventrouter.registry import FunctionSpec, Registry
@@ -77,7 +78,9 @@ class Runtime(Protocol):
         """Queue an already encoded event for function ``name``."""
         ...
 
-    async def send(self, spec: FunctionSpec, destination: Any, record: bytes, key: str) -> None:
+    async def send(
+        self, spec: FunctionSpec, destination: Destination, record: bytes, key: str
+    ) -> None:
         """Send ``record`` to ``destination`` as function ``spec``'s role allows."""
         ...
 

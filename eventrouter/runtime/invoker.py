@@ -35,9 +35,11 @@ from eventrouter.outcomes import (
     UNMARSHAL_ERROR,
     Outcome,
     Status,
+    each_record,
     error_body,
     failed,
     init_timeout_error,
+    marshal_error,
     response_too_large,
     timeout_error,
     unmarshal_error,
@@ -239,8 +241,7 @@ class Invoker:
                     response = self._encoder.encode(value)
                 except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
                     status = Status.FUNCTION_ERROR
-                    error = error_body(exc, request_id, MARSHAL_ERROR)
-                    error["errorMessage"] = f"Unable to marshal response: {error['errorMessage']}"
+                    error = marshal_error(exc, request_id)
                 else:
                     if len(response) > SYNC_PAYLOAD_LIMIT:
                         status = Status.FUNCTION_ERROR
@@ -368,22 +369,15 @@ class Invoker:
 
     async def _each(self, spec: FunctionSpec, items: list[Any], ctx: Context) -> None:
         """Call the handler once per item, in order; ``ctx.index`` tells how far it got."""
-        handler = spec.handler
+        args = (ctx,) if spec.takes_context else ()
         if spec.is_async:
-            if spec.takes_context:
-                for i, item in enumerate(items):
-                    ctx.index = i
-                    await handler(item, ctx)
-            else:
-                for i, item in enumerate(items):
-                    ctx.index = i
-                    await handler(item)
+            for call in each_record(spec.handler, items, ctx, args):
+                await call
             return
 
         def run_all() -> None:  # one hop to the worker thread for the whole batch
-            for i, item in enumerate(items):
-                ctx.index = i
-                handler(item, ctx) if spec.takes_context else handler(item)
+            for _ in each_record(spec.handler, items, ctx, args):
+                pass
 
         await asyncio.get_running_loop().run_in_executor(
             self._executor, contextvars.copy_context().run, run_all

@@ -30,7 +30,13 @@ from eventrouter.observability.function_logs import (
     capturing_output,
     current_invocation,
 )
-from eventrouter.outcomes import MARSHAL_ERROR, OUT_OF_MEMORY, UNMARSHAL_ERROR, error_body
+from eventrouter.outcomes import (
+    OUT_OF_MEMORY,
+    UNMARSHAL_ERROR,
+    each_record,
+    error_body,
+    marshal_error,
+)
 from eventrouter.runtime.environment import vmhwm_kb
 from eventrouter.runtime.frames import (
     HEADER,
@@ -273,9 +279,7 @@ class Worker:
         request_id = invoke.request_id
         try:
             if invoke.mode == "per_record":
-                for i, item in enumerate(event):
-                    ctx.index = i
-                    value = self.handler(item, *args)
+                for value in each_record(self.handler, event, ctx, args):
                     if self.is_async:
                         await value
                 value = None
@@ -293,8 +297,7 @@ class Worker:
         try:
             body = self.json.encode(lambda_shape(value))
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
-            error = error_body(exc, request_id, MARSHAL_ERROR)
-            error["errorMessage"] = f"Unable to marshal response: {error['errorMessage']}"
+            error = marshal_error(exc, request_id)
             return Result(error=error, max_rss_kb=max_rss())
         return Result(body=body, max_rss_kb=max_rss())
 

@@ -38,6 +38,7 @@ from eventrouter.security.policy import (
 from eventrouter.security.sigv4 import SignatureError, verify
 
 if TYPE_CHECKING:
+    from eventrouter.destinations import Destination
     from eventrouter.registry import FunctionSpec, Registry
 
 log = structlog.get_logger("eventrouter")
@@ -146,7 +147,7 @@ class Guard:
         return request, (spec.role, other.resource_policy if other is not None else None)
 
     def _sending(
-        self, spec: FunctionSpec, destination: Any, key: str
+        self, spec: FunctionSpec, destination: Destination, key: str
     ) -> tuple[Request, tuple[Policy | None, Policy | None]]:
         action, resource = destination.permission(key)
         # Sending to a function is invoking it: its resource policy has a say too.
@@ -169,7 +170,7 @@ class Guard:
         if self.enforce:
             self._require(*self._as_role(spec, INVOKE, function_arn(target), target))
 
-    def check_send(self, spec: FunctionSpec, destination: Any, key: str) -> None:
+    def check_send(self, spec: FunctionSpec, destination: Destination, key: str) -> None:
         """Raise :class:`AccessDenied` unless function ``spec`` may send to ``destination``."""
         if self.enforce:
             self._require(*self._sending(spec, destination, key))

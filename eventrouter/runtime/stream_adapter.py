@@ -1,0 +1,73 @@
+"""What a stream transport provides to the stream policy (:mod:`eventrouter.runtime.stream`).
+
+Kafka's adapter is :class:`eventrouter.sources.kafka.KafkaAdapter`; the in-memory one of the
+tests is :class:`eventrouter.fakes.MemoryStreamAdapter`. A Kinesis or DynamoDB Streams
+adapter implements the same protocol: shards are its partitions, sequence numbers its
+offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol
+
+Assigned = Callable[[set[Any]], Awaitable[None]]
+
+
+class StreamAdapter(Protocol):
+    """A stream transport. Partitions (``tp``) are opaque hashable values to the policy;
+    records have ``offset``, ``timestamp`` (ms since the epoch) and ``value`` (bytes or
+    ``None``), as aiokafka's ``ConsumerRecord`` has."""
+
+    #: The source's settings: batch size and window, retries, bisect, ages, filters...
+    source: Any
+
+    async def start(self, on_assigned: Assigned, on_revoked: Assigned) -> None: ...
+
+    async def fetch(
+        self, partitions: list[Any] | None, wait: float, max_records: int
+    ) -> dict[Any, list[Any]]: ...
+
+    def pause(self, tp: Any) -> None: ...
+
+    def resume(self, tp: Any) -> None: ...
+
+    async def commit(self, offsets: dict[Any, int]) -> None: ...
+
+    async def committed(self, tp: Any) -> int | None: ...
+
+    async def seek_to_timestamp(self, tps: set[Any], timestamp: float) -> None: ...
+
+    def highwater(self, tp: Any) -> int | None: ...
+
+    async def stop(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the start-up log line says of the source."""
+        ...
+
+    def partition_name(self, tp: Any) -> str: ...
+
+    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
+        """Lambda's event for a batch of records (the raw handler form)."""
+        ...
+
+    def record(self, raw: Any, value: Any) -> Any:
+        """``ctx.records[i]``: one record's metadata with its decoded value."""
+        ...
+
+    def filter_view(self, raw: Any) -> dict[str, Any]:
+        """What filter patterns see of a record."""
+        ...
+
+    def item_identifier(self, raw: Any) -> Hashable:
+        """A record's identity in a ``batchItemFailures`` response..."""
+        ...
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        """...and an ``itemIdentifier`` as the handler wrote it, in the same terms."""
+        ...
+
+    def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
+        """The batch's info in a failure record (``("KafkaBatchInfo", {...})``)."""
+        ...
