@@ -14,6 +14,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.arns import event_bus_arn, s3_object_arn, sqs_arn
 from eventrouter.errors import ConfigError, DestinationError
+from eventrouter.runtime.clients import sqs_queue_url
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -45,10 +46,7 @@ class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
         sqs = await self.client(runtime, "sqs")
         url = self.__dict__.get("_url")
         if url is None:
-            url = self.queue
-            if not url.startswith(("https://", "http://")):
-                url = (await sqs.get_queue_url(QueueName=self.queue))["QueueUrl"]
-            self.__dict__["_url"] = url
+            url = self.__dict__["_url"] = await sqs_queue_url(sqs, self.queue)
         body = record.decode()
         if self.queue.endswith(".fifo"):
             await sqs.send_message(

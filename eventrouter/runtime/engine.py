@@ -42,6 +42,7 @@ from eventrouter.store.sqlite import EventStore
 
 if TYPE_CHECKING:
     from eventrouter.destinations import Destination
+    from eventrouter.http.server import HttpServer
     from eventrouter.registry import FunctionSpec
 
 log = structlog.get_logger("eventrouter")
@@ -123,7 +124,7 @@ class Engine(Runtime):
         self.policy = AsyncPolicy(self)
         self._http_address = http
         self._grace = grace
-        self.http_server: Any = None
+        self.http_server: HttpServer | None = None
         #: One policy per pull-sourced function (Kafka streams, SQS queues).
         self.streams: list[PullPolicy] = []
         #: Every source started (``/readyz``).
