@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import traceback
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -151,17 +151,6 @@ def marshal_error(exc: BaseException, request_id: str) -> dict[str, Any]:
     error = error_body(exc, request_id, MARSHAL_ERROR)
     error["errorMessage"] = f"Unable to marshal response: {error['errorMessage']}"
     return error
-
-
-def each_record(
-    handler: Callable[..., Any], items: Sequence[Any], ctx: Any, args: tuple[Any, ...]
-) -> Iterator[Any]:
-    """Call ``handler`` once per item, in order, yielding what each call returns (awaitables
-    for an async handler); ``ctx.index`` says how far it got when one raises. The one
-    per-record loop, inline (the invoker) and in a process environment (the worker)."""
-    for i, item in enumerate(items):
-        ctx.index = i
-        yield handler(item, *args)
 
 
 def timeout_error(request_id: str, timeout: float) -> dict[str, Any]:

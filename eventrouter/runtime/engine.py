@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -292,7 +293,7 @@ class Engine(Runtime):
                 ) from None
         return await self.invoke_sync(state, event, request_id, client_context=client_context)
 
-    async def invoke_sync(
+    def invoke_sync(
         self,
         state: FunctionState,
         event: Any,
@@ -301,10 +302,11 @@ class Engine(Runtime):
         client_context: Any = None,
         http: Any = None,
         raw_result: bool = False,
-    ) -> Outcome:
+    ) -> Coroutine[Any, Any, Outcome]:
         """The synchronous model: one invocation, its outcome returned to the caller (a
-        throttle is answered at once, never queued)."""
-        return await self.invoker.invoke_value(
+        throttle is answered at once, never queued). The invoker's coroutine itself, not a
+        wrapper around it: this is every HTTP request's path."""
+        return self.invoker.invoke_value(
             state,
             event,
             request_id,

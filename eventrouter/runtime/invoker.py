@@ -35,7 +35,6 @@ from eventrouter.outcomes import (
     UNMARSHAL_ERROR,
     Outcome,
     Status,
-    each_record,
     error_body,
     failed,
     init_timeout_error,
@@ -49,6 +48,7 @@ from eventrouter.runtime.concurrency import FunctionSlots, Slots
 from eventrouter.runtime.deadlines import Deadline, Deadlines
 from eventrouter.runtime.environments import Pool
 from eventrouter.runtime.frames import Invoke, Mode
+from eventrouter.runtime.per_record import each, each_async
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -369,18 +369,13 @@ class Invoker:
 
     async def _each(self, spec: FunctionSpec, items: list[Any], ctx: Context) -> None:
         """Call the handler once per item, in order; ``ctx.index`` tells how far it got."""
-        args = (ctx,) if spec.takes_context else ()
         if spec.is_async:
-            for call in each_record(spec.handler, items, ctx, args):
-                await call
+            await each_async(spec.handler, items, ctx, spec.takes_context)
             return
-
-        def run_all() -> None:  # one hop to the worker thread for the whole batch
-            for _ in each_record(spec.handler, items, ctx, args):
-                pass
-
+        # One hop to the worker thread for the whole batch.
+        call = functools.partial(each, spec.handler, items, ctx, spec.takes_context)
         await asyncio.get_running_loop().run_in_executor(
-            self._executor, contextvars.copy_context().run, run_all
+            self._executor, contextvars.copy_context().run, call
         )
 
     async def _init(

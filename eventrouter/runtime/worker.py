@@ -33,7 +33,6 @@ from eventrouter.observability.function_logs import (
 from eventrouter.outcomes import (
     OUT_OF_MEMORY,
     UNMARSHAL_ERROR,
-    each_record,
     error_body,
     marshal_error,
 )
@@ -51,6 +50,7 @@ from eventrouter.runtime.frames import (
     ToWorker,
     frame,
 )
+from eventrouter.runtime.per_record import each, each_async
 
 
 def resolve(module_name: str, file: str | None, qualname: str) -> Any:
@@ -279,9 +279,10 @@ class Worker:
         request_id = invoke.request_id
         try:
             if invoke.mode == "per_record":
-                for value in each_record(self.handler, event, ctx, args):
-                    if self.is_async:
-                        await value
+                if self.is_async:
+                    await each_async(self.handler, event, ctx, self.takes_context)
+                else:
+                    each(self.handler, event, ctx, self.takes_context)
                 value = None
             else:
                 value = self.handler(event, *args)
