@@ -1,8 +1,11 @@
 """Source adapters: one transport each, none of Lambda's rules.
 
-A source object given to ``on_event`` is a frozen settings Struct; the engine turns it into a
-running adapter. In this version the embedded :class:`~eventrouter.sources.queue.Queue` is
-consumed by the asynchronous policy (`eventrouter.runtime.asynchronous`).
+A source object given to ``on_event`` is a frozen settings Struct following the
+:class:`~eventrouter.sources.base.Source` protocol: it names its model, its principal and the
+ARNs it invokes with, and a pull source builds its adapter (``KafkaAdapter``, ``SqsAdapter``),
+which the engine hands to the policy of that model. The embedded
+:class:`~eventrouter.sources.queue.Queue` has no adapter: the asynchronous policy consumes it
+with the function's own queue.
 """
 
 from eventrouter.sources.http import Http
