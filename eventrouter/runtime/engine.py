@@ -241,9 +241,9 @@ class Engine(Runtime):
         """Start the pull sources, each with the policy of its model."""
         for state in self.invoker.states.values():
             source = state.spec.source
-            policy_type = PULL_POLICIES.get(source.model) if source is not None else None
-            if policy_type is None or source is None:
-                continue
+            if source is None or source.model not in PULL_POLICIES:
+                continue  # invoked directly, by HTTP, or through the durable queue
+            policy_type = PULL_POLICIES[source.model]
             adapter: Any = source.adapter(state.spec, self)  # the transport of its model
             policy = policy_type(self, state, adapter)
             self.streams.append(policy)
