@@ -317,7 +317,7 @@ class MemoryQueueAdapter(SqsAdapter):
         self._handles = itertools.count(1)
 
     async def connect(self) -> QueueInfo:
-        return QueueInfo(self.url, self.arn, self.region, self.source.visibility_timeout)
+        return QueueInfo(self.url, self.arn, self.source.visibility_timeout)
 
     async def receive(
         self, max_messages: int, wait_seconds: int, attributes: list[str]

@@ -343,7 +343,7 @@ def async_next(
         if attempts > settings.max_retries:
             return Next("RetriesExhausted", attempts, throttles)
         due = now + settings.retry_delay(attempts)
-    if due - enqueued_at > settings.max_event_age:
+    if too_old(enqueued_at, due, settings):  # it would start past its maximum age
         return Next("EventAgeExceeded", attempts, throttles)
     return Next(None, attempts, throttles, due)
 

@@ -82,9 +82,6 @@ class QueuePollPolicy:
             if self.form == "raw"
             else ["ApproximateReceiveCount", "MessageGroupId", "SentTimestamp"]
         )
-        self.url = ""
-        self.arn = ""
-        self.region = ""
         #: Pollers wanted and running; (time, wanted) at every change, for plots.
         self.target = 0
         self.running = 0
@@ -127,9 +124,8 @@ class QueuePollPolicy:
             info = await self.adapter.connect()
         except Exception as exc:
             raise ConfigError(f"{self.adapter.label} for function {spec.name!r}: {exc}") from exc
-        self.url, self.arn, self.region = info.url, info.arn, info.region
         if self.source.principal is not None:
-            self.runtime.guard.check_source(spec, self.source.principal, self.arn)
+            self.runtime.guard.check_source(spec, self.source.principal, info.arn)
         if info.visibility_timeout < spec.settings.timeout:
             raise ConfigError(
                 f"{self.adapter.label}: the queue's visibility timeout "
@@ -137,7 +133,7 @@ class QueuePollPolicy:
                 f"timeout ({spec.settings.timeout:g} s): messages would reappear while still "
                 "being handled; raise the visibility timeout"
             )
-        log.info("queue source started", function=spec.name, queue=self.url, form=self.form)
+        log.info("queue source started", function=spec.name, queue=info.url, form=self.form)
 
     def stop(self) -> None:
         """Stop receiving; batches in flight finish (the engine bounds that by its grace).

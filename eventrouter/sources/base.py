@@ -51,6 +51,5 @@ class QueueInfo(NamedTuple):
 
     url: str
     arn: str
-    region: str
     #: Seconds a received message stays invisible.
     visibility_timeout: int

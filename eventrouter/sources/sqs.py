@@ -189,7 +189,7 @@ class SqsAdapter:
         self.arn = attributes.get("QueueArn", "")
         self.region = region_of(self.arn, source.region or "")
         visibility = int(attributes.get("VisibilityTimeout", 30))
-        return QueueInfo(self.url, self.arn, self.region, visibility)
+        return QueueInfo(self.url, self.arn, visibility)
 
     async def receive(
         self, max_messages: int, wait_seconds: int, attributes: list[str]
