@@ -37,7 +37,7 @@ from eventrouter.http import HttpRequest, Response
 from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
 from eventrouter.security.permissions import Permission
-from eventrouter.sources import Http, Kafka, KafkaRecord, Queue, Sqs, SqsMessage
+from eventrouter.sources import Http, Kafka, KafkaRecord, Queue, Schedule, Sqs, SqsMessage
 
 __version__ = "0.1.0"
 
@@ -62,6 +62,7 @@ __all__ = [
     "Permission",
     "Queue",
     "Response",
+    "Schedule",
     "Router",
     "SourceError",
     "Sqs",

@@ -1,10 +1,11 @@
-"""``python -m eventrouter run | invoke | routes``."""
+"""``python -m eventrouter run | invoke | routes | schedules``."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+import time
 from typing import Any
 
 import anyio
@@ -16,7 +17,7 @@ from eventrouter.loader import load_router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.router import FunctionSpec, Router
 from eventrouter.runtime.engine import DEFAULT_GRACE, Engine
-from eventrouter.sources.queue import Queue
+from eventrouter.schedules.report import schedules_report
 
 log = structlog.get_logger("eventrouter")
 
@@ -71,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
 
     routes = sub.add_parser("routes", help="list functions, sources and settings")
     routes.add_argument("target", nargs="?", help="module:router (default: the handlers package)")
+
+    schedules = sub.add_parser(
+        "schedules", help="each schedule: its next five fire times and its last fire"
+    )
+    schedules.add_argument(
+        "target", nargs="?", help="module:router (default: the handlers package)"
+    )
+    common(schedules)
     return parser
 
 
@@ -107,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         router = load_router(args.target)
         if args.command == "run":
             return anyio.run(_serve, router, args, backend_options=_loop_options())
+        if args.command == "schedules":
+            return anyio.run(_schedules, router, args)
         return anyio.run(_invoke, router, args)
     except (EventRouterError, OSError) as exc:
         flush_logs()
@@ -158,6 +169,13 @@ async def _invoke(router: Router, args: argparse.Namespace) -> int:
         return 0
 
 
+async def _schedules(router: Router, args: argparse.Namespace) -> int:
+    async with Engine(router, state_dir=args.state_dir, consume=False) as engine:
+        states = await (await engine.schedule_ledger()).states()
+    print(schedules_report(router, states, time.time()))
+    return 0
+
+
 def _describe(destination: Any) -> str:
     return "-" if destination is None else str(destination.describe())
 
@@ -192,7 +210,7 @@ def _route_row(spec: FunctionSpec) -> list[str]:
     # Retries and event age are rules of asynchronous invocation: they mean something for a
     # function invoked directly or fed by an embedded queue, not one behind an HTTP route
     # or a polled source (whose retries are the source's own settings).
-    queued = spec.source is None or isinstance(spec.source, Queue)
+    queued = spec.source is None or spec.source.model == "async"
     return [
         spec.name,
         spec.source.describe() if spec.source is not None else "invoke",

@@ -24,10 +24,11 @@ from eventrouter.sources.base import MODELS
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka
 from eventrouter.sources.queue import Queue
+from eventrouter.sources.schedule import Schedule
 from eventrouter.sources.sqs import Sqs
 
 #: The sources a function may name (each follows :class:`eventrouter.sources.base.Source`).
-Source = Queue | Http | Kafka | Sqs
+Source = Queue | Http | Kafka | Sqs | Schedule
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -204,7 +205,9 @@ class Registry:
     adds stack traces to the error responses of HTTP routes. ``enforce_permissions`` checks
     every caller against the functions' resource policies and every action of a function
     against its role; ``credentials`` (a file path) holds the access keys and API keys of
-    the callers (default: ``EVENTROUTER_CREDENTIALS`` and the environment).
+    the callers (default: ``EVENTROUTER_CREDENTIALS`` and the environment). With
+    ``async_queue=Sqs(...)`` shared by several hosts, ``lease_table`` names the DynamoDB table
+    through which they fire each due time of a schedule once.
     """
 
     def __init__(
@@ -217,6 +220,7 @@ class Registry:
         async_queue: Sqs | None = None,
         enforce_permissions: bool = False,
         credentials: Any = None,
+        lease_table: str | None = None,
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
@@ -229,6 +233,9 @@ class Registry:
         #: Where asynchronous invocations wait: SQS (shared by several hosts) or, by
         #: default, the embedded SQLite queue in ``state_dir``.
         self.async_queue = async_queue
+        #: The DynamoDB table where hosts sharing ``async_queue`` agree that each due time of
+        #: a schedule fires once (conditional writes; created when missing).
+        self.lease_table = lease_table
         self.functions: dict[str, FunctionSpec] = {}
         self.enforce_permissions = enforce_permissions
         self.credentials = credentials
@@ -258,6 +265,10 @@ class Registry:
                     f"(by {self.functions[fname].module} and {handler.__module__}); "
                     "give one of them name=..."
                 )
+            bound = source
+            bind = getattr(source, "bind", None)
+            if bind is not None:  # a source named after its function (schedules, rules)
+                bound = bind(fname)
             if isinstance(source, Queue):
                 for other in self.functions.values():
                     if isinstance(other.source, Queue) and other.source.name == source.name:
@@ -267,7 +278,7 @@ class Registry:
                         )
             elif isinstance(source, Http):
                 self._check_route(fname, source)
-            self.functions[fname] = build_spec(handler, fname, source, parsed)
+            self.functions[fname] = build_spec(handler, fname, bound, parsed)
             return handler
 
         return register

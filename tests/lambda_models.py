@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventV2Model,
+    EventBridgeModel,
     KafkaSelfManagedEventModel,
     SqsModel,
 )
@@ -17,6 +18,7 @@ MODELS = {
     "http": APIGatewayProxyEventV2Model,
     "sqs": SqsModel,
     "kafka": KafkaSelfManagedEventModel,
+    "eventbridge": EventBridgeModel,
 }
 
 

@@ -92,8 +92,9 @@ class AsyncPolicy:
             queues = [function_queue(name)]
             batch_size = 1
             source = spec.source
-            if source is not None and source.model == "async":  # an embedded queue
-                queues.append(str(getattr(source, "name")))  # noqa: B009 - any async source
+            named = getattr(source, "named_queue", None) if source is not None else None
+            if named is not None:  # an embedded queue, consumed with the function's own
+                queues.append(named)
                 batch_size = int(getattr(source, "batch_size", 1))
             consumer = Consumer(state, queues, batch_size)
             self.consumers.append(consumer)

@@ -36,7 +36,9 @@ from eventrouter.runtime.delivery import Deliveries, DeliveryListener
 from eventrouter.runtime.interface import Runtime
 from eventrouter.runtime.invoker import FunctionState, Invoker
 from eventrouter.runtime.queue_poll import QueuePollPolicy
+from eventrouter.runtime.scheduler import Scheduler
 from eventrouter.runtime.stream import StreamPolicy
+from eventrouter.schedules.ledger import Ledger, SqliteLedger
 from eventrouter.security.guard import Guard
 from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore
@@ -126,6 +128,8 @@ class Engine(Runtime):
         self._http_address = http
         self._grace = grace
         self.http_server: HttpServer | None = None
+        #: Fires the functions' schedules (``None`` without any, or without ``consume``).
+        self.scheduler: Scheduler | None = None
         #: One policy per pull-sourced function (Kafka streams, SQS queues).
         self.streams: list[PullPolicy] = []
         #: Every source started (``/readyz``).
@@ -166,6 +170,7 @@ class Engine(Runtime):
         self._started = True
         if self.consume:
             try:
+                await self._start_schedules(self._task_group)
                 await self._start_streams(self._task_group)
             except BaseException:
                 await self.shutdown(grace=0)
@@ -205,6 +210,8 @@ class Engine(Runtime):
         if self.http_server is not None:
             self.http_server.stop()
         self.policy.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for stream in self.streams:
             stream.stop()
         in_flight = self.policy.in_flight + sum(s.in_flight for s in self.streams)
@@ -236,6 +243,27 @@ class Engine(Runtime):
             flush_logs()
 
     # -- invoking ----------------------------------------------------------------------------
+
+    async def _start_schedules(self, task_group: anyio.abc.TaskGroup) -> None:
+        specs = [
+            s
+            for s in self.router.functions.values()
+            if getattr(s.source, "trigger", "") == "schedule"
+        ]
+        if not specs:
+            return
+        self.scheduler = Scheduler(self, await self.schedule_ledger(), specs)
+        await task_group.start(self.scheduler.run)
+
+    async def schedule_ledger(self) -> Ledger:
+        """Where fires are recorded: beside the events of the embedded queue, or, for hosts
+        sharing an SQS queue, in the router's DynamoDB lease table."""
+        if isinstance(self.store, EventStore):
+            return SqliteLedger(self.store)
+        from eventrouter.schedules.dynamo import DynamoLedger
+
+        ledger: Ledger = await DynamoLedger.open(self, self.router.lease_table)
+        return ledger
 
     async def _start_streams(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start the pull sources, each with the policy of its model."""

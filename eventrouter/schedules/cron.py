@@ -238,9 +238,10 @@ class Cron:
 
     def iter_after(self, after: datetime) -> Iterator[datetime]:
         """Every matching wall time after ``after``, in order."""
-        t: datetime | None = after
-        while (t := self.next_after(t)) is not None:
+        t = self.next_after(after)
+        while t is not None:
             yield t
+            t = self.next_after(t)
 
 
 def _nearest_weekday(year: int, month: int, day: int, length: int) -> int:

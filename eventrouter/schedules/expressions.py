@@ -79,8 +79,7 @@ def parse_expression(text: object) -> Expression:
         match = _RATE.match(text)
         if match is None:
             raise CronError(
-                f"{text}: write rate(N unit) with unit one of second(s), minute(s), hour(s), "
-                "day(s)"
+                f"{text}: write rate(N unit) with unit one of second(s), minute(s), hour(s), day(s)"
             )
         value, unit = int(match[1]), match[2]
         singular = unit.removesuffix("s")
@@ -97,7 +96,8 @@ def parse_expression(text: object) -> Expression:
         if match is None:
             raise CronError(f"{text}: write at(yyyy-mm-ddThh:mm:ss)")
         try:
-            when = datetime(*(int(g) for g in match.groups()))  # type: ignore[misc]
+            year, month, day, hour, minute, second = (int(g) for g in match.groups())
+            when = datetime(year, month, day, hour, minute, second)
         except ValueError as exc:
             raise CronError(f"{text}: {exc}") from None
         return At(when)

@@ -11,6 +11,7 @@ with the function's own queue.
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka, KafkaRecord
 from eventrouter.sources.queue import Queue
+from eventrouter.sources.schedule import Schedule
 from eventrouter.sources.sqs import Sqs, SqsMessage
 
-__all__ = ["Http", "Kafka", "KafkaRecord", "Queue", "Sqs", "SqsMessage"]
+__all__ = ["Http", "Kafka", "KafkaRecord", "Queue", "Schedule", "Sqs", "SqsMessage"]

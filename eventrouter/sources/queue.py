@@ -50,6 +50,11 @@ class Queue(msgspec.Struct, frozen=True):
         check_queue_name(self.name)
         check_int("batch_size", self.batch_size, 1, 10_000)
 
+    @property
+    def named_queue(self) -> str:
+        """The embedded queue consumed besides the function's own (asynchronous policy)."""
+        return self.name
+
     def source_arns(self) -> list[str]:
         return [queue_arn(self.name)]
 

@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_ready ON events (queue, leased, due);
 """
+#: Adds one event: (queue, request_id, payload, enqueued_at, due).
+INSERT_EVENT = (
+    "INSERT INTO events (queue, request_id, payload, enqueued_at, due) VALUES (?, ?, ?, ?, ?)"
+)
 #: Seconds a connection waits for another process's lock.
 BUSY_TIMEOUT = 30.0
 _COLUMNS = "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind"
@@ -220,6 +224,11 @@ class EventStore:
         self._ops.put((op, fut))
         return fut
 
+    def transact(self, op: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        """Run ``op(connection)`` in the store's thread, inside its next transaction (the
+        schedules' ledger and the event bus add rows beside events, atomically)."""
+        return self._call(op)
+
     def _send(self, op: _Op) -> None:
         self._ops.put((op, None))
 
@@ -232,14 +241,7 @@ class EventStore:
         t = now if now is not None else _now()
         row = (queue_name, request_id, payload, t, t)
 
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO events (queue, request_id, payload, enqueued_at, due)"
-                " VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-
-        await self._call(op)
+        await self._call(lambda conn: conn.execute(INSERT_EVENT, row))
         if self.on_enqueued is not None:
             self.on_enqueued({queue_name})
 

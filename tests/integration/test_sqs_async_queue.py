@@ -82,3 +82,39 @@ def test_async_queue_must_be_sqs() -> None:
 
     with pytest.raises(ConfigError, match="async_queue"):
         Router("t", async_queue="sqs://nope")  # type: ignore[arg-type]
+
+
+async def test_two_hosts_fire_each_due_time_once(moto: str) -> None:
+    from eventrouter import Schedule
+
+    queue = shared_queue(moto)
+    table = unique("leases")
+    fires: dict[str, list[tuple[str, str]]] = {"a": [], "b": []}
+    enough = anyio.Event()
+
+    def host(label: str) -> Router:
+        router = Router(label, async_queue=queue, lease_table=table)
+
+        @router.on_event(Schedule("rate(1 second)"), name="tick")
+        async def tick(event: dict[str, Any], ctx: Context) -> None:
+            fires[label].append((event["time"], ctx.aws_request_id))
+            if len({t for f in fires.values() for t, _ in f}) >= 5:
+                enough.set()
+
+        return router
+
+    async with run_router(host("a")) as a, run_router(host("b")) as b:
+        with anyio.fail_after(30):
+            await enough.wait()
+        fired = a.engine.metrics.get("ScheduleFires") + b.engine.metrics.get("ScheduleFires")
+    by_time: dict[str, set[str]] = {}
+    for time_, request_id in fires["a"] + fires["b"]:
+        by_time.setdefault(time_, set()).add(request_id)
+    # One fire (one request id) per due time across both hosts; redeliveries keep their id.
+    assert all(len(ids) == 1 for ids in by_time.values()), by_time
+    assert len(by_time) >= 5
+    assert fired >= len(by_time) and fired <= len(by_time) + 2  # fired, maybe not yet run
+    items = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1").scan(
+        TableName=table
+    )["Items"]
+    assert [i["pk"]["S"] for i in items] == [Schedule("rate(1 second)", name="tick").arn]

@@ -1,0 +1,228 @@
+"""The scheduler: fires every ``Schedule`` of a router into its function's durable queue.
+
+Due times come from persisted state (the ledger's ``created`` and ``last_due``), never from
+"now + period", so a restart neither drifts nor fires twice. One task keeps every schedule in
+a heap ordered by fire time and sleeps until the first (at most :data:`MAX_SLEEP`, so a jump
+of the wall clock is noticed). Each fire runs in a task of its own, in order per schedule.
+
+Missed times are the due times that passed while the router was not running, or by more
+than :data:`LATE_LIMIT` while it was (a suspended machine, a clock jumping forward); the
+schedule's ``catch_up`` decides what fires of them. A clock jumping back fires nothing
+twice: the ledger refuses a due time not after the last one.
+
+Scheduler's retry policy applies when the event cannot be queued (the store fails): tried
+again with a backoff of 1 s doubling to 60 s, ``max_retries`` times while younger than
+``max_event_age``, then sent to ``dead_letter`` (or logged) and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import structlog
+
+from eventrouter.events import new_request_id
+from eventrouter.runtime.asynchronous import function_queue
+
+if TYPE_CHECKING:
+    from eventrouter.registry import FunctionSpec
+    from eventrouter.runtime.interface import Runtime
+    from eventrouter.schedules.ledger import Ledger
+    from eventrouter.sources.schedule import Schedule
+
+log = structlog.get_logger("eventrouter.schedules")
+
+#: A due time later than this (seconds) is missed, not late.
+LATE_LIMIT = 60.0
+#: The longest the scheduler sleeps without looking at the wall clock again.
+MAX_SLEEP = 1.0
+#: Scheduler's backoff when a fire cannot be queued: 1 s doubling to this.
+MAX_BACKOFF = 60.0
+
+
+class Entry:
+    """One schedule at run time."""
+
+    __slots__ = ("anchor", "cursor", "lock", "schedule", "spec")
+
+    def __init__(self, spec: FunctionSpec, schedule: Schedule) -> None:
+        self.spec = spec
+        self.schedule = schedule
+        #: A rate's anchor: ``start``, else when the schedule was first seen.
+        self.anchor = 0.0
+        #: The last due time fired, skipped or handed to a fire task.
+        self.cursor = 0.0
+        self.lock = asyncio.Lock()
+
+    def dues(self, after: float, until: float) -> Iterator[float]:
+        """Due times in ``(after, until]``."""
+        due = self.schedule.next_due(after, self.anchor)
+        while due is not None and due <= until:
+            yield due
+            due = self.schedule.next_due(due, self.anchor)
+
+
+class Scheduler:
+    """Runs the schedules of one runtime."""
+
+    def __init__(self, runtime: Runtime, ledger: Ledger, specs: list[FunctionSpec]) -> None:
+        self.runtime = runtime
+        self.ledger = ledger
+        self.entries = [Entry(spec, spec.source) for spec in specs]  # type: ignore[arg-type]
+        self._heap: list[tuple[float, int, float, Entry]] = []
+        self._seq = itertools.count()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._wake = asyncio.Event()
+        #: Seconds before the ``n``-th retry of a fire that could not be queued.
+        self.retry_delay: Callable[[int], float] = lambda n: min(2.0 ** (n - 1), MAX_BACKOFF)
+        #: Fire times minus due times of the fires so far (lateness, benchmarks).
+        self.lateness: list[float] = []
+
+    async def prepare(self, now: float) -> None:
+        """Load every schedule's state and catch up on what was missed before ``now``."""
+        for entry in self.entries:
+            schedule = entry.schedule
+            state = await self.ledger.load(schedule.arn, schedule.expression, now)
+            entry.anchor = schedule.start_at if schedule.start_at is not None else state.created
+            entry.cursor = state.last_due if state.last_due is not None else state.created
+            self._catch_up(entry, now)
+
+    def tick(self, now: float) -> float | None:
+        """Fire what is due at ``now``; the next fire time (``None``: nothing left)."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            fire_at, _, due, entry = heapq.heappop(heap)
+            if now - fire_at > LATE_LIMIT:
+                self._catch_up(entry, now)  # a clock jump or a suspended machine
+            else:
+                self._fire(entry, due)
+                self._push(entry, due)
+        return heap[0][0] if heap else None
+
+    async def settle(self) -> None:
+        """Wait for the fires started so far."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        await self.prepare(time.time())
+        task_status.started()
+        while not self._stopping:
+            now = time.time()
+            following = self.tick(now)
+            delay = MAX_SLEEP if following is None else min(MAX_SLEEP, following - now)
+            self._wake.clear()
+            with anyio.move_on_after(max(delay, 0.0)):
+                await self._wake.wait()
+        await self.settle()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    # -- due times ----------------------------------------------------------------------------
+
+    def _push(self, entry: Entry, after: float) -> None:
+        entry.cursor = after
+        due = entry.schedule.next_due(after, entry.anchor)
+        if due is not None:
+            heapq.heappush(self._heap, (entry.schedule.fire_at(due), next(self._seq), due, entry))
+
+    def _catch_up(self, entry: Entry, now: float) -> None:
+        """Apply ``catch_up`` to the due times missed up to ``now``, then wait for the next.
+
+        Due times older than ``max_event_age`` never fire, whatever the mode."""
+        schedule = entry.schedule
+        missed = list(entry.dues(max(entry.cursor, now - schedule.max_event_age), now))
+        mode = schedule.catch_up
+        fire = missed if mode == "all" else missed[-1:] if mode == "latest" else []
+        for due in fire:
+            self._fire(entry, due)
+        if len(missed) > len(fire):
+            log.warning(
+                "schedule missed due times",
+                schedule=schedule.arn,
+                catch_up=mode,
+                missed=len(missed),
+                fired=len(fire),
+            )
+            if not fire:
+                self._spawn(self.ledger.skip(schedule.arn, missed[-1], f"missed ({mode})"))
+        self._push(entry, max(entry.cursor, now))
+
+    # -- firing -------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _fire(self, entry: Entry, due: float) -> None:
+        self._spawn(self._fire_one(entry, due))
+
+    async def _fire_one(self, entry: Entry, due: float) -> None:
+        schedule = entry.schedule
+        queue = function_queue(entry.spec.name)
+        async with entry.lock:  # in order per schedule
+            payload = schedule.event(due)
+            failures = 0
+            while True:
+                try:
+                    fired = await self.ledger.fire(
+                        schedule.arn, due, queue, new_request_id(), payload
+                    )
+                except Exception as exc:  # noqa: BLE001 - Scheduler's retry policy decides
+                    failures += 1
+                    age = time.time() - due
+                    if failures > schedule.max_retries or age > schedule.max_event_age:
+                        await self._dead_letter(entry, due, payload, exc)
+                        return
+                    log.warning(
+                        "schedule fire failed, retrying",
+                        schedule=schedule.arn,
+                        error=repr(exc),
+                        attempt=failures,
+                    )
+                    await anyio.sleep(self.retry_delay(failures))
+                    continue
+                break
+            if fired:
+                self.lateness.append(time.time() - due)
+                self.runtime.metrics.add("ScheduleFires", entry.spec.name)
+                log.debug("schedule fired", schedule=schedule.arn, due=due)
+
+    async def _dead_letter(
+        self, entry: Entry, due: float, payload: bytes, error: BaseException
+    ) -> None:
+        schedule = entry.schedule
+        self.runtime.metrics.add("ScheduleDeadLetters", entry.spec.name)
+        if schedule.dead_letter is None:
+            log.error(
+                "schedule fire dropped: it could not be queued and has no dead_letter",
+                schedule=schedule.arn,
+                error=repr(error),
+                event=payload.decode(errors="replace"),
+            )
+        else:
+            try:
+                await self.runtime.send(entry.spec, schedule.dead_letter, payload, f"{due}")
+            except Exception as exc:  # noqa: BLE001 - logged whole, nothing else to do
+                log.error(
+                    "schedule dead-letter delivery failed",
+                    schedule=schedule.arn,
+                    error=repr(exc),
+                    event=payload.decode(errors="replace"),
+                )
+        with contextlib.suppress(Exception):  # the store failed: the next start tries again
+            await self.ledger.skip(schedule.arn, due, f"dead-lettered: {error!r}")

@@ -1,0 +1,1 @@
+"""Schedules: EventBridge's expressions (``cron``, ``expressions``) and the fires' ledger."""

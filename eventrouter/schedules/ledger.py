@@ -1,0 +1,136 @@
+"""The schedules' ledger: what has fired, kept where the fired events are kept.
+
+Each schedule has one row: its expression, when it was first seen (a rate's anchor), the last
+due time that fired or was skipped, and when and how. ``fire`` adds the event to the durable
+queue and moves ``last_due`` in one transaction, and only if ``last_due`` is still before the
+due time: a due time fires once, whatever restarts, clock jumps or concurrent fires do.
+
+:class:`SqliteLedger` keeps the rows in the embedded store's database (``queue.db``).
+Several hosts sharing an SQS-backed queue agree through
+:class:`~eventrouter.schedules.dynamo.DynamoLedger` instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+
+from eventrouter.store.sqlite import INSERT_EVENT
+
+if TYPE_CHECKING:
+    from eventrouter.store.sqlite import EventStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schedules (
+    arn TEXT PRIMARY KEY,
+    expression TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_due REAL,
+    last_fired_at REAL,
+    last_outcome TEXT
+)
+"""
+
+
+class ScheduleState(msgspec.Struct):
+    """A schedule as the ledger knows it."""
+
+    arn: str
+    expression: str
+    #: When the schedule was first seen (a rate's anchor when it has no ``start``).
+    created: float
+    #: The last due time that fired or was skipped (``None``: none yet).
+    last_due: float | None = None
+    last_fired_at: float | None = None
+    last_outcome: str | None = None
+
+
+class Ledger(Protocol):
+    async def load(self, arn: str, expression: str, now: float) -> ScheduleState:
+        """The schedule's state; a new (or changed) expression starts afresh at ``now``."""
+        ...
+
+    async def fire(self, arn: str, due: float, queue: str, request_id: str, payload: bytes) -> bool:
+        """Queue the event of due time ``due`` unless it (or a later one) already fired;
+        ``True`` if this call fired it."""
+        ...
+
+    async def skip(self, arn: str, due: float, outcome: str) -> None:
+        """Due times up to ``due`` will not fire (missed, dead-lettered)."""
+        ...
+
+    async def states(self) -> list[ScheduleState]: ...
+
+
+class SqliteLedger:
+    """The ledger in the embedded store's database."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self._ready = False
+
+    async def _schema(self) -> None:
+        if not self._ready:
+            await self.store.transact(lambda c: c.execute(_SCHEMA))
+            self._ready = True
+
+    async def load(self, arn: str, expression: str, now: float) -> ScheduleState:
+        await self._schema()
+
+        def op(conn: sqlite3.Connection) -> ScheduleState:
+            row = conn.execute(
+                "SELECT arn, expression, created, last_due, last_fired_at, last_outcome"
+                " FROM schedules WHERE arn = ?",
+                (arn,),
+            ).fetchone()
+            if row is not None and row[1] == expression:
+                return ScheduleState(*row)
+            conn.execute(
+                "INSERT OR REPLACE INTO schedules (arn, expression, created) VALUES (?, ?, ?)",
+                (arn, expression, now),
+            )
+            return ScheduleState(arn, expression, now)
+
+        state: ScheduleState = await self.store.transact(op)
+        return state
+
+    async def fire(self, arn: str, due: float, queue: str, request_id: str, payload: bytes) -> bool:
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            updated = conn.execute(
+                "UPDATE schedules SET last_due = ?, last_fired_at = ?, last_outcome = ?"
+                " WHERE arn = ? AND (last_due IS NULL OR last_due < ?)",
+                (due, now, f"queued {request_id}", arn, due),
+            ).rowcount
+            if updated:
+                conn.execute(INSERT_EVENT, (queue, request_id, payload, now, now))
+            return bool(updated)
+
+        fired: bool = await self.store.transact(op)
+        if fired and self.store.on_enqueued is not None:
+            self.store.on_enqueued({queue})
+        return fired
+
+    async def skip(self, arn: str, due: float, outcome: str) -> None:
+        now = time.time()
+        await self.store.transact(
+            lambda c: c.execute(
+                "UPDATE schedules SET last_due = ?, last_fired_at = ?, last_outcome = ?"
+                " WHERE arn = ? AND (last_due IS NULL OR last_due < ?)",
+                (due, now, outcome, arn, due),
+            )
+        )
+
+    async def states(self) -> list[ScheduleState]:
+        await self._schema()
+        rows = await self.store.transact(
+            lambda c: c.execute(
+                "SELECT arn, expression, created, last_due, last_fired_at, last_outcome"
+                " FROM schedules ORDER BY arn"
+            ).fetchall()
+        )
+        return [ScheduleState(*row) for row in rows]
