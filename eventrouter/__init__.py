@@ -6,8 +6,10 @@
 ... async def charge(order: dict, ctx) -> dict: ...
 """
 
+from eventrouter.bus.rules import EventBus, EventRule
 from eventrouter.context import Context
 from eventrouter.destinations import (
+    to_bus,
     to_directory,
     to_eventbridge,
     to_function,
@@ -47,6 +49,8 @@ __all__ = [
     "Context",
     "DestinationError",
     "Engine",
+    "EventBus",
+    "EventRule",
     "EventRouterError",
     "FunctionError",
     "FunctionNotFound",
@@ -71,6 +75,7 @@ __all__ = [
     "Throttled",
     "default_router",
     "on_event",
+    "to_bus",
     "to_directory",
     "to_eventbridge",
     "to_function",

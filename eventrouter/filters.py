@@ -139,6 +139,11 @@ def _compile(pattern: Any, path: str) -> Matcher:
     return match
 
 
+def compile_pattern(pattern: Any, name: str = "pattern") -> Matcher:
+    """One EventBridge pattern, compiled (``ConfigError`` naming the bad element)."""
+    return _compile(pattern, name)
+
+
 class Filters:
     """Compiled filter patterns; ``Filters(patterns).match(event)`` is true if any matches.
 

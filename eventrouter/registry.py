@@ -9,14 +9,15 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from eventrouter.bus.rules import EventBus, EventRule
 from eventrouter.config import FunctionSettings, build_settings, check_int
-from eventrouter.errors import ConfigError, FunctionNotFound
+from eventrouter.errors import ConfigError, EventRouterError, FunctionNotFound
 from eventrouter.events import HttpEvent
 from eventrouter.security.permissions import Permission, execution_role, resource_policy
 from eventrouter.security.policy import Policy
@@ -28,7 +29,7 @@ from eventrouter.sources.schedule import Schedule
 from eventrouter.sources.sqs import Sqs
 
 #: The sources a function may name (each follows :class:`eventrouter.sources.base.Source`).
-Source = Queue | Http | Kafka | Sqs | Schedule
+Source = Queue | Http | Kafka | Sqs | Schedule | EventRule
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -221,6 +222,7 @@ class Registry:
         enforce_permissions: bool = False,
         credentials: Any = None,
         lease_table: str | None = None,
+        buses: Iterable[EventBus] = (),
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
@@ -236,12 +238,27 @@ class Registry:
         #: The DynamoDB table where hosts sharing ``async_queue`` agree that each due time of
         #: a schedule fires once (conditional writes; created when missing).
         self.lease_table = lease_table
+        #: Declared event buses (a bus named by a rule, and ``default``, exist anyway).
+        self.buses = list(buses)
+        for bus in self.buses:
+            if not isinstance(bus, EventBus):
+                raise ConfigError(f"buses: {bus!r} is not an EventBus(...)")
+        #: The runtime serving this router, while one does (``put_events``).
+        self.running: Any = None
         self.functions: dict[str, FunctionSpec] = {}
         self.enforce_permissions = enforce_permissions
         self.credentials = credentials
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, functions={sorted(self.functions)})"
+
+    async def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Put events on the embedded buses of the running router, in ``PutEvents``' entry
+        shape; one ``{"EventId"}`` or ``{"ErrorCode", "ErrorMessage"}`` per entry."""
+        if self.running is None:
+            raise EventRouterError(f"router {self.name!r} is not running")
+        result: list[dict[str, str]] = await self.running.buses.put_events(entries)
+        return result
 
     def on_event(
         self, source: Source | None = None, *, name: str | None = None, **settings: Any

@@ -19,6 +19,7 @@ from eventrouter.destinations.aws import (
     to_sns,
     to_sqs,
 )
+from eventrouter.destinations.bus import ToBus, to_bus
 from eventrouter.destinations.directory import ToDirectory, to_directory
 from eventrouter.destinations.function import ToFunction, to_function
 from eventrouter.destinations.kafka import ToKafka, to_kafka
@@ -45,6 +46,7 @@ class Destination(Protocol):
 
 __all__ = [
     "Destination",
+    "ToBus",
     "ToDirectory",
     "ToEventBridge",
     "ToFunction",
@@ -53,6 +55,7 @@ __all__ = [
     "ToS3",
     "ToSns",
     "ToSqs",
+    "to_bus",
     "to_directory",
     "to_eventbridge",
     "to_function",

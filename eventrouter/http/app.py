@@ -17,7 +17,7 @@ import structlog
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.events import HttpEvent, new_request_id
-from eventrouter.http import invoke_api
+from eventrouter.http import events_api, invoke_api
 from eventrouter.http.asgi import (
     JSON,
     ClientDisconnected,
@@ -156,6 +156,11 @@ class HttpApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        if path == "/" and method == "POST":
+            target = events_api.target_of(scope)
+            if target is not None:  # EventBridge's API (AWS JSON 1.1)
+                await events_api.handle(self.running, self.enforce, target, scope, receive, send)
+                return
         table = self.static.get(path)
         params: dict[str, str] = {}
         if table is None:

@@ -17,6 +17,7 @@ import anyio.abc
 import msgspec
 import structlog
 
+from eventrouter.bus.buses import EventBuses
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from eventrouter.errors import (
     EventRouterError,
@@ -125,6 +126,7 @@ class Engine(Runtime):
         #: Told of every delivery attempt of a destination record (tests, benchmarks).
         self.delivery_listeners: list[DeliveryListener] = self.deliveries.listeners
         self.policy = AsyncPolicy(self)
+        self.buses = EventBuses(self, router)
         self._http_address = http
         self._grace = grace
         self.http_server: HttpServer | None = None
@@ -156,6 +158,7 @@ class Engine(Runtime):
                 if destination is not None:
                     destination.check(self)
         self.guard.check_startup(announce=self.consume or self._http_address is not None)
+        self.buses.check()
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
         if not structlog.is_configured():
@@ -185,6 +188,7 @@ class Engine(Runtime):
                 await self.shutdown(grace=0)
                 raise
         self.ready = True
+        self.router.running = self
         # A router that only sends (the CLI's invoke) is a client, not a service: its start
         # and stop are not news.
         announce = log.info if self.consume or self.http_server is not None else log.debug
@@ -207,6 +211,8 @@ class Engine(Runtime):
             return
         self._stopped = True
         self.ready = False
+        if self.router.running is self:
+            self.router.running = None
         if self.http_server is not None:
             self.http_server.stop()
         self.policy.stop()

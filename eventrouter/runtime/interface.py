@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from eventrouter.bus.buses import EventBuses
     from eventrouter.destinations import Destination
     from eventrouter.observability.metrics import Metrics
     from eventrouter.outcomes import Outcome
@@ -45,6 +46,8 @@ class Runtime(Protocol):
     directory_root: str | None
     #: Every source started (``/readyz``).
     ready: bool
+    #: The embedded event buses and their rules.
+    buses: EventBuses
 
     async def invoke_sync(
         self,

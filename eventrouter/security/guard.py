@@ -44,6 +44,16 @@ if TYPE_CHECKING:
 log = structlog.get_logger("eventrouter")
 
 
+def request_context(scope: Mapping[str, Any], principal: Principal) -> dict[str, str]:
+    """The condition keys of an HTTP request by ``principal``."""
+    context = {**now_context(), **principal_context(principal)}
+    client = scope.get("client")
+    if client:
+        context["aws:SourceIp"] = str(client[0])
+    context["aws:SecureTransport"] = "true" if scope.get("scheme") == "https" else "false"
+    return context
+
+
 def now_context() -> dict[str, str]:
     now = time.time()
     return {
@@ -119,11 +129,7 @@ class Guard:
         ``function`` (``False`` for a function that does not exist); :class:`AuthFailure`
         when the caller cannot be authenticated."""
         principal = self.authenticate(scope, body, auth)
-        context = {**now_context(), **principal_context(principal)}
-        client = scope.get("client")
-        if client:
-            context["aws:SourceIp"] = str(client[0])
-        context["aws:SecureTransport"] = "true" if scope.get("scheme") == "https" else "false"
+        context = request_context(scope, principal)
         if action == INVOKE_URL:
             context["lambda:FunctionUrlAuthType"] = auth
         spec = self.router.functions.get(function)
@@ -131,6 +137,22 @@ class Guard:
             return principal, False
         request = Request(action, function_arn(function), principal, context)
         return principal, decide(request, spec.resource_policy) is Decision.ALLOW
+
+    def authorize_resource(
+        self,
+        scope: Mapping[str, Any],
+        body: bytes,
+        action: str,
+        resources: list[tuple[str, Policy | None]],
+    ) -> tuple[Principal, str | None]:
+        """A SigV4-signed request to ``action`` each ``(arn, resource policy)`` (an event
+        bus's ``PutEvents``): the caller, and the first ARN refused (``None``: all allowed)."""
+        principal = self.authenticate(scope, body, "AWS_IAM")
+        context = request_context(scope, principal)
+        for arn, policy in resources:
+            if decide(Request(action, arn, principal, context), policy) is not Decision.ALLOW:
+                return principal, arn
+        return principal, None
 
     # -- what a function does ----------------------------------------------------------------
 
