@@ -1,4 +1,4 @@
-"""``python -m eventrouter run | invoke | routes | schedules``."""
+"""``python -m eventrouter run | invoke | routes | schedules | replay``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 import msgspec
@@ -17,9 +18,11 @@ from eventrouter.loader import load_router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.router import FunctionSpec, Router
 from eventrouter.runtime.engine import DEFAULT_GRACE, Engine
+from eventrouter.schedules.expressions import to_instant
 from eventrouter.schedules.report import schedules_report
 
 log = structlog.get_logger("eventrouter")
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
         "target", nargs="?", help="module:router (default: the handlers package)"
     )
     common(schedules)
+
+    replay = sub.add_parser(
+        "replay", help="put a bus's archived events again, with replay-name set"
+    )
+    replay.add_argument("target", nargs="?", help="module:router (default: the handlers package)")
+    replay.add_argument("--bus", required=True, help="the archived event bus")
+    replay.add_argument(
+        "--from", dest="start", required=True, help="ISO 8601 time or epoch seconds"
+    )
+    replay.add_argument("--to", dest="end", required=True, help="ISO 8601 time or epoch seconds")
+    replay.add_argument("--rule", help="replay to this rule only")
+    replay.add_argument("--name", help="the replay-name events carry (default replay-<time>)")
+    common(replay)
     return parser
 
 
@@ -118,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return anyio.run(_serve, router, args, backend_options=_loop_options())
         if args.command == "schedules":
             return anyio.run(_schedules, router, args)
+        if args.command == "replay":
+            return anyio.run(_replay, router, args)
         return anyio.run(_invoke, router, args)
     except (EventRouterError, OSError) as exc:
         flush_logs()
@@ -173,6 +191,18 @@ async def _schedules(router: Router, args: argparse.Namespace) -> int:
     async with Engine(router, state_dir=args.state_dir, consume=False) as engine:
         states = await (await engine.schedule_ledger()).states()
     print(schedules_report(router, states, time.time()))
+    return 0
+
+
+async def _replay(router: Router, args: argparse.Namespace) -> int:
+    start = to_instant(args.start, UTC_ZONE, "--from")
+    end = to_instant(args.end, UTC_ZONE, "--to")
+    name = args.name or f"replay-{int(time.time())}"
+    async with Engine(router, state_dir=args.state_dir, consume=False) as engine:
+        events, invocations = await engine.buses.replay(
+            args.bus, start, end, rule=args.rule, name=name
+        )
+    print(f"{name}: {events} events replayed, {invocations} invocations queued")
     return 0
 
 

@@ -126,6 +126,8 @@ def to_instant(value: object, tz: ZoneInfo, field: str) -> float:
     epoch seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, str) and value.replace(".", "", 1).isdigit():
+        return float(value)
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
