@@ -19,6 +19,7 @@ from typing import Any
 from benchmarks import (
     async_throughput,
     environments,
+    events,
     http_throughput,
     invoke_overhead,
     kafka_throughput,
@@ -38,6 +39,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "sqs_throughput": sqs_throughput,
     "scaling": scaling,
     "timeouts": timeouts,
+    "events": events,
 }
 HEADER = [
     "| figure | measured: median [min-max] | baseline (same run) | ratio | target | met |",
@@ -336,6 +338,86 @@ def timeout_rows(t: dict[str, Any]) -> list[str]:
     ]
 
 
+def events_rows(v: dict[str, Any]) -> list[str]:
+    p = v["in_process"]
+    base = f"invoke_async {p['invoke_async']['median']:,.0f}/s"
+    rows = [
+        _row(
+            f"event bus end to end, router.put_events, events/s ({v['events']:,})",
+            _range(p["put_events"], ",.0f"),
+            base,
+            f"{v['put_events_vs_invoke_async']:.2f}x",
+        ),
+        _row(
+            "event bus end to end, ctx.send(to_bus) from a function, events/s",
+            _range(p["ctx_send"], ",.0f"),
+            base,
+            f"{v['ctx_send_vs_invoke_async']:.2f}x",
+        ),
+    ]
+    h = v["http"]
+    if "skipped" in h:
+        rows.append(_row("PutEvents over HTTP", f"skipped: {h['skipped']}"))
+    else:
+        put, inv = h["put_events"], h["invoke_event"]
+        rows += [
+            _row(
+                "PutEvents over HTTP (1 entry), req/s, 16 conn.",
+                _range(put["rps"], ",.0f"),
+                f"Invoke API Event {inv['rps']['median']:,.0f}/s",
+                f"{h['put_vs_invoke_rps']:.2f}x",
+            ),
+            _row(
+                "... end to end until the queue is empty, events/s",
+                _range(put["end_to_end"], ",.0f"),
+                f"Invoke API Event {inv['end_to_end']['median']:,.0f}/s",
+                f"{h['put_vs_invoke_end_to_end']:.2f}x",
+            ),
+        ]
+    m = v["matching"]
+    ten = m["by_rules"]["10"]["indexed_us"]["median"]
+    for count, row in m["by_rules"].items():
+        top = count == "10000"
+        rows.append(
+            _row(
+                f"rule matching, {int(count):,} rules, µs/event (scan of all: "
+                f"{row['scan_us']['median']:.1f})",
+                _range(row["indexed_us"], ".2f"),
+                f"10 rules {ten:.2f} µs",
+                f"{row['indexed_us']['median'] / ten:.2f}x",
+                f"<= {m['goal']}x" if top else "",
+                m["met"] if top else None,
+            )
+        )
+    s = v["schedules"]
+    ours, peer = s["eventrouter"], s["apscheduler"]
+    rows += [
+        _row(
+            f"{s['count']:,} schedules firing at once: lateness p50 / p99 / max, ms",
+            f"{ours['p50_ms']:.0f} / {ours['p99_ms']:.0f} / {ours['max_ms']:.0f} "
+            f"({ours['fires']:,} fires, durable)",
+            f"APScheduler {peer['p50_ms']:.0f} / {peer['p99_ms']:.0f} / {peer['max_ms']:.0f} "
+            f"({peer['fires']:,} run, {peer['missed']:,} missed, in memory)",
+        ),
+        _row(
+            "memory per schedule, KB",
+            f"{ours['kb_per_schedule']:.2f}",
+            f"APScheduler job {peer['kb_per_schedule']:.2f} KB",
+        ),
+    ]
+    u = v["under_load"]
+    rows.append(
+        _row(
+            f"rate(1 second) lateness while a {u['backlog']:,}-event backlog drains: "
+            "fired; invoked p50 / max, ms",
+            f"{u['fired']['p50_ms']:.1f} / {u['fired']['max_ms']:.1f}; "
+            f"{u['invoked']['p50_ms']:.1f} / {u['invoked']['max_ms']:.1f}",
+            f"backlog {u['backlog_at_start']:,} -> {u['backlog_left']:,}",
+        )
+    )
+    return rows
+
+
 def summary_rows(results: dict[str, Any]) -> list[str]:
     rows = list(HEADER)
     builders = (
@@ -346,6 +428,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
         (("sqs_throughput",), sqs_rows),
         (("scaling",), scaling_rows),
         (("timeouts",), timeout_rows),
+        (("events",), events_rows),
     )
     for names, build in builders:
         if all(name in results for name in names):

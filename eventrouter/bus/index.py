@@ -72,17 +72,21 @@ class RuleIndex(Generic[T]):
         return len(self.items)
 
     def match(self, event: dict[str, Any]) -> list[T]:
-        candidates: set[int] = set(self.scan)
+        found: list[int] = list(self.scan)
+        lists = 1 if found else 0
         for path, table in self.tables.items():
             value = _get(event, path)
             if value is _MISSING:
                 continue
             for v in value if isinstance(value, list) else (value,):
                 try:
-                    found = table.get(v)
+                    hits = table.get(v)
                 except TypeError:  # an unhashable value (an object) equals no plain value
                     continue
-                if found:
-                    candidates.update(found)
-        matchers = self.matchers
-        return [self.items[i] for i in sorted(candidates) if matchers[i](event)]
+                if hits:
+                    found.extend(hits)
+                    lists += 1
+        if lists > 1:  # several look-ups: in registration order, each rule once
+            found = sorted(set(found))
+        matchers, items = self.matchers, self.items
+        return [items[i] for i in found if matchers[i](event)]

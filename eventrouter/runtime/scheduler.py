@@ -3,7 +3,9 @@
 Due times come from persisted state (the ledger's ``created`` and ``last_due``), never from
 "now + period", so a restart neither drifts nor fires twice. One task keeps every schedule in
 a heap ordered by fire time and sleeps until the first (at most :data:`MAX_SLEEP`, so a jump
-of the wall clock is noticed). Each fire runs in a task of its own, in order per schedule.
+of the wall clock is noticed). Fires due together are written together: one writer hands
+every pending fire to the ledger in one call (one transaction with the embedded store), in
+order.
 
 Missed times are the due times that passed while the router was not running, or by more
 than :data:`LATE_LIMIT` while it was (a suspended machine, a clock jumping forward); the
@@ -51,7 +53,7 @@ MAX_BACKOFF = 60.0
 class Entry:
     """One schedule at run time."""
 
-    __slots__ = ("anchor", "cursor", "lock", "schedule", "spec")
+    __slots__ = ("anchor", "cursor", "queue", "schedule", "spec")
 
     def __init__(self, spec: FunctionSpec, schedule: Schedule) -> None:
         self.spec = spec
@@ -60,7 +62,7 @@ class Entry:
         self.anchor = 0.0
         #: The last due time fired, skipped or handed to a fire task.
         self.cursor = 0.0
-        self.lock = asyncio.Lock()
+        self.queue = function_queue(spec.name)
 
     def dues(self, after: float, until: float) -> Iterator[float]:
         """Due times in ``(after, until]``."""
@@ -68,6 +70,28 @@ class Entry:
         while due is not None and due <= until:
             yield due
             due = self.schedule.next_due(due, self.anchor)
+
+
+class Fire:
+    """One due time of one schedule, on its way to the ledger."""
+
+    __slots__ = ("due", "entry", "failures", "payload", "request_id")
+
+    def __init__(self, entry: Entry, due: float) -> None:
+        self.entry = entry
+        self.due = due
+        self.payload = entry.schedule.event(due)
+        self.request_id = new_request_id()
+        self.failures = 0
+
+    def row(self) -> tuple[str, float, str, str, bytes]:
+        return (
+            self.entry.schedule.arn,
+            self.due,
+            self.entry.queue,
+            self.request_id,
+            self.payload,
+        )
 
 
 class Scheduler:
@@ -80,6 +104,8 @@ class Scheduler:
         self._heap: list[tuple[float, int, float, Entry]] = []
         self._seq = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[Fire] = []
+        self._writing = False
         self._stopping = False
         self._wake = asyncio.Event()
         #: Seconds before the ``n``-th retry of a fire that could not be queued.
@@ -169,38 +195,47 @@ class Scheduler:
         task.add_done_callback(self._tasks.discard)
 
     def _fire(self, entry: Entry, due: float) -> None:
-        self._spawn(self._fire_one(entry, due))
+        self._pending.append(Fire(entry, due))
+        if not self._writing:
+            self._writing = True
+            self._spawn(self._write())
 
-    async def _fire_one(self, entry: Entry, due: float) -> None:
-        schedule = entry.schedule
-        queue = function_queue(entry.spec.name)
-        async with entry.lock:  # in order per schedule
-            payload = schedule.event(due)
-            failures = 0
-            while True:
+    async def _write(self) -> None:
+        """Write pending fires, all of them in one ledger call, until none are left.
+
+        One writer keeps every schedule's fires in order; a batch the ledger refuses is
+        retried (Scheduler's policy, per fire) ahead of anything newer."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
                 try:
-                    fired = await self.ledger.fire(
-                        schedule.arn, due, queue, new_request_id(), payload
-                    )
+                    fired = await self.ledger.fire_many([f.row() for f in batch])
                 except Exception as exc:  # noqa: BLE001 - Scheduler's retry policy decides
-                    failures += 1
-                    age = time.time() - due
-                    if failures > schedule.max_retries or age > schedule.max_event_age:
-                        await self._dead_letter(entry, due, payload, exc)
-                        return
-                    log.warning(
-                        "schedule fire failed, retrying",
-                        schedule=schedule.arn,
-                        error=repr(exc),
-                        attempt=failures,
-                    )
-                    await anyio.sleep(self.retry_delay(failures))
+                    await self._retry(batch, exc)
                     continue
-                break
-            if fired:
-                self.lateness.append(time.time() - due)
-                self.runtime.metrics.add("ScheduleFires", entry.spec.name)
-                log.debug("schedule fired", schedule=schedule.arn, due=due)
+                now = time.time()
+                metrics = self.runtime.metrics
+                for fire, done in zip(batch, fired, strict=True):
+                    if done:
+                        self.lateness.append(now - fire.due)
+                        metrics.add("ScheduleFires", fire.entry.spec.name)
+        finally:
+            self._writing = False
+
+    async def _retry(self, batch: list[Fire], error: Exception) -> None:
+        keep: list[Fire] = []
+        now = time.time()
+        for fire in batch:
+            fire.failures += 1
+            schedule = fire.entry.schedule
+            if fire.failures > schedule.max_retries or now - fire.due > schedule.max_event_age:
+                await self._dead_letter(fire.entry, fire.due, fire.payload, error)
+            else:
+                keep.append(fire)
+        if keep:
+            log.warning("schedule fires failed, retrying", fires=len(keep), error=repr(error))
+            await anyio.sleep(self.retry_delay(min(f.failures for f in keep)))
+            self._pending[:0] = keep
 
     async def _dead_letter(
         self, entry: Entry, due: float, payload: bytes, error: BaseException

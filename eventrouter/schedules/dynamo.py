@@ -23,10 +23,11 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import structlog
 
 from eventrouter.errors import ConfigError
-from eventrouter.schedules.ledger import ScheduleState
+from eventrouter.schedules.ledger import FireRow, ScheduleState
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -115,6 +116,22 @@ class DynamoLedger:
         item = await self._get(arn)
         assert item is not None
         return _state(item)
+
+    async def fire_many(self, fires: list[FireRow]) -> list[bool]:
+        """Each schedule's fires in order; different schedules concurrently."""
+        by_arn: dict[str, list[int]] = {}
+        for i, row in enumerate(fires):
+            by_arn.setdefault(row[0], []).append(i)
+        out = [False] * len(fires)
+
+        async def one_schedule(indexes: list[int]) -> None:
+            for i in indexes:
+                out[i] = await self.fire(*fires[i])
+
+        async with anyio.create_task_group() as tg:
+            for indexes in by_arn.values():
+                tg.start_soon(one_schedule, indexes)
+        return out
 
     async def fire(self, arn: str, due: float, queue: str, request_id: str, payload: bytes) -> bool:
         now = time.time()

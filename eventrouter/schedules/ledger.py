@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS schedules (
 """
 
 
+#: One fire for the ledger: (schedule ARN, due time, queue, request id, event).
+FireRow = tuple[str, float, str, str, bytes]
+
+
 class ScheduleState(msgspec.Struct):
     """A schedule as the ledger knows it."""
 
@@ -53,9 +57,10 @@ class Ledger(Protocol):
         """The schedule's state; a new (or changed) expression starts afresh at ``now``."""
         ...
 
-    async def fire(self, arn: str, due: float, queue: str, request_id: str, payload: bytes) -> bool:
-        """Queue the event of due time ``due`` unless it (or a later one) already fired;
-        ``True`` if this call fired it."""
+    async def fire_many(self, fires: list[FireRow]) -> list[bool]:
+        """For each ``(arn, due, queue, request_id, payload)``, in order: queue the event of
+        due time ``due`` unless it (or a later one) already fired; ``True`` where this call
+        fired it."""
         ...
 
     async def skip(self, arn: str, due: float, outcome: str) -> None:
@@ -97,22 +102,25 @@ class SqliteLedger:
         state: ScheduleState = await self.store.transact(op)
         return state
 
-    async def fire(self, arn: str, due: float, queue: str, request_id: str, payload: bytes) -> bool:
+    async def fire_many(self, fires: list[FireRow]) -> list[bool]:
         now = time.time()
 
-        def op(conn: sqlite3.Connection) -> bool:
-            updated = conn.execute(
-                "UPDATE schedules SET last_due = ?, last_fired_at = ?, last_outcome = ?"
-                " WHERE arn = ? AND (last_due IS NULL OR last_due < ?)",
-                (due, now, f"queued {request_id}", arn, due),
-            ).rowcount
-            if updated:
-                conn.execute(INSERT_EVENT, (queue, request_id, payload, now, now))
-            return bool(updated)
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            out = []
+            for arn, due, queue, request_id, payload in fires:
+                updated = conn.execute(
+                    "UPDATE schedules SET last_due = ?, last_fired_at = ?, last_outcome = ?"
+                    " WHERE arn = ? AND (last_due IS NULL OR last_due < ?)",
+                    (due, now, f"queued {request_id}", arn, due),
+                ).rowcount
+                if updated:
+                    conn.execute(INSERT_EVENT, (queue, request_id, payload, now, now))
+                out.append(bool(updated))
+            return out
 
-        fired: bool = await self.store.transact(op)
-        if fired and self.store.on_enqueued is not None:
-            self.store.on_enqueued({queue})
+        fired: list[bool] = await self.store.transact(op)
+        if any(fired) and self.store.on_enqueued is not None:
+            self.store.on_enqueued({row[2] for row, done in zip(fires, fired, strict=True) if done})
         return fired
 
     async def skip(self, arn: str, due: float, outcome: str) -> None:

@@ -175,11 +175,11 @@ class FailingLedger(SqliteLedger):
         super().__init__(store)
         self.failures = failures
 
-    async def fire(self, *args: Any) -> bool:
+    async def fire_many(self, *args: Any) -> list[bool]:
         if self.failures:
             self.failures -= 1
             raise OSError("disk full")
-        return await super().fire(*args)
+        return await super().fire_many(*args)
 
 
 async def test_retry_policy_then_dead_letter(store: EventStore) -> None:
