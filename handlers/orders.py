@@ -2,9 +2,21 @@
 
 from typing import Any
 
-from eventrouter import Context, Http, Queue, on_event, to_directory, to_function, to_queue
+from eventrouter import (
+    Context,
+    Http,
+    Queue,
+    on_event,
+    to_bus,
+    to_directory,
+    to_function,
+    to_queue,
+)
 from handlers import store
 from handlers.models import Order, Receipt
+
+#: Where placed orders are announced (handlers/reports.py listens).
+ORDER_PLACED = to_bus("orders", source="shop", detail_type="order.placed")
 
 
 @on_event(None, timeout=1.0)
@@ -20,6 +32,7 @@ async def place_order(order: Order, ctx: Context) -> Receipt:
     receipt = Receipt(order_id=order.order_id, email=order.email, total=total)
     await store.place(order.order_id, order.email, total)
     await ctx.invoke_async("send_receipt", receipt)
+    await ctx.send(ORDER_PLACED, receipt)
     ctx.log.info("order placed", order_id=order.order_id, total=total)
     return receipt
 

@@ -50,6 +50,9 @@ async def test_demo_application(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "email": "ann@example.com",
         "items": [{"sku": "tea", "quantity": 2, "unit_price": 3.5}],
     }
+    from handlers import reports
+
+    reports._placed.clear()  # the demo's counter lives in its module, shared by tests
     async with run_router(router) as app:
         receipt = await app.invoke("place_order", order)
         assert receipt == {"order_id": "o-1", "email": "ann@example.com", "total": 7.0}
@@ -76,6 +79,12 @@ async def test_demo_application(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         )
         assert (await status("o-2"))[1]["status"] == "receipt failed"
         assert (await status("nope"))[0] == 404
+        # Each order went over the "orders" bus to count_order; the hourly report sums them.
+        await app.drain()
+        assert app.engine.metrics.get("MatchedEvents", "count_order") == 2
+        event = {"time": "2026-12-03T12:00:00Z", "detail-type": "Scheduled Event"}
+        report = await app.invoke("hourly_report", event)
+        assert report == {"hour": "2026-12-03T12:00:00Z", "orders": 2, "sales": 14.0}
         # Relative to_directory paths write under the test's temporary folder, not the project.
         assert len(os.listdir(app.directory("out/shipped"))) == 1
         assert len(os.listdir(app.directory("out/audit"))) == 1
