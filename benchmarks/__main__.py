@@ -393,7 +393,8 @@ def events_rows(v: dict[str, Any]) -> list[str]:
     ours, peer = s["eventrouter"], s["apscheduler"]
     rows += [
         _row(
-            f"{s['count']:,} schedules firing at once: lateness p50 / p99 / max, ms",
+            f"{s['count']:,} schedules firing at once (every {s['period_s']} s): "
+            "lateness p50 / p99 / max, ms",
             f"{ours['p50_ms']:.0f} / {ours['p99_ms']:.0f} / {ours['max_ms']:.0f} "
             f"({ours['fires']:,} fires, durable)",
             f"APScheduler {peer['p50_ms']:.0f} / {peer['p99_ms']:.0f} / {peer['max_ms']:.0f} "

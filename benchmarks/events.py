@@ -225,7 +225,7 @@ def matching(quick: bool) -> dict[str, Any]:
                 "detail-type": f"type{rng.randrange(7)}",
                 "detail": {"total": rng.randint(0, 100)},
             }
-            for _ in range(1000)
+            for _ in range(50 if quick else 1000)
         ]
         loops = 1 if quick else 5
 
@@ -253,11 +253,12 @@ def matching(quick: bool) -> dict[str, Any]:
 # -- (d) 10,000 schedules ---------------------------------------------------------------------
 
 
-async def many_schedules(count: int, folder: Path, seconds: float) -> dict[str, Any]:
+async def many_schedules(count: int, period: int, folder: Path, seconds: float) -> dict[str, Any]:
     tracemalloc.start()
     router = Router("bench")
     for i in range(count):
-        router.on_event(Schedule("rate(5 seconds)"), name=f"s{i}")(_noop)
+        expression = f"rate({period} second{'s' if period > 1 else ''})"
+        router.on_event(Schedule(expression), name=f"s{i}")(_noop)
     async with run_router(router, state_dir=folder) as app:
         memory_kb = tracemalloc.get_traced_memory()[0] / 1024 / count
         tracemalloc.stop()
@@ -281,7 +282,7 @@ def _lateness(values: list[float]) -> dict[str, float]:
     }
 
 
-async def apscheduler_peer(count: int, seconds: float) -> dict[str, Any]:
+async def apscheduler_peer(count: int, period: int, seconds: float) -> dict[str, Any]:
     from apscheduler.events import EVENT_JOB_MISSED  # type: ignore[import-untyped]
     from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
@@ -291,7 +292,7 @@ async def apscheduler_peer(count: int, seconds: float) -> dict[str, Any]:
     t0 = time.time()
 
     async def job() -> None:
-        lateness.append((time.time() - t0) % 5)
+        lateness.append((time.time() - t0) % period)
 
     def on_missed(event: Any) -> None:
         nonlocal missed
@@ -299,9 +300,9 @@ async def apscheduler_peer(count: int, seconds: float) -> dict[str, Any]:
 
     scheduler = AsyncIOScheduler()
     scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
-    start = datetime.fromtimestamp(t0 + 5)
+    start = datetime.fromtimestamp(t0 + period)
     for _ in range(count):
-        scheduler.add_job(job, "interval", seconds=5, next_run_time=start)
+        scheduler.add_job(job, "interval", seconds=period, next_run_time=start)
     scheduler.start()
     memory_kb = tracemalloc.get_traced_memory()[0] / 1024 / count
     tracemalloc.stop()
@@ -363,16 +364,16 @@ def run(quick: bool = False) -> dict[str, Any]:
                 with tempfile.TemporaryDirectory() as state:
                     rates[kind].append(anyio.run(end_to_end, kind, n, Path(state)))
         count = 300 if quick else 10_000
-        seconds = 6.0 if quick else 11.0
-        progress(f"{count:,} schedules, rate(5 seconds), {seconds:.0f} s: eventrouter")
+        period, seconds = (1, 1.5) if quick else (5, 11.0)
+        progress(f"{count:,} schedules, every {period} s, for {seconds:.0f} s: eventrouter")
         with tempfile.TemporaryDirectory() as state:
-            ours = anyio.run(many_schedules, count, Path(state), seconds)
-        progress(f"{count:,} interval jobs, 5 s, {seconds:.0f} s: APScheduler")
-        peer = anyio.run(apscheduler_peer, count, seconds)
+            ours = anyio.run(many_schedules, count, period, Path(state), seconds)
+        progress(f"{count:,} interval jobs, every {period} s, for {seconds:.0f} s: APScheduler")
+        peer = anyio.run(apscheduler_peer, count, period, seconds)
         backlog = 1_000 if quick else 20_000
         progress(f"one schedule's lateness while a {backlog:,}-event backlog drains")
         with tempfile.TemporaryDirectory() as state:
-            loaded = anyio.run(under_load, backlog, Path(state), 3.0 if quick else 8.0)
+            loaded = anyio.run(under_load, backlog, Path(state), 1.5 if quick else 8.0)
     stats = {k: summarize(v) for k, v in rates.items()}
     base = stats["invoke_async"]["median"]
     return {
@@ -382,6 +383,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         "ctx_send_vs_invoke_async": stats["ctx_send"]["median"] / base,
         "http": over_http(quick),
         "matching": matching(quick),
-        "schedules": {"count": count, "eventrouter": ours, "apscheduler": peer},
+        "schedules": {"count": count, "period_s": period, "eventrouter": ours, "apscheduler": peer},
         "under_load": loaded,
     }
