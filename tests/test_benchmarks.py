@@ -29,6 +29,13 @@ EXPECTED_ROWS = (
     "async latency at 90% of peak",
     "overrunning invocations",  # 7. timeouts and concurrency under load
     "reserved concurrency under that load",
+    "event bus end to end, router.put_events",  # 8. schedules and event buses
+    "event bus end to end, ctx.send(to_bus)",
+    "PutEvents over HTTP",
+    "rule matching, 10,000 rules",
+    "schedules firing at once",
+    "memory per schedule",
+    "rate(1 second) lateness while",
 )
 
 
@@ -55,7 +62,7 @@ def test_quick_benchmarks_run_every_scenario(tmp_path: Path) -> None:
         )
     ]
     assert not missing, f"scenarios without their row: {missing}\n{done.stdout}"
-    assert "scenario 8/8: timeouts done" in done.stderr  # progress is shown
+    assert "scenario 9/9: events done" in done.stderr  # progress is shown
     results = json.loads((tmp_path / "latest.json").read_text())
     assert results["environment"]["cpus"] >= 1 and results["environment"]["packages"]["msgspec"]
     written = (tmp_path / "summary.md").read_text().splitlines()

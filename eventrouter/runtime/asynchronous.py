@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -101,6 +102,9 @@ class AsyncPolicy:
             for q in queues:
                 self.by_queue[q] = consumer
         self.in_flight = 0
+        #: Told (function, request id, condition) of every event's final outcome (the
+        #: scheduler records its fires' outcomes).
+        self.final_listeners: list[Callable[[str, str, str], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._poll_interval = POLL_INTERVAL
@@ -324,6 +328,8 @@ class AsyncPolicy:
         self, state: FunctionState, ev: StoredEvent, condition: Condition, outcome: Outcome | None
     ) -> None:
         spec = state.spec
+        for listener in self.final_listeners:
+            listener(spec.name, ev.request_id, condition)
         success = condition == "Success"
         kind = "on_success" if success else "on_failure"
         destination = spec.settings.on_success if success else spec.settings.on_failure

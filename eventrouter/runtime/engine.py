@@ -259,6 +259,7 @@ class Engine(Runtime):
         if not specs:
             return
         self.scheduler = Scheduler(self, await self.schedule_ledger(), specs)
+        self.policy.final_listeners.append(self.scheduler.on_final)
         await task_group.start(self.scheduler.run)
 
     async def schedule_ledger(self) -> Ledger:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,7 @@ class Scheduler:
         self.runtime = runtime
         self.ledger = ledger
         self.entries = [Entry(spec, spec.source) for spec in specs]  # type: ignore[arg-type]
+        self._by_function = {entry.spec.name: entry for entry in self.entries}
         self._heap: list[tuple[float, int, float, Entry]] = []
         self._seq = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,7 +119,9 @@ class Scheduler:
         """Load every schedule's state and catch up on what was missed before ``now``."""
         for entry in self.entries:
             schedule = entry.schedule
-            state = await self.ledger.load(schedule.arn, schedule.expression, now)
+            # A new schedule starts on a whole second: a rate's fires then carry the time
+            # their events show (EventBridge's ``time`` has whole seconds).
+            state = await self.ledger.load(schedule.arn, schedule.expression, float(math.ceil(now)))
             entry.anchor = schedule.start_at if schedule.start_at is not None else state.created
             entry.cursor = state.last_due if state.last_due is not None else state.created
             self._catch_up(entry, now)
@@ -152,6 +156,12 @@ class Scheduler:
             with anyio.move_on_after(max(delay, 0.0)):
                 await self._wake.wait()
         await self.settle()
+
+    def on_final(self, function: str, request_id: str, condition: str) -> None:
+        """An asynchronous event ended: if a schedule fired it, its ledger row says how."""
+        entry = self._by_function.get(function)
+        if entry is not None:
+            self._spawn(self.ledger.record_outcome(entry.schedule.arn, request_id, condition))
 
     def stop(self) -> None:
         self._stopping = True

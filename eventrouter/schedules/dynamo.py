@@ -180,6 +180,19 @@ class DynamoLedger:
                 },
             )
 
+    async def record_outcome(self, arn: str, request_id: str, condition: str) -> None:
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            await self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": arn}},
+                UpdateExpression="SET last_outcome = :o",
+                ConditionExpression="last_outcome = :q",
+                ExpressionAttributeValues={
+                    ":o": {"S": f"{condition} {request_id}"},
+                    ":q": {"S": f"queued {request_id}"},
+                },
+            )
+
     async def states(self) -> list[ScheduleState]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.table}

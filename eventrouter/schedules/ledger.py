@@ -67,6 +67,10 @@ class Ledger(Protocol):
         """Due times up to ``due`` will not fire (missed, dead-lettered)."""
         ...
 
+    async def record_outcome(self, arn: str, request_id: str, condition: str) -> None:
+        """The last fire's invocation ended with ``condition`` (if it still is the last)."""
+        ...
+
     async def states(self) -> list[ScheduleState]: ...
 
 
@@ -130,6 +134,14 @@ class SqliteLedger:
                 "UPDATE schedules SET last_due = ?, last_fired_at = ?, last_outcome = ?"
                 " WHERE arn = ? AND (last_due IS NULL OR last_due < ?)",
                 (due, now, outcome, arn, due),
+            )
+        )
+
+    async def record_outcome(self, arn: str, request_id: str, condition: str) -> None:
+        await self.store.transact(
+            lambda c: c.execute(
+                "UPDATE schedules SET last_outcome = ? WHERE arn = ? AND last_outcome = ?",
+                (f"{condition} {request_id}", arn, f"queued {request_id}"),
             )
         )
 

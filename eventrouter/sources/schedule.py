@@ -151,7 +151,7 @@ class Schedule(msgspec.Struct, frozen=True, dict=True):
         host and after every restart."""
         if not self.flexible_window:
             return due
-        digest = hashlib.blake2b(f"{self.arn}@{due}".encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(f"{self.arn}@{due:.3f}".encode(), digest_size=8).digest()
         return due + int.from_bytes(digest) % (self.flexible_window * 1000) / 1000
 
     def event(self, due: float) -> bytes:
@@ -162,7 +162,7 @@ class Schedule(msgspec.Struct, frozen=True, dict=True):
         return msgspec.json.encode(
             {
                 "version": "0",
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.arn}@{due}")),
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.arn}@{due:.3f}")),
                 "detail-type": "Scheduled Event",
                 "source": "aws.events",
                 "account": ACCOUNT,

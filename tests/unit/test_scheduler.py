@@ -221,3 +221,20 @@ async def test_many_schedules_fire_concurrently_in_group_commits(store: EventSto
     s.tick(T0 + 60)
     await asyncio.wait_for(s.settle(), 10)
     assert await store.count() == 300
+
+
+async def test_the_ledger_keeps_the_last_fires_outcome(store: EventStore) -> None:
+    s = make(store, Schedule("rate(1 minute)"))
+    await s.prepare(T0)
+    await run_until(s, T0, T0 + 120)
+    (first, second) = await store.pop("fn:job", 10)
+    s.on_final("job", first.request_id, "Success")  # an older fire: not the last word
+    s.on_final("other", second.request_id, "Success")  # not a scheduled function
+    await s.settle()
+    (state,) = await SqliteLedger(store).states()
+    assert state.last_outcome == f"queued {second.request_id}"
+    s.on_final("job", second.request_id, "RetriesExhausted")
+    await s.settle()
+    (state,) = await SqliteLedger(store).states()
+    assert state.last_outcome == f"RetriesExhausted {second.request_id}"
+    assert state.last_due == T0 + 120
