@@ -20,6 +20,7 @@ again with a backoff of 1 s doubling to 60 s, ``max_retries`` times while younge
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -38,7 +39,7 @@ from eventrouter.runtime.asynchronous import function_queue
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec
     from eventrouter.runtime.interface import Runtime
-    from eventrouter.schedules.ledger import Ledger
+    from eventrouter.schedules.ledger import FireRow, Ledger
     from eventrouter.sources.schedule import Schedule
 
 log = structlog.get_logger("eventrouter.schedules")
@@ -49,6 +50,8 @@ LATE_LIMIT = 60.0
 MAX_SLEEP = 1.0
 #: Scheduler's backoff when a fire cannot be queued: 1 s doubling to this.
 MAX_BACKOFF = 60.0
+#: Lateness figures kept (the latest ones).
+LATENESS_KEPT = 100_000
 
 
 class Entry:
@@ -61,7 +64,7 @@ class Entry:
         self.schedule = schedule
         #: A rate's anchor: ``start``, else when the schedule was first seen.
         self.anchor = 0.0
-        #: The last due time fired, skipped or handed to a fire task.
+        #: The last due time fired, skipped or handed to the writer.
         self.cursor = 0.0
         self.queue = function_queue(spec.name)
 
@@ -85,7 +88,7 @@ class Fire:
         self.request_id = new_request_id()
         self.failures = 0
 
-    def row(self) -> tuple[str, float, str, str, bytes]:
+    def row(self) -> FireRow:
         return (
             self.entry.schedule.arn,
             self.due,
@@ -112,17 +115,20 @@ class Scheduler:
         self._wake = asyncio.Event()
         #: Seconds before the ``n``-th retry of a fire that could not be queued.
         self.retry_delay: Callable[[int], float] = lambda n: min(2.0 ** (n - 1), MAX_BACKOFF)
-        #: Fire times minus due times of the fires so far (lateness, benchmarks).
-        self.lateness: list[float] = []
+        #: Fire times minus due times of the latest fires (lateness, benchmarks): bounded,
+        #: a router may run for months.
+        self.lateness: collections.deque[float] = collections.deque(maxlen=LATENESS_KEPT)
 
     async def prepare(self, now: float) -> None:
         """Load every schedule's state and catch up on what was missed before ``now``."""
-        for entry in self.entries:
-            schedule = entry.schedule
-            # A new schedule starts on a whole second: a rate's fires then carry the time
-            # their events show (EventBridge's ``time`` has whole seconds).
-            state = await self.ledger.load(schedule.arn, schedule.expression, float(math.ceil(now)))
-            entry.anchor = schedule.start_at if schedule.start_at is not None else state.created
+        # One call for every schedule (one transaction with the embedded store). A new
+        # schedule starts on a whole second: a rate's fires then carry the time their events
+        # show (EventBridge's ``time`` has whole seconds).
+        states = await self.ledger.load_many(
+            [(e.schedule.arn, e.schedule.expression) for e in self.entries], float(math.ceil(now))
+        )
+        for entry, state in zip(self.entries, states, strict=True):
+            entry.anchor = entry.schedule.anchor(state.created)
             entry.cursor = state.last_due if state.last_due is not None else state.created
             self._catch_up(entry, now)
 

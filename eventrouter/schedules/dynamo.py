@@ -100,7 +100,10 @@ class DynamoLedger:
         item: dict[str, Any] | None = answer.get("Item")
         return item
 
-    async def load(self, arn: str, expression: str, now: float) -> ScheduleState:
+    async def load_many(self, schedules: list[tuple[str, str]], now: float) -> list[ScheduleState]:
+        return [await self._load(arn, expression, now) for arn, expression in schedules]
+
+    async def _load(self, arn: str, expression: str, now: float) -> ScheduleState:
         item = await self._get(arn)
         if item is not None and item.get("expression", {}).get("S") == expression:
             return _state(item)

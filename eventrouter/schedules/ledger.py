@@ -53,8 +53,9 @@ class ScheduleState(msgspec.Struct):
 
 
 class Ledger(Protocol):
-    async def load(self, arn: str, expression: str, now: float) -> ScheduleState:
-        """The schedule's state; a new (or changed) expression starts afresh at ``now``."""
+    async def load_many(self, schedules: list[tuple[str, str]], now: float) -> list[ScheduleState]:
+        """The state of each ``(arn, expression)``; a new (or changed) expression starts
+        afresh at ``now``."""
         ...
 
     async def fire_many(self, fires: list[FireRow]) -> list[bool]:
@@ -86,25 +87,29 @@ class SqliteLedger:
             await self.store.transact(lambda c: c.execute(_SCHEMA))
             self._ready = True
 
-    async def load(self, arn: str, expression: str, now: float) -> ScheduleState:
+    async def load_many(self, schedules: list[tuple[str, str]], now: float) -> list[ScheduleState]:
         await self._schema()
 
-        def op(conn: sqlite3.Connection) -> ScheduleState:
-            row = conn.execute(
-                "SELECT arn, expression, created, last_due, last_fired_at, last_outcome"
-                " FROM schedules WHERE arn = ?",
-                (arn,),
-            ).fetchone()
-            if row is not None and row[1] == expression:
-                return ScheduleState(*row)
-            conn.execute(
-                "INSERT OR REPLACE INTO schedules (arn, expression, created) VALUES (?, ?, ?)",
-                (arn, expression, now),
-            )
-            return ScheduleState(arn, expression, now)
+        def op(conn: sqlite3.Connection) -> list[ScheduleState]:
+            out = []
+            for arn, expression in schedules:
+                row = conn.execute(
+                    "SELECT arn, expression, created, last_due, last_fired_at, last_outcome"
+                    " FROM schedules WHERE arn = ?",
+                    (arn,),
+                ).fetchone()
+                if row is not None and row[1] == expression:
+                    out.append(ScheduleState(*row))
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO schedules (arn, expression, created) VALUES (?, ?, ?)",
+                    (arn, expression, now),
+                )
+                out.append(ScheduleState(arn, expression, now))
+            return out
 
-        state: ScheduleState = await self.store.transact(op)
-        return state
+        states: list[ScheduleState] = await self.store.transact(op)
+        return states
 
     async def fire_many(self, fires: list[FireRow]) -> list[bool]:
         now = time.time()

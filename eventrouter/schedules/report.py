@@ -14,9 +14,7 @@ if TYPE_CHECKING:
 
 def next_fires(schedule: Schedule, state: ScheduleState | None, now: float, n: int) -> list[float]:
     """The next ``n`` fire times after ``now`` (flexible windows applied)."""
-    anchor = schedule.start_at
-    if anchor is None:
-        anchor = state.created if state is not None else now
+    anchor = schedule.anchor(state.created if state is not None else now)
     after = max(now, state.last_due or now) if state is not None else now
     out: list[float] = []
     due = schedule.next_due(after, anchor)

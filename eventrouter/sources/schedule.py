@@ -136,6 +136,10 @@ class Schedule(msgspec.Struct, frozen=True, dict=True):
 
     # -- fire times and events ---------------------------------------------------------------
 
+    def anchor(self, created: float) -> float:
+        """A rate's anchor: ``start``, else when the ledger first saw the schedule."""
+        return self.start_at if self.start_at is not None else created
+
     def next_due(self, after: float, anchor: float) -> float | None:
         """The first due time after ``after`` (epoch seconds) within start/end, or ``None``."""
         start, end = self.start_at, self.end_at
