@@ -270,8 +270,7 @@ class EventBuses:
                 )
 
         await store.transact(op)
-        if writes and store.on_enqueued is not None:
-            store.on_enqueued({q for q, _, _ in writes})
+        store.enqueued({q for q, _, _ in writes})
 
     async def _archive_schema(self, store: EventStore) -> None:
         if not self._archive_ready:

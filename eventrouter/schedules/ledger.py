@@ -128,8 +128,7 @@ class SqliteLedger:
             return out
 
         fired: list[bool] = await self.store.transact(op)
-        if any(fired) and self.store.on_enqueued is not None:
-            self.store.on_enqueued({row[2] for row, done in zip(fires, fired, strict=True) if done})
+        self.store.enqueued({row[2] for row, done in zip(fires, fired, strict=True) if done})
         return fired
 
     async def skip(self, arn: str, due: float, outcome: str) -> None:

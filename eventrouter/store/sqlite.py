@@ -229,6 +229,12 @@ class EventStore:
         schedules' ledger and the event bus add rows beside events, atomically)."""
         return self._call(op)
 
+    def enqueued(self, queues: set[str]) -> None:
+        """Events were committed into ``queues`` by this process (by ``enqueue``, or by an
+        op of :meth:`transact` that used :data:`INSERT_EVENT`): tell the dispatcher."""
+        if queues and self.on_enqueued is not None:
+            self.on_enqueued(queues)
+
     def _send(self, op: _Op) -> None:
         self._ops.put((op, None))
 
@@ -242,8 +248,7 @@ class EventStore:
         row = (queue_name, request_id, payload, t, t)
 
         await self._call(lambda conn: conn.execute(INSERT_EVENT, row))
-        if self.on_enqueued is not None:
-            self.on_enqueued({queue_name})
+        self.enqueued({queue_name})
 
     # -- consuming ---------------------------------------------------------------------------
 
