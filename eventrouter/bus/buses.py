@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("eventrouter.bus")
 
+#: Seconds between two purges of archived events past their retention.
+PURGE_EVERY = 3600.0
 #: EventBridge's PutEvents limits.
 MAX_ENTRIES = 10
 MAX_REQUEST_BYTES = 256 * 1024
@@ -130,6 +132,9 @@ class EventBuses:
         }
         self.archives = {name for name, bus in self.buses.items() if bus.archive_days}
         self._archive_ready = False
+        #: When a write to an archive next drops what is past its retention (the first
+        #: archive write of a run does).
+        self._next_purge = 0.0
 
     def check(self) -> None:
         """Archives live in the embedded store's database."""
@@ -141,9 +146,7 @@ class EventBuses:
 
     # -- putting -----------------------------------------------------------------------------
 
-    def _event(
-        self, entry: Any, replay_name: str | None
-    ) -> tuple[str, dict[str, Any]] | dict[str, str]:
+    def _event(self, entry: Any) -> tuple[str, dict[str, Any]] | dict[str, str]:
         """The bus and envelope of one entry, or its ``ErrorCode``/``ErrorMessage``."""
         if not isinstance(entry, dict):
             return _failure("InvalidArgument", "Entry is not an object.")
@@ -181,8 +184,6 @@ class EventBuses:
             "resources": resources,
             "detail": detail,
         }
-        if replay_name is not None:
-            event["replay-name"] = replay_name
         return name, event
 
     async def put_events(self, entries: list[Any]) -> list[dict[str, str]]:
@@ -203,7 +204,7 @@ class EventBuses:
         results: list[dict[str, str]] = []
         events: list[tuple[str, dict[str, Any], bytes]] = []
         for entry in entries:
-            made = self._event(entry, None)
+            made = self._event(entry)
             if isinstance(made, dict):
                 results.append(made)
                 continue
@@ -261,6 +262,9 @@ class EventBuses:
         if archived:
             await self._archive_schema(store)
         now = time.time()
+        purge = bool(archived) and now >= self._next_purge
+        if purge:
+            self._next_purge = now + PURGE_EVERY
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(INSERT_EVENT, [(q, r, p, now, now) for q, r, p in writes])
@@ -268,6 +272,8 @@ class EventBuses:
                 conn.executemany(
                     "INSERT INTO archive (bus, time, event) VALUES (?, ?, ?)", archived
                 )
+            if purge:
+                self._purge(conn, now)
 
         await store.transact(op)
         store.enqueued({q for q, _, _ in writes})
@@ -275,20 +281,22 @@ class EventBuses:
     async def _archive_schema(self, store: EventStore) -> None:
         if not self._archive_ready:
             await store.transact(lambda c: [c.execute(sql) for sql in _ARCHIVE])
-            await self.purge()
             self._archive_ready = True
 
     # -- archives ----------------------------------------------------------------------------
 
     async def purge(self, now: float | None = None) -> None:
-        """Drop archived events older than their bus's ``archive_days``."""
+        """Drop archived events older than their bus's ``archive_days`` (also done by
+        writes to an archive, every :data:`PURGE_EVERY` seconds)."""
         store = self.runtime.store
         assert isinstance(store, EventStore)
+        await self._archive_schema(store)
         t = time.time() if now is None else now
-        cutoffs = [(name, t - self.buses[name].archive_days * 86_400) for name in self.archives]
-        await store.transact(
-            lambda c: c.executemany("DELETE FROM archive WHERE bus = ? AND time < ?", cutoffs)
-        )
+        await store.transact(lambda c: self._purge(c, t))
+
+    def _purge(self, conn: sqlite3.Connection, now: float) -> None:
+        cutoffs = [(n, now - self.buses[n].archive_days * 86_400) for n in self.archives]
+        conn.executemany("DELETE FROM archive WHERE bus = ? AND time < ?", cutoffs)
 
     async def replay(
         self, bus: str, start: float, end: float, *, rule: str | None = None, name: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from typing import Any
 
 import anyio
@@ -296,3 +297,19 @@ async def test_archive_and_replay_to_one_rule(tmp_path: Any) -> None:
     assert (events, invocations) == (2, 2)
     assert sorted(seen[4:6]) == [("two", "r1"), ("two", "r1")]
     assert sorted(seen[6:]) == [("one", "r3")] * 2 + [("two", "r3")] * 2
+
+
+async def test_archived_events_past_their_retention_are_dropped(tmp_path: Any) -> None:
+    router = Router(
+        "t", buses=[EventBus("orders", archive_days=1), EventBus("audit", archive_days=30)]
+    )
+
+    @router.on_event(EventRule(bus="orders", pattern={"source": ["shop"]}))
+    async def listen(event: dict[str, Any]) -> None: ...
+
+    async with run_router(router, state_dir=tmp_path) as app:
+        buses = app.engine.buses
+        await router.put_events([entry(), entry(EventBusName="audit")])
+        await buses.purge(now=time.time() + 2 * 86_400)  # two days on: orders' 1 day is past
+        assert await buses.replay("orders", 0, 2e9, name="r") == (0, 0)
+        assert (await buses.replay("audit", 0, 2e9, name="r"))[0] == 1
