@@ -9,19 +9,25 @@ from pathlib import Path
 from typing import Any
 
 
-def lambda_client(url: str, key: str = "test", secret: str = "test") -> Any:
-    """boto3's Lambda client pointed at a router, without retries (a test sees each answer)."""
+def aws_client(service: str, url: str, key: str = "test", secret: str = "test") -> Any:
+    """A boto3 client of ``service`` pointed at a router, without retries (a test sees each
+    answer)."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
-        "lambda",
+        service,
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id=key,
         aws_secret_access_key=secret,
         config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
     )
+
+
+def lambda_client(url: str, key: str = "test", secret: str = "test") -> Any:
+    """boto3's Lambda client pointed at a router."""
+    return aws_client("lambda", url, key, secret)
 
 
 def free_port() -> int:

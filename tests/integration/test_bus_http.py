@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
 from eventrouter import EventBus, EventRule, Router
@@ -26,20 +24,14 @@ from tests.apps.secure import (
     write_credentials,
 )
 from tests.processes import RouterProcess, wait_until
+from tests.services import aws_client
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def events_client(url: str, key: str = "test", secret: str = "test") -> Any:
-    return boto3.client(
-        "events",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return aws_client("events", url, key, secret)
 
 
 def entry(**kw: Any) -> dict[str, Any]:
