@@ -74,5 +74,15 @@ def event_bus_arn(bus: str, region: str | None = None) -> str:
     return f"arn:aws:events:{region or REGION}:{ACCOUNT}:event-bus/{bus}"
 
 
+def rule_arn(bus: str, rule: str) -> str:
+    """An event-bus rule's ARN (a rule on the default bus has no bus in its ARN)."""
+    middle = rule if bus == "default" else f"{bus}/{rule}"
+    return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{middle}"
+
+
+def schedule_arn(name: str, group: str = "default") -> str:
+    return f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{group}/{name}"
+
+
 def s3_object_arn(bucket: str, key: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"

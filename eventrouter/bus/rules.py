@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from eventrouter.arns import ACCOUNT, REGION, event_bus_arn
+from eventrouter.arns import event_bus_arn, rule_arn
 from eventrouter.bus.transform import Transformer, check_path
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
@@ -40,11 +40,6 @@ def bus_name(name_or_arn: str) -> str:
     if name_or_arn.startswith("arn:"):
         return name_or_arn.rsplit("event-bus/", 1)[-1]
     return name_or_arn
-
-
-def rule_arn(bus: str, rule: str) -> str:
-    middle = rule if bus == DEFAULT_BUS else f"{bus}/{rule}"
-    return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{middle}"
 
 
 class EventBus(msgspec.Struct, frozen=True):

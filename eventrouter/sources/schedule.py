@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from eventrouter.arns import ACCOUNT, REGION
+from eventrouter.arns import ACCOUNT, REGION, schedule_arn
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
 from eventrouter.schedules.expressions import Expression, iso, parse_expression, to_instant
@@ -24,10 +24,6 @@ from eventrouter.sources.base import Model
 #: The service principal schedules invoke their functions as.
 SCHEDULER_SERVICE = "scheduler.amazonaws.com"
 CATCH_UP = ("none", "latest", "all")
-
-
-def schedule_arn(name: str, group: str = "default") -> str:
-    return f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{group}/{name}"
 
 
 class Schedule(msgspec.Struct, frozen=True, dict=True):
