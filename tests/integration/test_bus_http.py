@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
 from eventrouter import EventBus, EventRule, Router
+from eventrouter.arns import rule_arn
 from eventrouter.testing import TestRouter
 from tests.apps.secure import (
     BILLING_KEY,
@@ -110,7 +111,7 @@ def test_put_events_signed_and_authorized_when_enforced(tmp_path: Path) -> None:
     router.add_permission(
         "listen",
         principal="events.amazonaws.com",
-        source_arn=EventRule(bus="orders", pattern={"a": [1]}, name="listen").arn,
+        source_arn=rule_arn("orders", "listen"),
     )
     with TestRouter(router, http="127.0.0.1:0") as app:
         allowed = events_client(app.url, BILLING_KEY, BILLING_SECRET).put_events(Entries=[entry()])
