@@ -39,7 +39,19 @@ from eventrouter.http import HttpRequest, Response
 from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
 from eventrouter.security.permissions import Permission
-from eventrouter.sources import Http, Kafka, KafkaRecord, Queue, Schedule, Sqs, SqsMessage
+from eventrouter.sources import (
+    DynamoDBRecord,
+    DynamoDBStream,
+    Http,
+    Kafka,
+    KafkaRecord,
+    Kinesis,
+    KinesisRecord,
+    Queue,
+    Schedule,
+    Sqs,
+    SqsMessage,
+)
 
 __version__ = "0.1.0"
 
@@ -48,6 +60,8 @@ __all__ = [
     "ConfigError",
     "Context",
     "DestinationError",
+    "DynamoDBRecord",
+    "DynamoDBStream",
     "Engine",
     "EventBus",
     "EventRouterError",
@@ -62,6 +76,8 @@ __all__ = [
     "InvokeError",
     "Kafka",
     "KafkaRecord",
+    "Kinesis",
+    "KinesisRecord",
     "PayloadTooLarge",
     "Permission",
     "Queue",

@@ -22,14 +22,16 @@ from eventrouter.events import HttpEvent
 from eventrouter.security.permissions import Permission, execution_role, resource_policy
 from eventrouter.security.policy import Policy
 from eventrouter.sources.base import MODELS
+from eventrouter.sources.dynamodb_streams import DynamoDBStream
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka
+from eventrouter.sources.kinesis import Kinesis
 from eventrouter.sources.queue import Queue
 from eventrouter.sources.schedule import Schedule
 from eventrouter.sources.sqs import Sqs
 
 #: The sources a function may name (each follows :class:`eventrouter.sources.base.Source`).
-Source = Queue | Http | Kafka | Sqs | Schedule | EventRule
+Source = Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Schedule | EventRule
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -67,3 +67,10 @@ async def sqs_queue_url(client: Any, queue: str) -> str:
         return queue
     url: str = (await client.get_queue_url(QueueName=queue))["QueueUrl"]
     return url
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` for any other exception)."""
+    response = getattr(exc, "response", None) or {}
+    code: str = response.get("Error", {}).get("Code", "")
+    return code

@@ -32,7 +32,7 @@ import structlog
 
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.stream_adapter import StreamAdapter
-from eventrouter.runtime.stream_batch import BatchRunner, Partition
+from eventrouter.runtime.stream_batch import BatchRunner, Lane, Partition
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -61,6 +61,9 @@ class StreamPolicy:
             runtime, state, adapter, stopping=lambda: self._stopping, mark_done=self._mark_done
         )
         self.form = self.batches.form
+        #: Batches of one partition in flight at once (Kinesis and DynamoDB Streams'
+        #: ``parallelization_factor``; records of one key stay in order, in one lane).
+        self.lanes: int = source.parallelization_factor
         self.partitions: dict[Any, Partition] = {}
         # Fetched records a partition may hold before it is paused: only a partition that is
         # stuck (a failing batch holds it) gets this far behind.
@@ -95,8 +98,7 @@ class StreamPolicy:
                 tg.start_soon(self._committer)
                 tg.start_soon(self._report_lag)
                 await self._fetch_loop()
-                for part in list(self.partitions.values()):
-                    part.wake.set()
+                self._wake_all()
                 for part in list(self.partitions.values()):
                     await part.finished.wait()
                 tg.cancel_scope.cancel()
@@ -112,8 +114,12 @@ class StreamPolicy:
     def stop(self) -> None:
         """Stop fetching; batches in flight finish (the engine bounds that by its grace)."""
         self._stopping = True
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         for part in self.partitions.values():
-            part.wake.set()
+            for lane in part.lanes:
+                lane.wake.set()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -129,9 +135,11 @@ class StreamPolicy:
         assert self._task_group is not None
         for tp in tps:
             if tp not in self.partitions:
-                part = Partition(tp)
+                part = Partition(tp, self.lanes)
                 self.partitions[tp] = part
-                self._task_group.start_soon(self._work, part)
+                for lane in part.lanes:
+                    self._task_group.start_soon(self._work, lane)
+                self._task_group.start_soon(self._finish_when_lanes_finish, part)
         log.info(
             "partitions assigned",
             function=self.state.spec.name,
@@ -145,11 +153,13 @@ class StreamPolicy:
             if part is None:
                 continue
             part.revoked = True
-            part.wake.set()
+            for lane in part.lanes:
+                lane.wake.set()
             with anyio.move_on_after(REVOKE_GRACE):
                 await part.finished.wait()
-            if part.scope is not None:
-                part.scope.cancel()
+            for lane in part.lanes:
+                if lane.scope is not None:
+                    lane.scope.cancel()
             self._pending_commit.pop(tp, None)
             if part.done is not None:
                 offsets[tp] = part.done
@@ -196,43 +206,66 @@ class StreamPolicy:
                 part = self.partitions.get(tp)
                 if part is None or not records:
                     continue
-                part.buffer.extend(records)
-                if len(part.buffer) >= self.high_water and not part.paused:
-                    # A partition this far behind is stuck (a failing batch): stop fetching it.
-                    self.adapter.pause(tp)
-                    part.paused = True
-                part.wake.set()
+                part.fetched_to = records[-1].offset + 1
+                lanes = part.lanes
+                if len(lanes) == 1:
+                    lane = lanes[0]
+                    lane.buffer.extend(records)
+                    lane.wake.set()
+                    if len(lane.buffer) >= self.high_water and not part.paused:
+                        # A partition this far behind is stuck (a failing batch): stop
+                        # fetching it.
+                        self.adapter.pause(tp)
+                        part.paused = True
+                    continue
+                n = len(lanes)
+                for record in records:  # one partition key, one lane: its order is kept
+                    lanes[hash(record.key) % n].buffer.append(record)
+                for lane in lanes:
+                    if lane.buffer:
+                        lane.wake.set()
+                        if len(lane.buffer) >= self.high_water and not part.paused:
+                            self.adapter.pause(tp)
+                            part.paused = True
 
-    async def _work(self, part: Partition) -> None:
+    async def _work(self, lane: Lane) -> None:
+        part = lane.part
         try:
-            with anyio.CancelScope() as part.scope:
+            with anyio.CancelScope() as lane.scope:
                 while not (self._stopping or part.revoked):
-                    batch = await self._next_batch(part)
+                    batch = await self._next_batch(lane)
                     if not batch:
                         continue
                     self.in_flight += 1
                     try:
-                        done = await self.batches.run(part, batch)
+                        done = await self.batches.run(lane, batch)
                     finally:
                         self.in_flight -= 1
                     if done:
-                        self._mark_done(part, batch[-1].offset + 1)
+                        lane.current_from = None
+                        self._advance(part)
         finally:
-            part.finished.set()
+            lane.finished.set()
 
-    async def _next_batch(self, part: Partition) -> list[Any]:
-        buffer = part.buffer
+    async def _finish_when_lanes_finish(self, part: Partition) -> None:
+        for lane in part.lanes:
+            await lane.finished.wait()
+        part.finished.set()
+
+    async def _next_batch(self, lane: Lane) -> list[Any]:
+        part = lane.part
+        buffer = lane.buffer
         size = self.source.batch_size
         while not buffer:
             if self._stopping or part.revoked:
                 return []
-            part.wake.clear()
-            await part.wake.wait()
+            lane.wake.clear()
+            await lane.wake.wait()
         if len(buffer) < size and self.source.batching_window > 0:
             with anyio.move_on_after(self.source.batching_window):
                 while len(buffer) < size and not (self._stopping or part.revoked):
-                    part.wake.clear()
-                    await part.wake.wait()
+                    lane.wake.clear()
+                    await lane.wake.wait()
         n = min(size, len(buffer))
         try:  # C-level over the batch; a None value (a tombstone) takes the slow path
             total = sum(map(len, map(_VALUE, buffer[:n])))
@@ -247,7 +280,8 @@ class StreamPolicy:
                     break
         batch = buffer[:n]
         del buffer[:n]
-        if part.paused and len(buffer) < size:
+        lane.current_from = batch[0].offset
+        if part.paused and all(len(other.buffer) < size for other in part.lanes):
             self.adapter.resume(part.tp)
             part.paused = False
             self._drained.set()
@@ -255,8 +289,15 @@ class StreamPolicy:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _mark_done(self, part: Partition, offset: int) -> None:
-        if part.revoked or (part.done is not None and offset <= part.done):
+    def _mark_done(self, lane: Lane, offset: int) -> None:
+        """Records of the lane's batch below ``offset`` are done."""
+        lane.current_from = offset
+        self._advance(lane.part)
+
+    def _advance(self, part: Partition) -> None:
+        """Move the checkpoint to the lowest offset the lanes have not finished."""
+        offset = part.first_unfinished()
+        if part.revoked or offset is None or (part.done is not None and offset <= part.done):
             return
         part.done = offset
         self._pending_commit[part.tp] = offset

@@ -57,19 +57,55 @@ class Batch:
 
 
 class Partition:
-    """One assigned partition: its buffer of fetched records and its checkpoint."""
+    """One assigned partition (a Kafka partition, a shard): its lanes and its checkpoint."""
 
-    __slots__ = ("buffer", "done", "finished", "paused", "revoked", "scope", "tp", "wake")
+    __slots__ = ("done", "fetched_to", "finished", "lanes", "paused", "revoked", "tp", "window")
 
-    def __init__(self, tp: Any) -> None:
+    def __init__(self, tp: Any, lanes: int = 1) -> None:
         self.tp = tp
-        self.buffer: list[Any] = []
-        self.wake = asyncio.Event()
+        #: Records of one partition key always go to the same lane; a lane runs one batch
+        #: at a time, in order (``parallelization_factor`` lanes, else one).
+        self.lanes = [Lane(self) for _ in range(lanes)]
         self.finished = asyncio.Event()
         self.revoked = False
         self.paused = False
-        #: The next offset to process: everything below it is done.
+        #: The checkpoint: the next offset to process (everything below it is done).
         self.done: int | None = None
+        #: One past the last offset handed to the lanes.
+        self.fetched_to: int | None = None
+        #: The open tumbling window: ``(start ms, state)``.
+        self.window: tuple[int, Any] | None = None
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(lane.buffer) for lane in self.lanes)
+
+    def first_unfinished(self) -> int | None:
+        """The checkpoint the lanes allow: the lowest offset not yet done."""
+        low = None
+        for lane in self.lanes:
+            first = (
+                lane.current_from
+                if lane.current_from is not None
+                else (lane.buffer[0].offset if lane.buffer else None)
+            )
+            if first is not None and (low is None or first < low):
+                low = first
+        return self.fetched_to if low is None else low
+
+
+class Lane:
+    """Records of one partition processed in order, one batch at a time."""
+
+    __slots__ = ("buffer", "current_from", "finished", "part", "scope", "wake")
+
+    def __init__(self, part: Partition) -> None:
+        self.part = part
+        self.buffer: list[Any] = []
+        self.wake = asyncio.Event()
+        self.finished = asyncio.Event()
+        #: The first offset of the batch in flight not yet done (``None``: no batch).
+        self.current_from: int | None = None
         self.scope: anyio.CancelScope | None = None
 
 
@@ -83,7 +119,7 @@ class BatchRunner:
         adapter: StreamAdapter,
         *,
         stopping: Callable[[], bool],
-        mark_done: Callable[[Partition, int], None],
+        mark_done: Callable[[Lane, int], None],
     ) -> None:
         self.runtime = runtime
         self.state = state
@@ -96,7 +132,7 @@ class BatchRunner:
         #: Records below an offset are done: the checkpoint may pass them.
         self.mark_done = mark_done
 
-    async def run(self, part: Partition, raws: list[Any]) -> bool:
+    async def run(self, lane: Lane, raws: list[Any]) -> bool:
         """Filter, decode and run a batch; ``True`` once all of it is done."""
         if self._filters is not None:
             view = self.adapter.filter_view
@@ -113,11 +149,11 @@ class BatchRunner:
             try:  # the whole batch at C speed; on any failure, record by record
                 batch = Batch(raws, list(map(decoder.decode, map(_VALUE, raws))))
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
-                batch = await self._decode_each(part, raws, decoder)
-        return await self._run_batch(part, batch) if batch.raws else True
+                batch = await self._decode_each(lane, raws, decoder)
+        return await self._run_batch(lane, batch) if batch.raws else True
 
     async def _decode_each(
-        self, part: Partition, raws: list[Any], decoder: msgspec.json.Decoder[Any]
+        self, lane: Lane, raws: list[Any], decoder: msgspec.json.Decoder[Any]
     ) -> Batch:
         """Decode one by one: the records that fail go to ``on_failure`` at once."""
         good: list[Any] = []
@@ -130,11 +166,11 @@ class BatchRunner:
                 body = unmarshal_error(new_request_id(), exc)
                 self.runtime.metrics.add("InvalidRecords", self.state.spec.name)
                 await self._fail(
-                    part, Batch([raw], None), "InvalidPayload", _encoder.encode(body), 0
+                    lane, Batch([raw], None), "InvalidPayload", _encoder.encode(body), 0
                 )
         return Batch(good, values)
 
-    async def _run_batch(self, part: Partition, items: Batch) -> bool:
+    async def _run_batch(self, lane: Lane, items: Batch) -> bool:
         """Invoke until the batch is done (success or failure record out): ``True``.
 
         ``False`` when the source stops or the partition is revoked while the batch waits for
@@ -146,19 +182,19 @@ class BatchRunner:
             outcome, failed_from = await self._invoke(items, attempts + 1)
             if outcome is None:
                 return True
-            if self.stopping() or part.revoked:
+            if self.stopping() or lane.part.revoked:
                 return False
             if outcome.status is Status.THROTTLED:  # not a retry: wait for a free slot
                 with anyio.move_on_after(1.0):
                     await self.runtime.slots.wait_released()
                 continue
             if failed_from > 0:
-                self.mark_done(part, items.raws[failed_from].offset)
+                self.mark_done(lane, items.raws[failed_from].offset)
                 items = items[failed_from:]
             if source.bisect_on_error and len(items) > 1:
                 mid = len(items) // 2
-                return await self._run_batch(part, items[:mid]) and await self._run_batch(
-                    part, items[mid:]
+                return await self._run_batch(lane, items[:mid]) and await self._run_batch(
+                    lane, items[mid:]
                 )
             attempts += 1
             wait = stream_next(
@@ -170,12 +206,12 @@ class BatchRunner:
                 retry_backoff=source.retry_backoff,
             )
             if isinstance(wait, str):  # the condition that ends the retries
-                await self._fail(part, items, wait, outcome.response, attempts)
+                await self._fail(lane, items, wait, outcome.response, attempts)
                 return True
             log.info(
                 "batch failed, retrying",
                 function=self.state.spec.name,
-                partition=self.adapter.partition_name(part.tp),
+                partition=self.adapter.partition_name(lane.part.tp),
                 first_offset=items.raws[0].offset,
                 size=len(items),
                 attempt=attempts,
@@ -183,12 +219,12 @@ class BatchRunner:
                 error=outcome.error["errorType"] if outcome.error else None,
             )
             with anyio.move_on_after(wait):
-                await self._stopped_or_revoked(part)
+                await self._stopped_or_revoked(lane)
 
-    async def _stopped_or_revoked(self, part: Partition) -> None:
-        while not (self.stopping() or part.revoked):
-            part.wake.clear()
-            await part.wake.wait()
+    async def _stopped_or_revoked(self, lane: Lane) -> None:
+        while not (self.stopping() or lane.part.revoked):
+            lane.wake.clear()
+            await lane.wake.wait()
 
     async def _invoke(self, items: Batch, attempt: int) -> tuple[Outcome | None, int]:
         """Invoke once: ``(None, 0)`` on success, else the outcome and the first failed index."""
@@ -229,7 +265,7 @@ class BatchRunner:
 
     async def _fail(
         self,
-        part: Partition,
+        lane: Lane,
         items: Batch,
         condition: Condition,
         response: bytes | None,
@@ -258,7 +294,7 @@ class BatchRunner:
             function_error=True,
             batch_info=(kind, info),
         )
-        key = f"{self.adapter.partition_name(part.tp)}-{items.raws[0].offset}"
+        key = f"{self.adapter.partition_name(lane.part.tp)}-{items.raws[0].offset}"
         # The checkpoint may not pass these records before their record is out.
         await self.runtime.deliveries.deliver_until_done(
             spec, "on_failure", destination, record, key

@@ -18,8 +18,6 @@ invocation allows (at least once).
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +25,7 @@ import anyio
 import structlog
 
 from eventrouter.errors import ConfigError
+from eventrouter.lease_table import ensure_table, host_owner, scan
 from eventrouter.schedules.ledger import FireRow, ScheduleState
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ class DynamoLedger:
         self.client = client
         self.table = table
         self.store = store
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = host_owner(self)
 
     @classmethod
     async def open(cls, runtime: Runtime, table: str | None) -> DynamoLedger:
@@ -77,21 +76,8 @@ class DynamoLedger:
             )
         client = await runtime.clients.aws("dynamodb", queue.region, queue.endpoint_url)
         ledger = cls(client, table, runtime.store)
-        await ledger.ensure_table()
+        await ensure_table(client, table)
         return ledger
-
-    async def ensure_table(self) -> None:
-        """Create the table (key ``pk``, on demand) unless it exists."""
-        with contextlib.suppress(self.client.exceptions.ResourceInUseException):
-            await self.client.create_table(
-                TableName=self.table,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            log.info("lease table created", table=self.table)
-        waiter = self.client.get_waiter("table_exists")
-        await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
     async def _get(self, arn: str) -> dict[str, Any] | None:
         answer = await self.client.get_item(
@@ -197,12 +183,6 @@ class DynamoLedger:
             )
 
     async def states(self) -> list[ScheduleState]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.table}
-        while True:
-            page = await self.client.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        # The table may hold shard leases too: a schedule's item has an expression.
+        items = await scan(self.client, self.table, FilterExpression="attribute_exists(expression)")
         return sorted((_state(i) for i in items), key=lambda s: s.arn)

@@ -2,16 +2,30 @@
 
 A source object given to ``on_event`` is a frozen settings Struct following the
 :class:`~eventrouter.sources.base.Source` protocol: it names its model, its principal and the
-ARNs it invokes with, and a pull source builds its adapter (``KafkaAdapter``, ``SqsAdapter``),
-which the engine hands to the policy of that model. The embedded
+ARNs it invokes with, and a pull source builds its adapter (``KafkaAdapter``, ``SqsAdapter``, the shard readers of ``Kinesis`` and
+``DynamoDBStream``), which the engine hands to the policy of that model. The embedded
 :class:`~eventrouter.sources.queue.Queue` has no adapter: the asynchronous policy consumes it
 with the function's own queue.
 """
 
+from eventrouter.sources.dynamodb_streams import DynamoDBRecord, DynamoDBStream
 from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka, KafkaRecord
+from eventrouter.sources.kinesis import Kinesis, KinesisRecord
 from eventrouter.sources.queue import Queue
 from eventrouter.sources.schedule import Schedule
 from eventrouter.sources.sqs import Sqs, SqsMessage
 
-__all__ = ["Http", "Kafka", "KafkaRecord", "Queue", "Schedule", "Sqs", "SqsMessage"]
+__all__ = [
+    "DynamoDBRecord",
+    "DynamoDBStream",
+    "Http",
+    "Kafka",
+    "KafkaRecord",
+    "Kinesis",
+    "KinesisRecord",
+    "Queue",
+    "Schedule",
+    "Sqs",
+    "SqsMessage",
+]

@@ -9,22 +9,20 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
-from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import Filters, compiled, maybe_json
 from eventrouter.sources.base import Model
+from eventrouter.sources.streams import StartingPosition, check_stream_settings
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec
     from eventrouter.runtime.interface import Runtime
-
-StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 
 
 class Kafka(msgspec.Struct, frozen=True, dict=True):
@@ -43,6 +41,9 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
 
     model: ClassVar[Model] = "stream"
     principal: ClassVar[str | None] = "kafka.amazonaws.com"
+    #: Lambda's Kafka mappings have neither (Kinesis and DynamoDB Streams do).
+    parallelization_factor: ClassVar[int] = 1
+    tumbling_window: ClassVar[float] = 0
 
     topics: str | tuple[str, ...]
     group: str | None = None
@@ -65,25 +66,7 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
             raise ConfigError(f"Kafka topics={self.topics!r} must name one or more topics")
         msgspec.structs.force_setattr(self, "topics", topics)
         msgspec.structs.force_setattr(self, "filters", tuple(self.filters))
-        check_int("batch_size", self.batch_size, 1, 10_000)
-        check_range("batching_window", self.batching_window, 0, 300, unit="seconds")
-        if self.starting_position not in ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"):
-            raise ConfigError(
-                f"starting_position={self.starting_position!r} must be TRIM_HORIZON, LATEST "
-                "or AT_TIMESTAMP"
-            )
-        if (self.starting_position == "AT_TIMESTAMP") != (self.starting_timestamp is not None):
-            raise ConfigError(
-                "starting_timestamp (epoch seconds) goes with starting_position='AT_TIMESTAMP'"
-            )
-        if self.max_retries != -1:
-            check_int("max_retries", self.max_retries, 0, 10_000)
-        if self.max_record_age != -1:
-            check_range("max_record_age", self.max_record_age, 60, 604_800, unit="seconds")
-        first, longest = self.retry_backoff
-        check_range("retry_backoff", first, 0, 3600, unit="seconds")
-        check_range("retry_backoff", longest, first, 3600, unit="seconds")
-        self.compiled_filters  # noqa: B018 - validates the patterns now
+        check_stream_settings(self)
 
     @property
     def compiled_filters(self) -> Filters:
