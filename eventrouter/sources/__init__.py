@@ -2,8 +2,9 @@
 
 A source object given to ``on_event`` is a frozen settings Struct following the
 :class:`~eventrouter.sources.base.Source` protocol: it names its model, its principal and the
-ARNs it invokes with, and a pull source builds its adapter (``KafkaAdapter``, ``SqsAdapter``, the shard readers of ``Kinesis`` and
-``DynamoDBStream``), which the engine hands to the policy of that model. The embedded
+ARNs it invokes with, and a pull source builds its adapter (``KafkaAdapter``,
+``SqsAdapter``, the shard readers of ``Kinesis`` and ``DynamoDBStream``), which the engine
+hands to the policy of that model. The embedded
 :class:`~eventrouter.sources.queue.Queue` has no adapter: the asynchronous policy consumes it
 with the function's own queue.
 """
