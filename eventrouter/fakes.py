@@ -194,7 +194,9 @@ class MemoryStreamAdapter(KafkaShapes):
     def resume(self, tp: Any) -> None:
         self.paused.discard(tp)
 
-    async def commit(self, offsets: dict[Any, int]) -> None:
+    async def commit(
+        self, offsets: dict[Any, int], windows: dict[Any, bytes | None] | None = None
+    ) -> None:
         for tp, offset in offsets.items():
             self.source.committed[tp.partition] = offset
         self.source.changed.set()

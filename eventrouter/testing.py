@@ -28,6 +28,7 @@ import msgspec
 
 from eventrouter.destinations.directory import to_directory
 from eventrouter.fakes import MemoryQueue, MemoryStream
+from eventrouter.shards.memory import MemoryKinesis
 from eventrouter.router import Router
 from eventrouter.runtime.engine import Engine
 from eventrouter.runtime.environments import Pool
@@ -35,6 +36,7 @@ from eventrouter.runtime.environments import Pool
 __all__ = [
     "Delivery",
     "MemoryQueue",
+    "MemoryKinesis",
     "MemoryStream",
     "RouterUnderTest",
     "TestRouter",

@@ -30,9 +30,11 @@ import anyio.abc
 import msgspec
 import structlog
 
+from eventrouter.errors import ConfigError
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.stream_adapter import StreamAdapter
 from eventrouter.runtime.stream_batch import BatchRunner, Lane, Partition
+from eventrouter.runtime.stream_window import Windows
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -57,10 +59,32 @@ class StreamPolicy:
         self.state = state
         self.adapter = adapter
         self.source = source = adapter.source
+        self.windows = (
+            Windows(
+                runtime,
+                state,
+                adapter,
+                source.tumbling_window,
+                stopping=lambda: self._stopping,
+                changed=self._window_changed,
+            )
+            if source.tumbling_window
+            else None
+        )
         self.batches = BatchRunner(
-            runtime, state, adapter, stopping=lambda: self._stopping, mark_done=self._mark_done
+            runtime,
+            state,
+            adapter,
+            stopping=lambda: self._stopping,
+            mark_done=self._mark_done,
+            windows=self.windows,
         )
         self.form = self.batches.form
+        if self.windows is not None and self.form != "raw":
+            raise ConfigError(
+                f"function {state.spec.name!r}: tumbling_window needs the raw event form "
+                "(a dict parameter): the window and its state are in the event"
+            )
         #: Batches of one partition in flight at once (Kinesis and DynamoDB Streams'
         #: ``parallelization_factor``; records of one key stay in order, in one lane).
         self.lanes: int = source.parallelization_factor
@@ -73,6 +97,7 @@ class StreamPolicy:
         self.lag: dict[str, int] = {}
         self.in_flight = 0
         self._pending_commit: dict[Any, int] = {}
+        self._pending_windows: dict[Any, bytes | None] = {}
         self._commit_wake = asyncio.Event()
         self._stopping = False
         self._stopped = anyio.Event()
@@ -136,6 +161,8 @@ class StreamPolicy:
         for tp in tps:
             if tp not in self.partitions:
                 part = Partition(tp, self.lanes)
+                if self.windows is not None:
+                    part.window = self.windows.decode(self.adapter.window(tp))
                 self.partitions[tp] = part
                 for lane in part.lanes:
                     self._task_group.start_soon(self._work, lane)
@@ -161,6 +188,7 @@ class StreamPolicy:
                 if lane.scope is not None:
                     lane.scope.cancel()
             self._pending_commit.pop(tp, None)
+            self._pending_windows.pop(tp, None)
             if part.done is not None:
                 offsets[tp] = part.done
         if offsets:
@@ -233,6 +261,8 @@ class StreamPolicy:
         try:
             with anyio.CancelScope() as lane.scope:
                 while not (self._stopping or part.revoked):
+                    if self.windows is not None and await self.windows.close_if_due(lane):
+                        continue
                     batch = await self._next_batch(lane)
                     if not batch:
                         continue
@@ -260,6 +290,13 @@ class StreamPolicy:
             if self._stopping or part.revoked:
                 return []
             lane.wake.clear()
+            if self.windows is not None and part.window is not None:
+                # Back when the open window ends, for its final invocation.
+                with anyio.move_on_after(self.windows.seconds_left(part) or 0) as waited:
+                    await lane.wake.wait()
+                if waited.cancelled_caught:
+                    return []
+                continue
             await lane.wake.wait()
         if len(buffer) < size and self.source.batching_window > 0:
             with anyio.move_on_after(self.source.batching_window):
@@ -278,6 +315,8 @@ class StreamPolicy:
                 if k and total > BATCH_BYTES:
                     n = k
                     break
+        if self.windows is not None:  # a batch never spans two windows
+            n = self.windows.cut(buffer[:n])
         batch = buffer[:n]
         del buffer[:n]
         lane.current_from = batch[0].offset
@@ -301,7 +340,16 @@ class StreamPolicy:
             return
         part.done = offset
         self._pending_commit[part.tp] = offset
+        if self.windows is not None:
+            self._pending_windows[part.tp] = self.windows.encode(part.window)
         self._commit_wake.set()
+
+    def _window_changed(self, part: Partition) -> None:
+        """A window closed (or restarted) with no record done: store it with the checkpoint."""
+        assert self.windows is not None
+        if not part.revoked:
+            self._pending_windows[part.tp] = self.windows.encode(part.window)
+            self._commit_wake.set()
 
     async def _committer(self) -> None:
         while True:
@@ -310,19 +358,26 @@ class StreamPolicy:
             await self._commit_now()
 
     async def _commit_now(self) -> None:
-        if not self._pending_commit:
+        if not (self._pending_commit or self._pending_windows):
             return
         offsets, self._pending_commit = self._pending_commit, {}
+        windows, self._pending_windows = self._pending_windows, {}
         try:
             # Shielded: a commit cut off half-way goes on inside aiokafka and fails there
             # once the consumer is closed; finishing it is quick and keeps the checkpoint.
             with anyio.CancelScope(shield=True):
-                await self.adapter.commit(offsets)
+                if windows:
+                    await self.adapter.commit(offsets, windows)
+                else:
+                    await self.adapter.commit(offsets)
         except Exception as exc:  # noqa: BLE001 - retried with the next commit
             log.warning("commit failed", function=self.state.spec.name, error=repr(exc))
             for tp, offset in offsets.items():
                 if tp in self.partitions and tp not in self._pending_commit:
                     self._pending_commit[tp] = offset
+            for tp, window in windows.items():
+                if tp in self.partitions and tp not in self._pending_windows:
+                    self._pending_windows[tp] = window
             await anyio.sleep(0.5)
 
     async def _report_lag(self) -> None:

@@ -32,7 +32,16 @@ class StreamAdapter(Protocol):
 
     def resume(self, tp: Any) -> None: ...
 
-    async def commit(self, offsets: dict[Any, int]) -> None: ...
+    async def commit(
+        self, offsets: dict[Any, int], windows: dict[Any, bytes | None] | None = None
+    ) -> None:
+        """Store the checkpoints (the next offset to process), with the open tumbling
+        windows when the source has them."""
+        ...
+
+    def window(self, tp: Any) -> bytes | None:
+        """The tumbling window stored with ``tp``'s checkpoint (sources with windows)."""
+        ...
 
     async def committed(self, tp: Any) -> int | None: ...
 

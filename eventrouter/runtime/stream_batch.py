@@ -29,6 +29,7 @@ from eventrouter.outcomes import (
 )
 from eventrouter.registry import pull_decoder
 from eventrouter.runtime.stream_adapter import StreamAdapter
+from eventrouter.runtime.stream_window import Window, Windows
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -73,8 +74,8 @@ class Partition:
         self.done: int | None = None
         #: One past the last offset handed to the lanes.
         self.fetched_to: int | None = None
-        #: The open tumbling window: ``(start ms, state)``.
-        self.window: tuple[int, Any] | None = None
+        #: The open tumbling window.
+        self.window: Window | None = None
 
     @property
     def buffered(self) -> int:
@@ -120,6 +121,7 @@ class BatchRunner:
         *,
         stopping: Callable[[], bool],
         mark_done: Callable[[Lane, int], None],
+        windows: Windows | None = None,
     ) -> None:
         self.runtime = runtime
         self.state = state
@@ -131,6 +133,8 @@ class BatchRunner:
         self.stopping = stopping
         #: Records below an offset are done: the checkpoint may pass them.
         self.mark_done = mark_done
+        #: Tumbling windows (``tumbling_window``): the event's window and state.
+        self.windows = windows
 
     async def run(self, lane: Lane, raws: list[Any]) -> bool:
         """Filter, decode and run a batch; ``True`` once all of it is done."""
@@ -179,7 +183,7 @@ class BatchRunner:
         source = self.source
         attempts = 0
         while True:
-            outcome, failed_from = await self._invoke(items, attempts + 1)
+            outcome, failed_from = await self._invoke(lane, items, attempts + 1)
             if outcome is None:
                 return True
             if self.stopping() or lane.part.revoked:
@@ -226,12 +230,16 @@ class BatchRunner:
             lane.wake.clear()
             await lane.wake.wait()
 
-    async def _invoke(self, items: Batch, attempt: int) -> tuple[Outcome | None, int]:
+    async def _invoke(self, lane: Lane, items: Batch, attempt: int) -> tuple[Outcome | None, int]:
         """Invoke once: ``(None, 0)`` on success, else the outcome and the first failed index."""
         invoker = self.runtime.invoker
         adapter = self.adapter
-        if self.form == "raw":
-            event: Any = adapter.lambda_event(items.raws)
+        windows = self.windows
+        if windows is not None:
+            event: Any = windows.event(lane.part, items.raws)
+            records = None
+        elif self.form == "raw":
+            event = adapter.lambda_event(items.raws)
             records = None
         else:
             event = items.values
@@ -248,6 +256,12 @@ class BatchRunner:
             per_record=self.form == "record",
         )
         if outcome.status is Status.SUCCESS:
+            if windows is not None:
+                refused = windows.accept(lane.part, items.raws, outcome)
+                if refused is not None:
+                    return refused, 0
+                if windows.too_big(lane.part):
+                    await windows.final(lane.part, early=True)
             if not self.source.report_batch_item_failures or self.form == "record":
                 return None, 0
             failed = failed_items(

@@ -151,6 +151,9 @@ class ShardReader:
         self._on_assigned: Assigned | None = None
         self._on_revoked: Assigned | None = None
         self._manager: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        #: Set (and replaced) after each commit and each finished shard: tests wait on it.
+        self.progress = asyncio.Event()
 
     @property
     def arn(self) -> str:
@@ -166,6 +169,7 @@ class ShardReader:
 
     async def stop(self) -> None:
         tasks = [st.task for st in self.reading.values() if st.task is not None]
+        tasks.extend(self._retiring)
         if self._manager is not None:
             tasks.append(self._manager)
         for task in tasks:
@@ -224,6 +228,7 @@ class ShardReader:
         for info in fresh:
             st = self.reading[info.id]
             st.task = loop.create_task(self._poll(st))
+        self._progressed()
 
     async def _drop(self, shards: set[str]) -> None:
         for shard in shards:
@@ -301,7 +306,9 @@ class ShardReader:
         # Revoked by the manager (the policy's revocation waits for this shard's batches,
         # and this may be called from the policy's own commit).
         self._discover_now.set()
-        asyncio.get_running_loop().create_task(self._retire(st.info.id))
+        task = asyncio.get_running_loop().create_task(self._retire(st.info.id))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _retire(self, shard: str) -> None:
         assert self._on_revoked is not None
@@ -309,6 +316,7 @@ class ShardReader:
         self.reading.pop(shard, None)
         self._windows.pop(shard, None)
         self._discover_now.set()
+        self._progressed()
 
     # -- what the policy calls ---------------------------------------------------------------
 
@@ -339,12 +347,13 @@ class ShardReader:
         """Store, per shard, the last sequence number below the policy's checkpoint."""
         rows: dict[str, tuple[str | None, bytes | None]] = {}
         done: list[_Shard] = []
-        for shard, offset in offsets.items():
+        for shard in offsets.keys() | (windows or {}).keys():
             st = self.reading.get(shard)
             if st is None or st.finished:
                 continue
             last = None
             pending = st.pending
+            offset = offsets.get(shard, -1)
             while pending and pending[0][0] < offset:
                 last = pending.popleft()[1]
             if last is not None:
@@ -362,6 +371,17 @@ class ShardReader:
                 self._discover_now.set()
         for st in done:
             await self._finish_if_done(st)
+        self._progressed()
+
+    def _progressed(self) -> None:
+        self.progress.set()
+        self.progress = asyncio.Event()
+
+    async def wait_until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``check()`` holds, looking again after each commit or finished shard."""
+        with anyio.fail_after(timeout):
+            while not check():
+                await self.progress.wait()
 
     async def committed(self, tp: Any) -> int | None:
         st = self.reading.get(tp)

@@ -170,6 +170,9 @@ class KafkaShapes:
         """Filter patterns see ``key`` and ``value``, JSON-decoded if they are."""
         return {"key": maybe_json(raw.key), "value": maybe_json(raw.value)}
 
+    def window(self, tp: Any) -> bytes | None:
+        return None  # Kafka sources have no tumbling windows
+
     def item_identifier(self, raw: Any) -> Hashable:
         return (f"{raw.topic}-{raw.partition}", raw.offset)
 
@@ -248,7 +251,10 @@ class KafkaAdapter(KafkaShapes):
     def resume(self, tp: Any) -> None:
         self._consumer.resume(tp)
 
-    async def commit(self, offsets: dict[Any, int]) -> None:
+    async def commit(
+        self, offsets: dict[Any, int], windows: dict[Any, bytes | None] | None = None
+    ) -> None:
+        """``windows`` is never given: Kafka sources have no tumbling windows."""
         structs = self._aiokafka.structs
         await self._consumer.commit(
             {tp: structs.OffsetAndMetadata(offset, "") for tp, offset in offsets.items()}

@@ -45,6 +45,10 @@ def check_stream_settings(source: Any) -> None:
     check_range("retry_backoff", longest, first, 3600, unit="seconds")
     check_int("parallelization_factor", source.parallelization_factor, 1, 10)
     check_range("tumbling_window", source.tumbling_window, 0, 900, unit="seconds")
+    if source.tumbling_window and source.parallelization_factor > 1:
+        raise ConfigError(
+            "tumbling_window keeps one state per shard: it needs parallelization_factor=1"
+        )
     source.compiled_filters  # noqa: B018 - validates the patterns now
 
 
