@@ -28,10 +28,10 @@ import msgspec
 
 from eventrouter.destinations.directory import to_directory
 from eventrouter.fakes import MemoryQueue, MemoryStream
-from eventrouter.shards.memory import MemoryKinesis
 from eventrouter.router import Router
 from eventrouter.runtime.engine import Engine
 from eventrouter.runtime.environments import Pool
+from eventrouter.shards.memory import MemoryKinesis
 
 __all__ = [
     "Delivery",

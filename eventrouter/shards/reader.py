@@ -377,9 +377,9 @@ class ShardReader:
         self.progress.set()
         self.progress = asyncio.Event()
 
-    async def wait_until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_until(self, check: Callable[[], bool], within: float = 10.0) -> None:
         """Wait until ``check()`` holds, looking again after each commit or finished shard."""
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(within):
             while not check():
                 await self.progress.wait()
 

@@ -26,6 +26,7 @@ from eventrouter.shards.reader import (
     ShardInfo,
     ShardReader,
     ShardRecord,
+    ShardTransport,
     iso_ms,
 )
 from eventrouter.sources.streams import ShardedStream
@@ -291,5 +292,5 @@ class DynamoDBStream(ShardedStream, frozen=True, dict=True):
         # The stream's ARN (what its records carry) is known once the table is described.
         return [self.table] if self.table.startswith("arn:") else []
 
-    def transport(self, runtime: Runtime) -> DynamoDBStreamsTransport:
+    def transport(self, runtime: Runtime) -> ShardTransport:
         return DynamoDBStreamsTransport(self, runtime.clients)

@@ -23,6 +23,7 @@ from eventrouter.shards.reader import (
     ShardInfo,
     ShardReader,
     ShardRecord,
+    ShardTransport,
     iso_ms,
 )
 from eventrouter.sources.streams import ShardedStream
@@ -235,5 +236,5 @@ class Kinesis(ShardedStream, frozen=True, dict=True):
             return [self.stream]
         return [f"arn:aws:kinesis:{self.region or REGION}:{ACCOUNT}:stream/{self.stream}"]
 
-    def transport(self, runtime: Runtime) -> KinesisTransport:
+    def transport(self, runtime: Runtime) -> ShardTransport:
         return KinesisTransport(self, runtime.clients)
