@@ -9,8 +9,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventV2Model,
+    DynamoDBStreamModel,
     EventBridgeModel,
     KafkaSelfManagedEventModel,
+    KinesisDataStreamModel,
     SqsModel,
 )
 
@@ -19,6 +21,8 @@ MODELS = {
     "sqs": SqsModel,
     "kafka": KafkaSelfManagedEventModel,
     "eventbridge": EventBridgeModel,
+    "kinesis": KinesisDataStreamModel,
+    "dynamodb": DynamoDBStreamModel,
 }
 
 

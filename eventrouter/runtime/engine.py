@@ -176,7 +176,10 @@ class Engine(Runtime):
                 await self._start_schedules(self._task_group)
                 await self._start_streams(self._task_group)
             except BaseException:
-                await self.shutdown(grace=0)
+                # The task group reports the same failure again, wrapped: the caller gets
+                # the source's own error (e.g. SourceError: no such stream).
+                with contextlib.suppress(Exception):
+                    await self.shutdown(grace=0)
                 raise
         if self._http_address is not None:
             from eventrouter.http.server import HttpServer

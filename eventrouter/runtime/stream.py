@@ -109,10 +109,16 @@ class StreamPolicy:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Join the group and consume until stopped; commit what is done on the way out."""
+        failed: Exception | None = None
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
-                await self.adapter.start(self._assigned, self._revoked)
+                try:
+                    await self.adapter.start(self._assigned, self._revoked)
+                except Exception as exc:  # raised below, unwrapped from the task group's
+                    failed = exc
+                    tg.cancel_scope.cancel()
+                    return
                 log.info(
                     "stream source started",
                     function=self.state.spec.name,
@@ -135,6 +141,8 @@ class StreamPolicy:
                 except Exception as exc:  # noqa: BLE001 - leaving the group is best effort
                     log.warning("stream consumer stop failed", error=repr(exc))
                 self._stopped.set()
+            if failed is not None:
+                raise failed
 
     def stop(self) -> None:
         """Stop fetching; batches in flight finish (the engine bounds that by its grace)."""

@@ -199,6 +199,9 @@ class ShardReader:
         """List the shards; start those now readable and ours, revoke those no longer ours."""
         assert self._on_assigned is not None and self._on_revoked is not None
         listed = {info.id: info for info in await self.transport.shards()}
+        for shard, st in self.reading.items():  # a shard being read may have been closed
+            if shard in listed:
+                st.info = listed[shard]
         self._finished |= await self.checkpoints.finished(set(listed) - self._finished)
         readable = [
             info
