@@ -115,7 +115,7 @@ class StreamPolicy:
                 self._task_group = tg
                 try:
                     await self.adapter.start(self._assigned, self._revoked)
-                except Exception as exc:  # raised below, unwrapped from the task group's
+                except Exception as exc:  # noqa: BLE001 - raised below, not wrapped in a group
                     failed = exc
                     tg.cancel_scope.cancel()
                     return
