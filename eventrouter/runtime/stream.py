@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -93,8 +94,11 @@ class StreamPolicy:
         # stuck (a failing batch holds it) gets this far behind.
         self.high_water = max(10 * source.batch_size, 10_000)
         self._drained = asyncio.Event()
-        #: Offset lag per "topic-partition" at the last report.
+        #: Offset lag, iterator age (ms) and ms behind the tip per partition, at the last
+        #: report (:meth:`update_lag`).
         self.lag: dict[str, int] = {}
+        self.iterator_age: dict[str, int] = {}
+        self.behind: dict[str, int] = {}
         self.in_flight = 0
         self._pending_commit: dict[Any, int] = {}
         self._pending_windows: dict[Any, bytes | None] = {}
@@ -243,6 +247,7 @@ class StreamPolicy:
                 if part is None or not records:
                     continue
                 part.fetched_to = records[-1].offset + 1
+                part.iterator_age = int(time.time() * 1000) - records[-1].timestamp
                 lanes = part.lanes
                 if len(lanes) == 1:
                     lane = lanes[0]
@@ -392,20 +397,31 @@ class StreamPolicy:
         while True:
             await anyio.sleep(LAG_INTERVAL)
             self.update_lag()
-            if self.lag:
+            if self.lag or self.iterator_age:
                 log.info(
                     "stream lag",
                     function=self.state.spec.name,
                     lag=self.lag,
                     total=sum(self.lag.values()),
+                    iterator_age_ms=self.iterator_age,
+                    behind_ms=self.behind,
                 )
 
     def update_lag(self) -> dict[str, int]:
-        """Offset lag per partition: the log end minus the checkpoint (the scaling signal)."""
-        lag = {}
+        """Per partition: the offset lag (the log end minus the checkpoint, Kafka's scaling
+        signal), the ``IteratorAge`` (ms between the arrival of the last record read and its
+        reading) and, where the service says, how far behind its tip reading is (Kinesis's
+        ``MillisBehindLatest``)."""
+        lag, age, behind = {}, {}, {}
         for tp, part in self.partitions.items():
+            name = self.adapter.partition_name(tp)
             end = self.adapter.highwater(tp)
             if end is not None and part.done is not None:
-                lag[self.adapter.partition_name(tp)] = max(0, end - part.done)
-        self.lag = lag
+                lag[name] = max(0, end - part.done)
+            if part.iterator_age is not None:
+                age[name] = part.iterator_age
+            millis = self.adapter.millis_behind(tp)
+            if millis is not None:
+                behind[name] = millis
+        self.lag, self.iterator_age, self.behind = lag, age, behind
         return lag

@@ -1,9 +1,9 @@
 """What a stream transport provides to the stream policy (:mod:`eventrouter.runtime.stream`).
 
-Kafka's adapter is :class:`eventrouter.sources.kafka.KafkaAdapter`; the in-memory one of the
-tests is :class:`eventrouter.fakes.MemoryStreamAdapter`. A Kinesis or DynamoDB Streams
-adapter implements the same protocol: shards are its partitions, sequence numbers its
-offsets.
+Kafka's adapter is :class:`eventrouter.sources.kafka.KafkaAdapter` (the in-memory one of the
+tests :class:`eventrouter.fakes.MemoryStreamAdapter`); Kinesis's and DynamoDB Streams' are
+shard readers (:class:`eventrouter.shards.reader.ShardReader`): shards are their partitions,
+sequence numbers (as integers) their offsets.
 """
 
 from __future__ import annotations
@@ -47,7 +47,13 @@ class StreamAdapter(Protocol):
 
     async def seek_to_timestamp(self, tps: set[Any], timestamp: float) -> None: ...
 
-    def highwater(self, tp: Any) -> int | None: ...
+    def highwater(self, tp: Any) -> int | None:
+        """The partition's log end offset (Kafka), when known."""
+        ...
+
+    def millis_behind(self, tp: Any) -> int | None:
+        """How far behind the stream's tip reading is, when the service says (Kinesis)."""
+        ...
 
     async def stop(self) -> None: ...
 

@@ -60,7 +60,17 @@ class Batch:
 class Partition:
     """One assigned partition (a Kafka partition, a shard): its lanes and its checkpoint."""
 
-    __slots__ = ("done", "fetched_to", "finished", "lanes", "paused", "revoked", "tp", "window")
+    __slots__ = (
+        "done",
+        "fetched_to",
+        "finished",
+        "iterator_age",
+        "lanes",
+        "paused",
+        "revoked",
+        "tp",
+        "window",
+    )
 
     def __init__(self, tp: Any, lanes: int = 1) -> None:
         self.tp = tp
@@ -74,6 +84,8 @@ class Partition:
         self.done: int | None = None
         #: One past the last offset handed to the lanes.
         self.fetched_to: int | None = None
+        #: Lambda's IteratorAge at the last fetch: ms from the last record's arrival.
+        self.iterator_age: int | None = None
         #: The open tumbling window.
         self.window: Window | None = None
 

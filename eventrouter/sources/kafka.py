@@ -173,6 +173,9 @@ class KafkaShapes:
     def window(self, tp: Any) -> bytes | None:
         return None  # Kafka sources have no tumbling windows
 
+    def millis_behind(self, tp: Any) -> int | None:
+        return None  # Kafka says how many records behind: see highwater
+
     def item_identifier(self, raw: Any) -> Hashable:
         return (f"{raw.topic}-{raw.partition}", raw.offset)
 

@@ -369,3 +369,25 @@ async def test_tumbling_windows_need_the_raw_form(tmp_path: Any) -> None:
     with pytest.raises(ConfigError, match="tumbling_window needs the raw event form"):
         async with run_router(router):
             pass
+
+
+async def test_iterator_age_and_millis_behind_per_shard(tmp_path: Any) -> None:
+    router = Router("t")
+    stream = MemoryKinesis("clicks", shards=2, **FAST)
+    progress = Progress()
+    seen: list[int] = []
+
+    @router.on_event(stream)
+    async def count(batch: list[Click]) -> None:
+        seen.extend(c.n for c in batch)
+        progress.note()
+
+    stream.put({"n": 0}, key="k", shard="shardId-000000000000", age=5.0)
+    async with run_router(router) as app:
+        await progress.until(lambda: seen == [0])
+        policy = app.engine.streams[0]
+        policy.update_lag()
+    assert policy.iterator_age["shardId-000000000000"] >= 5000
+    assert "shardId-000000000001" not in policy.iterator_age  # nothing read there yet
+    assert policy.behind == {"shardId-000000000000": 0, "shardId-000000000001": 0}
+    assert policy.lag == {}  # no record count for shards: Kafka's figure
