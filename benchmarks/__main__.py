@@ -23,6 +23,7 @@ from benchmarks import (
     http_throughput,
     invoke_overhead,
     kafka_throughput,
+    kinesis_throughput,
     scaling,
     sqs_throughput,
     timeouts,
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "http_throughput": http_throughput,
     "kafka_throughput": kafka_throughput,
     "sqs_throughput": sqs_throughput,
+    "kinesis_throughput": kinesis_throughput,
     "scaling": scaling,
     "timeouts": timeouts,
     "events": events,
@@ -254,6 +256,26 @@ def sqs_rows(q: dict[str, Any]) -> list[str]:
     ]
 
 
+def kinesis_rows(k: dict[str, Any]) -> list[str]:
+    t = k["targets"]
+    return [
+        _row(
+            f"Kinesis on moto, records/s ({k['records']} records, {k['shards']} shards)",
+            _range(k["eventrouter_records_per_s"], ",.0f"),
+            f"aiobotocore loop {k['loop_records_per_s']['median']:,.0f}/s",
+            f"{k['rate_vs_loop']:.2f}x",
+        ),
+        _row(
+            "Kinesis CPU per record, µs",
+            _range(k["eventrouter_cpu_us_per_record"], ",.1f"),
+            f"aiobotocore loop {k['loop_cpu_us_per_record']['median']:,.1f} µs",
+            f"{k['cpu_per_record_vs_loop']:.2f}x",
+            f"<= {t['cpu_per_record_vs_loop']}x",
+            k["cpu_per_record_vs_loop"] <= t["cpu_per_record_vs_loop"],
+        ),
+    ]
+
+
 def scaling_rows(s: dict[str, Any]) -> list[str]:
     rows = []
     one = s["functions"]["1"]
@@ -427,6 +449,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
         (("http_throughput",), http_rows),
         (("kafka_throughput",), kafka_rows),
         (("sqs_throughput",), sqs_rows),
+        (("kinesis_throughput",), kinesis_rows),
         (("scaling",), scaling_rows),
         (("timeouts",), timeout_rows),
         (("events",), events_rows),

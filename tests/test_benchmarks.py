@@ -23,6 +23,8 @@ EXPECTED_ROWS = (
     "Kafka batch handler, 16 partitions",
     "SQS on moto",  # 5. SQS
     "SQS pollers while a backlog drains",
+    "Kinesis on moto, records/s",  # 5b. Kinesis
+    "Kinesis CPU per record",
     "1,000 registered functions",  # 6. how cost grows
     "1,000,000 B payload",
     "memory per in-flight invocation",
@@ -62,7 +64,7 @@ def test_quick_benchmarks_run_every_scenario(tmp_path: Path) -> None:
         )
     ]
     assert not missing, f"scenarios without their row: {missing}\n{done.stdout}"
-    assert "scenario 9/9: events done" in done.stderr  # progress is shown
+    assert "scenario 10/10: events done" in done.stderr  # progress is shown
     results = json.loads((tmp_path / "latest.json").read_text())
     assert results["environment"]["cpus"] >= 1 and results["environment"]["packages"]["msgspec"]
     written = (tmp_path / "summary.md").read_text().splitlines()
