@@ -391,3 +391,55 @@ async def test_iterator_age_and_millis_behind_per_shard(tmp_path: Any) -> None:
     assert "shardId-000000000001" not in policy.iterator_age  # nothing read there yet
     assert policy.behind == {"shardId-000000000000": 0, "shardId-000000000001": 0}
     assert policy.lag == {}  # no record count for shards: Kafka's figure
+
+
+async def test_no_permission_to_read_the_stream_is_a_clear_error() -> None:
+    from botocore.exceptions import ClientError
+
+    from eventrouter import SourceError
+    from eventrouter.sources.kinesis import KinesisTransport
+
+    class Denied:
+        async def describe_stream_summary(self, **_: Any) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}},
+                "DescribeStreamSummary",
+            )
+
+    class Clients:
+        async def aws(self, *_: Any) -> Any:
+            return Denied()
+
+    transport = KinesisTransport(Kinesis("clicks"), Clients())  # type: ignore[arg-type]
+    with pytest.raises(SourceError, match=r"Kinesis\('clicks'\): cannot read the stream "):
+        await transport.connect()
+
+
+async def test_read_errors_are_retried_and_the_shard_goes_on(tmp_path: Any) -> None:
+    router = Router("t")
+    stream = MemoryKinesis("clicks", **FAST)
+    state = stream.state
+    real_read = state.read
+    failures = 2
+
+    async def flaky(shard: str, iterator: str, limit: int) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("throttled")
+        return await real_read(shard, iterator, limit)
+
+    state.read = flaky  # type: ignore[method-assign]
+    seen: list[int] = []
+    progress = Progress()
+
+    @router.on_event(stream)
+    async def count(batch: list[Click]) -> None:
+        seen.extend(c.n for c in batch)
+        progress.note()
+
+    for n in range(3):
+        stream.put({"n": n}, key="k")
+    async with run_router(router):
+        await progress.until(lambda: seen == [0, 1, 2], within=15)
+    assert failures == 0
