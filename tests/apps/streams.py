@@ -1,39 +1,33 @@
-"""An app for the stream process tests: one Kinesis source from the environment; each record
-it processes is written as a line ``<shard> <sequence> <n> <pid>``."""
+"""An app for the Kafka process tests: writes ``partition:value`` of every record to a file."""
 
 from __future__ import annotations
 
 import os
-import time
+from typing import Any
 
-import msgspec
+import anyio
 
-from eventrouter import Context, Kinesis, Router
+from eventrouter import Context, Kafka, Router
+from tests.kafka_broker import FAST_GROUP
 
-router = Router("streams", lease_table=os.environ.get("STREAMS_LEASE_TABLE") or None)
-OUT = os.environ.get("STREAMS_OUT", "records.log")
-DELAY = float(os.environ.get("STREAMS_DELAY", "0"))
-
-
-class Click(msgspec.Struct):
-    n: int
+router = Router("streams")
+OUT = os.environ.get("DURABLE_OUT", "processed.log")
 
 
 @router.on_event(
-    Kinesis(
-        os.environ.get("STREAMS_STREAM", "clicks"),
-        endpoint_url=os.environ.get("STREAMS_ENDPOINT"),
-        batch_size=5,
-        poll_interval=0.05,
-        discovery_interval=0.5,
-        lease_duration=float(os.environ.get("STREAMS_LEASE_DURATION", "3")),
-    )
+    Kafka(
+        os.environ.get("KAFKA_TOPIC", "clicks"),
+        group=os.environ.get("KAFKA_GROUP", "streams"),
+        batch_size=20,
+        batching_window=0,
+        consumer_options=FAST_GROUP,
+    ),
+    timeout=30,
 )
-def count(batch: list[Click], ctx: Context) -> None:
-    time.sleep(DELAY)
+async def record(batch: list[Any], ctx: Context) -> None:
+    await anyio.sleep(0.005)
     lines = "".join(
-        f"{r.shard_id} {r.sequence_number} {c.n} {os.getpid()}\n"
-        for r, c in zip(ctx.records, batch, strict=True)
+        f"{os.getpid()}:{r.partition}:{v['n']}\n" for r, v in zip(ctx.records, batch, strict=True)
     )
     fd = os.open(OUT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

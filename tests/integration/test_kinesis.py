@@ -229,7 +229,7 @@ def test_kill_9_mid_stream_then_restart_skips_nothing(moto: str, tmp_path: Path)
         "STREAMS_ENDPOINT": moto,
         "STREAMS_DELAY": "0.02",
     }
-    target = "tests.apps.streams:router"
+    target = "tests.apps.kinesis:router"
     first = RouterProcess(tmp_path / "state", tmp_path, target=target, env=env)
     try:
         wait_until(lambda: len(records_of(out)) >= 25)
@@ -264,7 +264,7 @@ def test_two_hosts_share_the_shards_and_one_takes_over_when_the_other_dies(
         "STREAMS_LEASE_DURATION": "2",
         "STREAMS_DELAY": "0.05",
     }
-    target = "tests.apps.streams:router"
+    target = "tests.apps.kinesis:router"
     a = RouterProcess(tmp_path / "a", tmp_path, target=target, env=env)
     b = None
     try:
