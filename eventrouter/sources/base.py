@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 #: ``sync``: invoked by a caller who waits (HTTP routes); ``async``: through the durable
 #: queue (embedded queues, schedules, event-bus rules); ``queue``: polled queues (SQS);
-#: ``stream``: polled, checkpointed partitions (Kafka). An ``async`` source may name the
-#: embedded queue it consumes (``named_queue``) or the engine part that fires its events
-#: (``trigger``: ``"schedule"``, ``"bus"``).
+#: ``stream``: polled, checkpointed partitions (Kafka; Kinesis and DynamoDB Streams shards).
+#: An ``async`` source may name the embedded queue it consumes (``named_queue``) or the
+#: engine part that fires its events (``trigger``: ``"schedule"``, ``"bus"``).
 Model = Literal["sync", "async", "queue", "stream"]
 MODELS: tuple[Model, ...] = ("sync", "async", "queue", "stream")
 

@@ -130,6 +130,42 @@ async def test_the_three_forms_and_lambdas_event(moto: str) -> None:
 
 
 @pytest.mark.anyio
+async def test_parallelization_factor_keeps_each_partition_keys_order(moto: str) -> None:
+    stream = make_stream(moto)
+    client = kinesis(moto)
+    client.put_records(
+        StreamName=stream,
+        Records=[
+            {"Data": json.dumps({"n": n}).encode(), "PartitionKey": f"user-{n % 12}"}
+            for n in range(60)
+        ],
+    )
+    router = Router("t")
+    seen: dict[str, list[int]] = {}
+    in_flight = most = 0
+    progress = Progress()
+
+    @router.on_event(
+        Kinesis(stream, endpoint_url=moto, batch_size=2, parallelization_factor=4, **FAST)
+    )
+    async def count(batch: list[Click], ctx: Context) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        for record, click in zip(ctx.records, batch, strict=True):
+            seen.setdefault(record.partition_key, []).append(click.n)
+        in_flight -= 1
+        progress.note()
+
+    async with run_router(router):
+        await progress.until(lambda: sum(map(len, seen.values())) == 60)
+    assert most > 1
+    for key, ns in seen.items():
+        assert ns == sorted(ns) == [n for n in range(60) if f"user-{n % 12}" == key]
+
+
+@pytest.mark.anyio
 async def test_an_unknown_stream_is_a_clear_error(moto: str) -> None:
     router = Router("t")
 
