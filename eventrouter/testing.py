@@ -35,8 +35,8 @@ from eventrouter.shards.memory import MemoryKinesis
 
 __all__ = [
     "Delivery",
-    "MemoryQueue",
     "MemoryKinesis",
+    "MemoryQueue",
     "MemoryStream",
     "RouterUnderTest",
     "TestRouter",

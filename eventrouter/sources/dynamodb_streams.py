@@ -11,6 +11,7 @@ boto3's ``TypeDeserializer``.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Hashable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -49,6 +50,17 @@ def _plain(value: Any) -> Any:
 _image_encoder = msgspec.json.Encoder(enc_hook=_plain, decimal_format="number")
 
 
+@functools.cache
+def _deserializer() -> Any:
+    return require("boto3.dynamodb.types", "aws").TypeDeserializer()
+
+
+def plain_image(attributes: dict[str, Any]) -> dict[str, Any]:
+    """An item's attribute values (``{"total": {"N": "2"}}``) as plain values."""
+    deserialize = _deserializer().deserialize
+    return {name: deserialize(value) for name, value in attributes.items()}
+
+
 def _lambda_value(value: Any) -> Any:
     """An attribute value as Lambda's JSON event has it: binary as base64 text."""
     if isinstance(value, dict):
@@ -82,11 +94,10 @@ class DynamoDBStreamsTransport:
         self._client: Any = None
         self.arn = source.table if source.table.startswith("arn:") else ""
         self.region = source.region or REGION
-        self._deserializer: Any = None
 
     async def connect(self) -> None:
         source = self.source
-        self._deserializer = require("boto3.dynamodb.types", "aws").TypeDeserializer()
+        _deserializer()  # boto3 is there (the aws extra), or a clear error now
         if not self.arn:
             tables = await self._clients.aws("dynamodb", source.region, source.endpoint_url)
             try:
@@ -161,21 +172,16 @@ class DynamoDBStreamsTransport:
             if error_code(exc) in ("ExpiredIteratorException", "TrimmedDataAccessException"):
                 raise ExpiredIterator from exc
             raise
-        deserialize = self._deserializer.deserialize
         records = []
         for raw in response.get("Records", ()):
             change = raw["dynamodb"]
             image = (
                 change.get("OldImage") if raw["eventName"] == "REMOVE" else change.get("NewImage")
             )
-            value = (
-                _image_encoder.encode({k: deserialize(v) for k, v in image.items()})
-                if image is not None
-                else None
-            )
+            value = _image_encoder.encode(plain_image(image)) if image is not None else None
             created = change.get("ApproximateCreationDateTime")
             ms = int(created.timestamp() * 1000) if isinstance(created, datetime) else 0
-            key = _image_encoder.encode(change.get("Keys") and _lambda_value(change["Keys"]))
+            key = _image_encoder.encode(_lambda_value(change.get("Keys") or {}))
             records.append(ShardRecord(shard, change["SequenceNumber"], ms, key, value, raw))
         return records, response.get("NextShardIterator"), None
 
@@ -183,7 +189,7 @@ class DynamoDBStreamsTransport:
 def lambda_record(raw: ShardRecord, arn: str, region: str) -> dict[str, Any]:
     """One change as Lambda's DynamoDB event has it."""
     record = raw.raw
-    change = _lambda_value({k: v for k, v in record["dynamodb"].items()})
+    change = _lambda_value(record["dynamodb"])
     change["ApproximateCreationDateTime"] = raw.timestamp / 1000
     out = {
         "eventID": record.get("eventID"),
@@ -209,12 +215,11 @@ class DynamoDBStreamAdapter(ShardReader):
         return {"Records": [lambda_record(r, arn, region) for r in raws]}
 
     def record(self, raw: ShardRecord, value: Any) -> DynamoDBRecord:
-        deserialize = self.transport._deserializer.deserialize  # type: ignore[attr-defined]
         change = raw.raw["dynamodb"]
 
         def image(name: str) -> dict[str, Any] | None:
             found = change.get(name)
-            return None if found is None else {k: deserialize(v) for k, v in found.items()}
+            return None if found is None else plain_image(found)
 
         return DynamoDBRecord(
             raw.shard,
