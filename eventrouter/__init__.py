@@ -40,6 +40,7 @@ from eventrouter.router import Router, default_router, on_event
 from eventrouter.runtime.engine import Engine
 from eventrouter.security.permissions import Permission
 from eventrouter.sources import (
+    S3,
     DynamoDBRecord,
     DynamoDBStream,
     Http,
@@ -49,6 +50,7 @@ from eventrouter.sources import (
     KinesisRecord,
     Queue,
     Schedule,
+    Sns,
     Sqs,
     SqsMessage,
 )
@@ -83,7 +85,9 @@ __all__ = [
     "Queue",
     "Response",
     "Router",
+    "S3",
     "Schedule",
+    "Sns",
     "SourceError",
     "Sqs",
     "SqsMessage",

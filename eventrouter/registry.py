@@ -27,11 +27,13 @@ from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka
 from eventrouter.sources.kinesis import Kinesis
 from eventrouter.sources.queue import Queue
+from eventrouter.sources.s3 import S3
 from eventrouter.sources.schedule import Schedule
+from eventrouter.sources.sns import Sns
 from eventrouter.sources.sqs import Sqs
 
 #: The sources a function may name (each follows :class:`eventrouter.sources.base.Source`).
-Source = Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Schedule | EventRule
+Source = Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Sns | S3 | Schedule | EventRule
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -13,6 +13,8 @@ from aws_lambda_powertools.utilities.parser.models import (
     EventBridgeModel,
     KafkaSelfManagedEventModel,
     KinesisDataStreamModel,
+    S3Model,
+    SnsModel,
     SqsModel,
 )
 
@@ -23,6 +25,8 @@ MODELS = {
     "eventbridge": EventBridgeModel,
     "kinesis": KinesisDataStreamModel,
     "dynamodb": DynamoDBStreamModel,
+    "sns": SnsModel,
+    "s3": S3Model,
 }
 
 

@@ -8,6 +8,8 @@ EXPECTED = {
     "DynamoDBStream",
     "Kinesis",
     "KinesisRecord",
+    "S3",
+    "Sns",
     "Context",
     "DestinationError",
     "Engine",

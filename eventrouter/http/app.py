@@ -82,7 +82,13 @@ class HttpApp:
         #: Unknown paths, methods and the OpenAPI document are 403 too when permissions are
         #: enforced: an unauthenticated caller learns nothing about which routes exist.
         self.enforce = bool(router.enforce_permissions)
+        #: Notification endpoints (an SNS HTTP subscription, an S3 webhook): path -> function.
+        self.endpoints: dict[str, str] = {}
         for spec in router.functions.values():
+            endpoint = getattr(spec.source, "endpoint_path", None)
+            path = endpoint(spec.name) if endpoint is not None else None
+            if path is not None:
+                self.endpoints[path] = spec.name
             if not isinstance(spec.source, Http):
                 continue
             parsed = spec.source.spec
@@ -156,6 +162,9 @@ class HttpApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        if method == "POST" and path in self.endpoints:
+            await self._notification(self.endpoints[path], scope, receive, send)
+            return
         if path == "/" and method == "POST":
             target = events_api.target_of(scope)
             if target is not None:  # EventBridge's API (AWS JSON 1.1)
@@ -222,6 +231,24 @@ class HttpApp:
         if self._openapi is None:
             self._openapi = _encoder.encode(openapi_document(self.router))
         return self._openapi
+
+    async def _notification(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """A push from SNS or an S3-compatible store: the feed authenticates and stores it
+        (its own signature or token: not SigV4)."""
+        runtime = self.runtime or await self.running()
+        request_id = new_request_id()
+        body = await read_body(receive, SYNC_PAYLOAD_LIMIT)
+        if body is None:
+            await self._error(send, 413, "RequestTooLarge", "the body is too large", request_id)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, answer = await runtime.feeds[name].handle(headers, body)
+        await respond(
+            send,
+            status,
+            _encoder.encode(answer),
+            [(b"content-type", JSON), (b"x-amzn-requestid", request_id.encode())],
+        )
 
     # -- application routes ----------------------------------------------------------------
 

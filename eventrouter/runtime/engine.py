@@ -134,6 +134,8 @@ class Engine(Runtime):
         self.scheduler: Scheduler | None = None
         #: One policy per pull-sourced function (Kafka streams, SQS queues).
         self.streams: list[PullPolicy] = []
+        #: The notification feeds (SNS, S3) by function: SQS pollers and HTTP endpoints.
+        self.feeds: dict[str, Any] = {}
         #: Every source started (``/readyz``).
         self.ready = False
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -175,6 +177,7 @@ class Engine(Runtime):
             try:
                 await self._start_schedules(self._task_group)
                 await self._start_streams(self._task_group)
+                await self._start_feeds(self._task_group)
             except BaseException:
                 # The task group reports the same failure again, wrapped: the caller gets
                 # the source's own error (e.g. SourceError: no such stream).
@@ -223,6 +226,8 @@ class Engine(Runtime):
             self.scheduler.stop()
         for stream in self.streams:
             stream.stop()
+        for feed in self.feeds.values():
+            feed.stop()
         in_flight = self.policy.in_flight + sum(s.in_flight for s in self.streams)
         with anyio.move_on_after(grace) as scope:
             await self.policy.wait_idle()
@@ -230,6 +235,8 @@ class Engine(Runtime):
                 await self.http_server.wait_stopped()
             for stream in self.streams:
                 await stream.wait_stopped()
+            for feed in self.feeds.values():
+                await feed.wait_stopped()
         if scope.cancelled_caught:
             log.warning("grace period over, cancelling", in_flight=self.policy.in_flight)
         self._task_group.cancel_scope.cancel()
@@ -274,6 +281,16 @@ class Engine(Runtime):
 
         ledger: Ledger = await DynamoLedger.open(self, self.router.lease_table)
         return ledger
+
+    async def _start_feeds(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Start the notification feeds (``trigger == "feed"``: SNS, S3): each moves what a
+        service pushes (through SQS or HTTP) into its function's durable queue."""
+        for state in self.invoker.states.values():
+            source: Any = state.spec.source
+            if getattr(source, "trigger", "") == "feed":
+                feed = source.feed(state.spec, self)
+                self.feeds[state.spec.name] = feed
+                await task_group.start(feed.run)
 
     async def _start_streams(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start the pull sources, each with the policy of its model."""

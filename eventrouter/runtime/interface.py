@@ -48,6 +48,8 @@ class Runtime(Protocol):
     ready: bool
     #: The embedded event buses and their rules.
     buses: EventBuses
+    #: The notification feeds (SNS, S3) by function; HTTP deliveries are answered by them.
+    feeds: dict[str, Any]
 
     async def invoke_sync(
         self,

@@ -14,7 +14,9 @@ from eventrouter.sources.http import Http
 from eventrouter.sources.kafka import Kafka, KafkaRecord
 from eventrouter.sources.kinesis import Kinesis, KinesisRecord
 from eventrouter.sources.queue import Queue
+from eventrouter.sources.s3 import S3
 from eventrouter.sources.schedule import Schedule
+from eventrouter.sources.sns import Sns
 from eventrouter.sources.sqs import Sqs, SqsMessage
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "Kinesis",
     "KinesisRecord",
     "Queue",
+    "S3",
     "Schedule",
+    "Sns",
     "Sqs",
     "SqsMessage",
 ]
