@@ -101,7 +101,7 @@ def sns_host(
             return data
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             requests.append(f"{self.headers.get('Host')}{self.path}")
             if self.path.endswith(".pem"):
                 body = certificate(self.path)

@@ -70,6 +70,8 @@ class SqsFeed:
         #: Messages turned into invocations, and dropped (filtered out).
         self.fed = 0
         self.dropped = 0
+        #: Set (and replaced) after each batch of messages: tests wait on it.
+        self.progress = anyio.Event()
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -98,6 +100,12 @@ class SqsFeed:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
+    async def wait_until(self, check: Callable[[], bool], within: float = 20.0) -> None:
+        """Wait until ``check()`` holds, looking again after each batch of messages."""
+        with anyio.fail_after(within):
+            while not check():
+                await self.progress.wait()
+
     async def _poll(self) -> None:
         errors = 0
         name = self.spec.name
@@ -115,6 +123,8 @@ class SqsFeed:
             if messages:
                 with anyio.CancelScope(shield=True):  # written and deleted, or neither
                     await self._feed(messages)
+                self.progress.set()
+                self.progress = anyio.Event()
 
     async def _feed(self, messages: list[dict[str, Any]]) -> None:
         done: list[dict[str, Any]] = []

@@ -16,7 +16,7 @@ import boto3
 import httpx
 import pytest
 
-from eventrouter import Router, S3, Sns, to_queue
+from eventrouter import S3, Router, Sns, to_queue
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 from tests.lambda_models import check_event
@@ -81,9 +81,7 @@ async def test_sns_through_a_queue_the_router_subscribes_with_a_filter_policy(mo
             )
         await seen.until(1)
         feed = app.engine.feeds["on_order"]
-        with anyio.fail_after(20):
-            while feed.fed + feed.dropped < 3:
-                await anyio.sleep(0.05)  # moto's queue: nothing to await in this process
+        await feed.wait_until(lambda: feed.fed + feed.dropped == 3)
     assert (feed.fed, feed.dropped) == (1, 2)
     (event,) = seen.events
     check_event("sns", event)
@@ -294,10 +292,7 @@ async def test_each_notification_is_retried_then_goes_to_on_failure(moto: str) -
 
     async with run_router(router) as app:
         sns.publish(TopicArn=topic, Message="hello")
-        with anyio.fail_after(20):
-            while not await app.engine.store.count("failed"):
-                await anyio.sleep(0.05)
-        (record,) = await app.queue_messages("failed")
+        (record,) = await app.wait_records(1, "on_order", "on_failure")
     assert calls == 2
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     check_event("sns", record["requestPayload"])
