@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -20,9 +22,11 @@ from eventrouter import S3, Router, Sns, to_queue
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 from tests.lambda_models import check_event
+from tests.processes import RouterProcess, wait_until
 from tests.sns_signing import Signer, confirmation, notification, sns_host
 
-pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+pytestmark = [pytest.mark.integration]
+anyio_test = pytest.mark.anyio
 
 
 class Seen:
@@ -51,6 +55,7 @@ def attribute(value: str) -> dict[str, Any]:
     return {"store": {"DataType": "String", "StringValue": value}}
 
 
+@anyio_test
 async def test_sns_through_a_queue_the_router_subscribes_with_a_filter_policy(moto: str) -> None:
     sns = client("sns", moto)
     topic = sns.create_topic(Name=unique("orders"))["TopicArn"]
@@ -96,6 +101,7 @@ async def test_sns_through_a_queue_the_router_subscribes_with_a_filter_policy(mo
     }
 
 
+@anyio_test
 async def test_sns_http_subscription_with_moto_signed_deliveries(moto: str) -> None:
     sns = client("sns", moto)
     topic = sns.create_topic(Name=unique("orders"))["TopicArn"]
@@ -125,6 +131,7 @@ async def deliver_from_moto(router: Router, sns: Any, topic: str, seen: Seen) ->
         await seen.until(1)
 
 
+@anyio_test
 async def test_sns_http_confirms_checks_signatures_and_refuses_replays() -> None:
     topic = "arn:aws:sns:us-east-1:123456789012:orders"
     signer = Signer()
@@ -180,6 +187,7 @@ async def test_sns_http_confirms_checks_signatures_and_refuses_replays() -> None
         check_event("sns", event)
 
 
+@anyio_test
 async def test_s3_through_a_queue_the_router_configures_with_prefix_and_suffix(
     moto: str,
 ) -> None:
@@ -218,6 +226,7 @@ async def test_s3_through_a_queue_the_router_configures_with_prefix_and_suffix(
     assert len(created.events) == 1 and len(removed.events) == 1
 
 
+@anyio_test
 async def test_s3_compatible_webhook_with_a_token() -> None:
     router = Router("t")
     seen = Seen()
@@ -273,6 +282,7 @@ async def test_s3_compatible_webhook_with_a_token() -> None:
     assert record["s3"]["object"]["key"] == "a+b.png"  # as the store sent it
 
 
+@anyio_test
 async def test_each_notification_is_retried_then_goes_to_on_failure(moto: str) -> None:
     sns = client("sns", moto)
     topic = sns.create_topic(Name=unique("orders"))["TopicArn"]
@@ -297,3 +307,44 @@ async def test_each_notification_is_retried_then_goes_to_on_failure(moto: str) -
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     check_event("sns", record["requestPayload"])
     assert record["requestPayload"]["Records"][0]["Sns"]["Message"] == "hello"
+
+
+def test_kill_9_after_the_notification_left_its_queue_loses_nothing(
+    moto: str, tmp_path: Path
+) -> None:
+    sns, sqs = client("sns", moto), client("sqs", moto)
+    topic = sns.create_topic(Name=unique("orders"))["TopicArn"]
+    name = unique("orders-q")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["QueueArn"])
+    out = tmp_path / "notified.log"
+    env = {
+        "NOTIFIED_OUT": str(out),
+        "NOTIFIED_TOPIC": topic,
+        "NOTIFIED_QUEUE": name,
+        "NOTIFIED_ENDPOINT": moto,
+    }
+    target = "tests.apps.notified:router"
+    sns.publish(TopicArn=topic, Message="order-1")
+
+    def queue_empty() -> bool:
+        counts = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return all(v == "0" for v in counts.values())
+
+    first = RouterProcess(
+        tmp_path / "state", tmp_path, target=target, env={**env, "NOTIFIED_HANG": "1"}
+    )
+    try:
+        wait_until(queue_empty)  # taken off SQS: in the router's store, being handled
+    finally:
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert not out.exists()
+    second = RouterProcess(tmp_path / "state", tmp_path, target=target, env=env)
+    try:
+        wait_until(lambda: out.exists() and out.read_text() == "order-1\n")
+    finally:
+        assert second.stop() == 0
