@@ -111,7 +111,7 @@ def test_s3_rules_and_lambdas_shape_with_defaults() -> None:
         return {
             "eventName": name,
             "eventTime": "2026-12-04T10:00:00.000Z",
-            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}},
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1, "eTag": "e"}},
         }
 
     assert source.wanted(record("ObjectCreated:Put", "in/a+b.jpg"))
