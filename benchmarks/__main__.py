@@ -24,6 +24,7 @@ from benchmarks import (
     invoke_overhead,
     kafka_throughput,
     kinesis_throughput,
+    notifications,
     scaling,
     sqs_throughput,
     timeouts,
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "kafka_throughput": kafka_throughput,
     "sqs_throughput": sqs_throughput,
     "kinesis_throughput": kinesis_throughput,
+    "notifications": notifications,
     "scaling": scaling,
     "timeouts": timeouts,
     "events": events,
@@ -276,6 +278,32 @@ def kinesis_rows(k: dict[str, Any]) -> list[str]:
     ]
 
 
+def notification_rows(n: dict[str, Any]) -> list[str]:
+    q, h, t = n["through_sqs"], n["over_http"], n["targets"]
+    rows = [
+        _row(
+            f"SNS via SQS on moto, CPU per message, µs ({q['messages']} msgs)",
+            _range(q["sns_cpu_us_per_message"], ",.0f"),
+            f"Sqs source alone {q['sqs_cpu_us_per_message']['median']:,.0f} µs",
+            f"{q['cpu_per_message_vs_sqs']:.2f}x",
+            f"<= {t['cpu_per_message_vs_sqs']}x",
+            q["cpu_per_message_vs_sqs"] <= t["cpu_per_message_vs_sqs"],
+        )
+    ]
+    if "skipped" in h:
+        rows.append(_row("SNS HTTP endpoint", f"skipped: {h['skipped']}"))
+    else:
+        rows.append(
+            _row(
+                "SNS HTTP endpoint (signatures checked), req/s, 16 conn.",
+                _range(h["sns_rps"], ",.0f"),
+                f"Invoke API Event {h['invoke_event_rps']['median']:,.0f}/s",
+                f"{h['sns_vs_invoke']:.2f}x",
+            )
+        )
+    return rows
+
+
 def scaling_rows(s: dict[str, Any]) -> list[str]:
     rows = []
     one = s["functions"]["1"]
@@ -450,6 +478,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
         (("kafka_throughput",), kafka_rows),
         (("sqs_throughput",), sqs_rows),
         (("kinesis_throughput",), kinesis_rows),
+        (("notifications",), notification_rows),
         (("scaling",), scaling_rows),
         (("timeouts",), timeout_rows),
         (("events",), events_rows),

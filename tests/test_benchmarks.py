@@ -25,6 +25,8 @@ EXPECTED_ROWS = (
     "SQS pollers while a backlog drains",
     "Kinesis on moto, records/s",  # 5b. Kinesis
     "Kinesis CPU per record",
+    "SNS via SQS on moto",  # 5c. SNS
+    "SNS HTTP endpoint",
     "1,000 registered functions",  # 6. how cost grows
     "1,000,000 B payload",
     "memory per in-flight invocation",
@@ -64,7 +66,7 @@ def test_quick_benchmarks_run_every_scenario(tmp_path: Path) -> None:
         )
     ]
     assert not missing, f"scenarios without their row: {missing}\n{done.stdout}"
-    assert "scenario 10/10: events done" in done.stderr  # progress is shown
+    assert "scenario 11/11: events done" in done.stderr  # progress is shown
     results = json.loads((tmp_path / "latest.json").read_text())
     assert results["environment"]["cpus"] >= 1 and results["environment"]["packages"]["msgspec"]
     written = (tmp_path / "summary.md").read_text().splitlines()
