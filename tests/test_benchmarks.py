@@ -25,7 +25,8 @@ EXPECTED_ROWS = (
     "SQS pollers while a backlog drains",
     "Kinesis on moto, records/s",  # 5b. Kinesis
     "Kinesis CPU per record",
-    "SNS via SQS on moto",  # 5c. SNS
+    "SNS via SQS: unwrapping",  # 5c. SNS
+    "SNS via SQS on moto",
     "SNS HTTP endpoint",
     "1,000 registered functions",  # 6. how cost grows
     "1,000,000 B payload",
