@@ -348,3 +348,34 @@ def test_kill_9_after_the_notification_left_its_queue_loses_nothing(
         wait_until(lambda: out.exists() and out.read_text() == "order-1\n")
     finally:
         assert second.stop() == 0
+
+
+@anyio_test
+async def test_an_s3_event_is_retried_then_goes_to_on_failure() -> None:
+    router = Router("t")
+    calls = 0
+
+    @router.on_event(
+        S3("media", delivery="webhook", token="t"),
+        max_retries=1,
+        retry_delays=(0.05,),
+        on_failure=to_queue("failed"),
+    )
+    async def resize(event: dict[str, Any]) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("down")
+
+    record = {
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "media"}, "object": {"key": "a.png", "size": 1, "eTag": "e"}},
+    }
+    async with run_router(router, http="127.0.0.1:0") as app, httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{app.url}/s3/resize", json={"Records": [record]}, headers={"Authorization": "t"}
+        )
+        assert answer.status_code == 200
+        (failure,) = await app.wait_records(1, "resize", "on_failure")
+    assert calls == 2
+    assert failure["requestContext"]["condition"] == "RetriesExhausted"
+    check_event("s3", failure["requestPayload"])
