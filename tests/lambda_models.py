@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     EventBridgeModel,
     KafkaSelfManagedEventModel,
     KinesisDataStreamModel,
+    S3EventNotificationEventBridgeModel,
     S3Model,
     SnsModel,
     SqsModel,
@@ -27,6 +28,7 @@ MODELS = {
     "dynamodb": DynamoDBStreamModel,
     "sns": SnsModel,
     "s3": S3Model,
+    "s3-eventbridge": S3EventNotificationEventBridgeModel,
 }
 
 

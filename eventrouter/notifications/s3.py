@@ -78,12 +78,13 @@ def lambda_record(record: dict[str, Any], region: str) -> dict[str, Any]:
 
 
 def event_matches(name: str, patterns: tuple[str, ...]) -> bool:
-    """``s3:ObjectCreated:*`` matches ``ObjectCreated:Put``; an exact name matches itself."""
+    """``s3:ObjectCreated:*`` matches ``ObjectCreated:Put``; an exact name matches itself
+    (a name with no last part, ``ObjectCreated:``, only the family's ``*``)."""
     full = name if name.startswith("s3:") else f"s3:{name}"
     for pattern in patterns:
         if pattern.endswith(":*") and full.startswith(pattern[:-1]):
             return True
-        if full == pattern:
+        if full == pattern and not full.endswith(":"):
             return True
     return False
 
@@ -95,3 +96,46 @@ def key_of(record: dict[str, Any]) -> str:
 
 def bucket_of(record: dict[str, Any]) -> str:
     return str(record.get("s3", {}).get("bucket", {}).get("name", ""))
+
+
+# -- S3 events through EventBridge ---------------------------------------------------------------
+
+#: EventBridge's detail-type of an S3 event -> S3's event family.
+_FAMILIES = {
+    "Object Created": "ObjectCreated",
+    "Object Deleted": "ObjectRemoved",
+    "Object Restore Initiated": "ObjectRestore",
+    "Object Restore Completed": "ObjectRestore",
+    "Object Tags Added": "ObjectTagging",
+    "Object Tags Deleted": "ObjectTagging",
+    "Object ACL Updated": "ObjectAcl",
+}
+#: EventBridge's ``detail.reason`` -> the event name's last part.
+_REASONS = {
+    "PutObject": "Put",
+    "POST Object": "Post",
+    "CopyObject": "Copy",
+    "CompleteMultipartUpload": "CompleteMultipartUpload",
+    "DeleteObject": "Delete",
+}
+
+
+def is_eventbridge_event(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("source") == "aws.s3"
+
+
+def eventbridge_name(event: dict[str, Any]) -> str:
+    """The S3 event name an EventBridge event stands for (``ObjectCreated:Put``); the family
+    alone (``ObjectCreated:``) when its reason does not say which."""
+    family = _FAMILIES.get(str(event.get("detail-type", "")), "")
+    reason = str((event.get("detail") or {}).get("reason", ""))
+    return f"{family}:{_REASONS.get(reason, '')}"
+
+
+def eventbridge_key(event: dict[str, Any]) -> str:
+    """The object's key (EventBridge carries it as it is, not URL-encoded)."""
+    return str((event.get("detail") or {}).get("object", {}).get("key", ""))
+
+
+def eventbridge_bucket(event: dict[str, Any]) -> str:
+    return str((event.get("detail") or {}).get("bucket", {}).get("name", ""))

@@ -47,6 +47,12 @@ class S3(msgspec.Struct, frozen=True, dict=True):
     store POSTs ``{"Records": [...]}`` to ``path`` (default ``/s3/<function>``) on the
     router's port with ``Authorization: Bearer <token>``. ``events``, ``prefix`` and
     ``suffix`` filter as S3's notification rules do (on the decoded key).
+
+    ``delivery="eventbridge"``: the bucket sends its events to EventBridge, a rule there
+    targets an SQS queue, the router reads it; the function gets the EventBridge event (as a
+    Lambda function an EventBridge rule targets does). Without ``queue=`` (or with
+    ``configure=True``) the router turns the bucket's EventBridge notifications on and makes
+    the rule ``eventrouter-<function>`` on the default bus with the queue as its target.
     """
 
     model: ClassVar[Model] = "async"
@@ -58,7 +64,7 @@ class S3(msgspec.Struct, frozen=True, dict=True):
     events: tuple[str, ...] = ("s3:ObjectCreated:*",)
     prefix: str = ""
     suffix: str = ""
-    delivery: Literal["sqs", "webhook"] = "sqs"
+    delivery: Literal["sqs", "webhook", "eventbridge"] = "sqs"
     queue: str | None = None
     configure: bool = False
     path: str | None = None
@@ -74,8 +80,10 @@ class S3(msgspec.Struct, frozen=True, dict=True):
         if not events or not all(isinstance(e, str) and e.startswith("s3:") for e in events):
             raise ConfigError(f"S3 events={self.events!r} must be S3 event names (s3:...)")
         msgspec.structs.force_setattr(self, "events", events)
-        if self.delivery not in ("sqs", "webhook"):
-            raise ConfigError(f"S3 delivery={self.delivery!r} must be 'sqs' or 'webhook'")
+        if self.delivery not in ("sqs", "webhook", "eventbridge"):
+            raise ConfigError(
+                f"S3 delivery={self.delivery!r} must be 'sqs', 'webhook' or 'eventbridge'"
+            )
         if self.delivery == "webhook" and not self.token:
             raise ConfigError("S3 delivery='webhook' needs token= (the webhook's bearer token)")
         if self.delivery != "webhook" and (self.token or self.path):
@@ -108,9 +116,21 @@ class S3(msgspec.Struct, frozen=True, dict=True):
         return key.startswith(self.prefix) and key.endswith(self.suffix)
 
     def lambda_events(self, document: Any) -> list[bytes]:
-        """One Lambda event per wanted record of a notification (a test event: none)."""
+        """One Lambda event per wanted record of a notification (a test event: none); an
+        EventBridge event as it is, if wanted."""
         if rules.is_test_event(document):
             return []
+        if self.delivery == "eventbridge":
+            if not rules.is_eventbridge_event(document):
+                raise FeedError("not an S3 event from EventBridge (source aws.s3)")
+            key = rules.eventbridge_key(document)
+            wanted = (
+                rules.eventbridge_bucket(document) == self.bucket
+                and rules.event_matches(rules.eventbridge_name(document), self.events)
+                and key.startswith(self.prefix)
+                and key.endswith(self.suffix)
+            )
+            return [_encoder.encode(document)] if wanted else []
         records = rules.records_of(document)
         if not records:
             raise FeedError("not an S3 notification: no Records")
@@ -140,7 +160,10 @@ class S3(msgspec.Struct, frozen=True, dict=True):
             return self.lambda_events(document)
 
         async def setup() -> None:
-            await configure_bucket(self, spec, runtime, queue)
+            if self.delivery == "eventbridge":
+                await configure_eventbridge(self, spec, runtime, queue)
+            else:
+                await configure_bucket(self, spec, runtime, queue)
 
         wanted = self.queue is None or self.configure
         return SqsFeed(runtime, spec, queue, convert, setup=setup if wanted else None)
@@ -178,6 +201,38 @@ async def configure_bucket(source: S3, spec: FunctionSpec, runtime: Runtime, que
         Bucket=source.bucket, NotificationConfiguration=current
     )
     log.info("bucket notifies the queue", function=spec.name, bucket=source.bucket, queue=arn)
+
+
+async def configure_eventbridge(
+    source: S3, spec: FunctionSpec, runtime: Runtime, queue: Sqs
+) -> None:
+    """Turn the bucket's EventBridge notifications on; a rule on the default bus for this
+    bucket's events with the queue (which lets the rule send) as its target."""
+    events = await runtime.clients.aws("events", source.region, source.endpoint_url)
+    rule = f"eventrouter-{spec.name}"[:64]
+    pattern = {"source": ["aws.s3"], "detail": {"bucket": {"name": [source.bucket]}}}
+    rule_arn = (await events.put_rule(Name=rule, EventPattern=_encoder.encode(pattern).decode()))[
+        "RuleArn"
+    ]
+    arn = await ensure_queue(
+        runtime,
+        queue,
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        },
+    )
+    await events.put_targets(Rule=rule, Targets=[{"Id": "eventrouter", "Arn": arn}])
+    s3 = await runtime.clients.aws("s3", source.region, source.endpoint_url)
+    current = await s3.get_bucket_notification_configuration(Bucket=source.bucket)
+    current.pop("ResponseMetadata", None)
+    current["EventBridgeConfiguration"] = {}
+    await s3.put_bucket_notification_configuration(
+        Bucket=source.bucket, NotificationConfiguration=current
+    )
+    log.info("bucket notifies EventBridge", function=spec.name, bucket=source.bucket, rule=rule)
 
 
 class S3Webhook:

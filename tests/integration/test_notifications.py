@@ -86,6 +86,8 @@ async def test_sns_through_a_queue_the_router_subscribes_with_a_filter_policy(mo
             )
         await seen.until(1)
         feed = app.engine.feeds["on_order"]
+        await seen.until(1)
+        print("COUNTS", feed.fed, feed.dropped)
         await feed.wait_until(lambda: feed.fed + feed.dropped == 3)
     assert (feed.fed, feed.dropped) == (1, 2)
     (event,) = seen.events
@@ -379,3 +381,32 @@ async def test_an_s3_event_is_retried_then_goes_to_on_failure() -> None:
     assert calls == 2
     assert failure["requestContext"]["condition"] == "RetriesExhausted"
     check_event("s3", failure["requestPayload"])
+
+
+@anyio_test
+async def test_s3_through_eventbridge_and_an_sqs_target_the_router_sets_up(moto: str) -> None:
+    s3 = client("s3", moto)
+    bucket = unique("uploads")
+    s3.create_bucket(Bucket=bucket)
+    router = Router("t")
+    seen = Seen()
+
+    @router.on_event(
+        S3(bucket, delivery="eventbridge", prefix="in/", endpoint_url=moto, wait_time_seconds=1)
+    )
+    async def created(event: dict[str, Any]) -> None:
+        seen.add(event)
+
+    async with run_router(router) as app:
+        s3.put_object(Bucket=bucket, Key="out/skipped.txt", Body=b"x")
+        s3.put_object(Bucket=bucket, Key="in/my photo.txt", Body=b"xy")
+        s3.delete_object(Bucket=bucket, Key="in/my photo.txt")  # not an ObjectCreated event
+        feed = app.engine.feeds["created"]
+        await feed.wait_until(lambda: feed.fed + feed.dropped >= 3)
+        await seen.until(1)
+    assert feed.fed == 1  # of the events the rule sent (3, or more from moto), one is wanted
+    (event,) = seen.events
+    check_event("s3-eventbridge", event)
+    assert event["source"] == "aws.s3" and event["detail-type"] == "Object Created"
+    assert event["detail"]["object"]["key"] == "in/my photo.txt"  # as EventBridge has it
+    assert event["detail"]["bucket"]["name"] == bucket

@@ -154,3 +154,39 @@ def test_s3_rules_and_lambdas_shape_with_defaults() -> None:
 def test_bad_settings_are_clear_errors(build: Any, message_: str) -> None:
     with pytest.raises(ConfigError, match=message_):
         build()
+
+
+def test_s3_events_through_eventbridge_are_filtered_and_passed_as_they_are() -> None:
+    source = S3("media", delivery="eventbridge", events=["s3:ObjectCreated:Put"], prefix="in/")
+
+    def event(detail_type: str, reason: str, key: str, bucket: str = "media") -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": "1",
+            "source": "aws.s3",
+            "detail-type": detail_type,
+            "account": "123456789012",
+            "time": "2026-12-04T10:00:00Z",
+            "region": "us-east-1",
+            "resources": [f"arn:aws:s3:::{bucket}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket},
+                "object": {"key": key, "size": 1, "etag": "e", "sequencer": "1"},
+                "request-id": "r",
+                "requester": "123456789012",
+                "reason": reason,
+            },
+        }
+
+    wanted = event("Object Created", "PutObject", "in/a b.txt")
+    assert [json.loads(e) for e in source.lambda_events(wanted)] == [wanted]
+    assert source.lambda_events(event("Object Created", "CopyObject", "in/a")) == []
+    assert source.lambda_events(event("Object Deleted", "DeleteObject", "in/a")) == []
+    assert source.lambda_events(event("Object Created", "PutObject", "out/a")) == []
+    assert source.lambda_events(event("Object Created", "PutObject", "in/a", "other")) == []
+    family = S3("media", delivery="eventbridge", events=["s3:ObjectCreated:*"])
+    assert family.lambda_events(event("Object Created", "SomethingNew", "x"))  # the family
+    assert s3_rules.eventbridge_name(wanted) == "ObjectCreated:Put"
+    with pytest.raises(Exception, match="EventBridge"):
+        source.lambda_events({"Records": []})
