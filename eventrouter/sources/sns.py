@@ -18,6 +18,7 @@ import anyio.abc
 import msgspec
 import structlog
 
+from eventrouter._optional import require
 from eventrouter.arns import region_of
 from eventrouter.config import check_range
 from eventrouter.errors import ConfigError
@@ -253,8 +254,12 @@ class SnsEndpoint:
             return 200, {"message": "filtered out"}
         subscription = headers.get("x-amz-sns-subscription-arn") or f"{message['TopicArn']}:http"
         event = _encoder.encode(rules.lambda_event(message, subscription))
-        request_id = await self.runtime.enqueue_invocation(name, event)
-        self._remember(message["MessageId"])
+        self._remember(message["MessageId"])  # before the await: a concurrent copy is a replay
+        try:
+            request_id = await self.runtime.enqueue_invocation(name, event)
+        except BaseException:
+            self._seen.pop(message["MessageId"], None)  # not stored: SNS may send it again
+            raise
         self.runtime.metrics.add("AsyncEventsReceived", name)
         return 200, {"requestId": request_id}
 
@@ -288,7 +293,7 @@ class SnsEndpoint:
         """GET ``url`` (an SNS host's): from ``signing_cert_endpoint`` when one is set."""
         rules.check_sns_url(url, self.source.signing_cert_hosts)
         parts = urlsplit(url)
-        aiohttp = __import__("aiohttp")
+        aiohttp = require("aiohttp", "aws")
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         target, headers = url, {}
