@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -409,6 +409,28 @@ class ShardReader:
 
     def partition_name(self, tp: Any) -> str:
         return str(tp)
+
+    #: The failure record's key of a batch's info (``KinesisBatchInfo``...).
+    batch_info_kind: str
+
+    def item_identifier(self, raw: ShardRecord) -> Hashable:
+        """A record's ``itemIdentifier`` in a partial batch response: its sequence number."""
+        return raw.sequence
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        return ident if isinstance(ident, str) else None
+
+    def batch_info(self, raws: list[ShardRecord]) -> tuple[str, dict[str, Any]]:
+        first, last = raws[0], raws[-1]
+        return self.batch_info_kind, {
+            "shardId": first.shard,
+            "startSequenceNumber": first.sequence,
+            "endSequenceNumber": last.sequence,
+            "approximateArrivalOfFirstRecord": iso_ms(first.timestamp),
+            "approximateArrivalOfLastRecord": iso_ms(last.timestamp),
+            "batchSize": len(raws),
+            "streamArn": self.transport.arn,
+        }
 
     def describe(self) -> dict[str, Any]:
         return {"stream": self.transport.arn, "shards": sorted(self.reading)}

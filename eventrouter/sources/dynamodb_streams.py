@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Hashable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,7 +27,6 @@ from eventrouter.shards.reader import (
     ShardReader,
     ShardRecord,
     ShardTransport,
-    iso_ms,
 )
 from eventrouter.sources.streams import ShardedStream
 
@@ -209,6 +207,7 @@ class DynamoDBStreamAdapter(ShardReader):
     """The shard reader with DynamoDB changes in Lambda's shapes."""
 
     source: DynamoDBStream
+    batch_info_kind = "DDBStreamBatchInfo"
 
     def lambda_event(self, raws: list[ShardRecord]) -> dict[str, Any]:
         arn, region = self.transport.arn, self.transport.region
@@ -236,24 +235,6 @@ class DynamoDBStreamAdapter(ShardReader):
         """Filter patterns see the record as Lambda's event has it (``eventName``,
         ``dynamodb.NewImage.<attr>.S``...), as Lambda's filters do."""
         return lambda_record(raw, self.transport.arn, self.transport.region)
-
-    def item_identifier(self, raw: ShardRecord) -> Hashable:
-        return raw.sequence
-
-    def identifier_key(self, ident: Any) -> Hashable:
-        return ident if isinstance(ident, str) else None
-
-    def batch_info(self, raws: list[ShardRecord]) -> tuple[str, dict[str, Any]]:
-        first, last = raws[0], raws[-1]
-        return "DDBStreamBatchInfo", {
-            "shardId": first.shard,
-            "startSequenceNumber": first.sequence,
-            "endSequenceNumber": last.sequence,
-            "approximateArrivalOfFirstRecord": iso_ms(first.timestamp),
-            "approximateArrivalOfLastRecord": iso_ms(last.timestamp),
-            "batchSize": len(raws),
-            "streamArn": self.transport.arn,
-        }
 
 
 class DynamoDBStream(ShardedStream, frozen=True, dict=True):

@@ -8,7 +8,6 @@ Lambda's stream rules :mod:`eventrouter.runtime.stream`'s.
 from __future__ import annotations
 
 import base64
-from collections.abc import Hashable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +23,6 @@ from eventrouter.shards.reader import (
     ShardReader,
     ShardRecord,
     ShardTransport,
-    iso_ms,
 )
 from eventrouter.sources.streams import ShardedStream
 
@@ -138,6 +136,7 @@ class KinesisAdapter(ShardReader):
     """The shard reader with Kinesis records in Lambda's shapes."""
 
     source: Kinesis
+    batch_info_kind = "KinesisBatchInfo"
 
     def describe(self) -> dict[str, Any]:
         return {"stream": self.transport.arn, "shards": sorted(self.reading)}
@@ -178,24 +177,6 @@ class KinesisAdapter(ShardReader):
             "sequenceNumber": raw.sequence,
             "approximateArrivalTimestamp": raw.timestamp / 1000,
             "data": maybe_json(raw.value),
-        }
-
-    def item_identifier(self, raw: ShardRecord) -> Hashable:
-        return raw.sequence
-
-    def identifier_key(self, ident: Any) -> Hashable:
-        return ident if isinstance(ident, str) else None
-
-    def batch_info(self, raws: list[ShardRecord]) -> tuple[str, dict[str, Any]]:
-        first, last = raws[0], raws[-1]
-        return "KinesisBatchInfo", {
-            "shardId": first.shard,
-            "startSequenceNumber": first.sequence,
-            "endSequenceNumber": last.sequence,
-            "approximateArrivalOfFirstRecord": iso_ms(first.timestamp),
-            "approximateArrivalOfLastRecord": iso_ms(last.timestamp),
-            "batchSize": len(raws),
-            "streamArn": self.transport.arn,
         }
 
 
