@@ -163,8 +163,11 @@ class SqsFeed:
             log.warning("notification delete failed", function=self.spec.name, ids=failed)
 
 
-async def ensure_queue(runtime: Runtime, queue: Sqs, policy: dict[str, Any]) -> str:
-    """Create the queue unless it exists and give it ``policy``; its ARN."""
+async def ensure_queue(
+    runtime: Runtime, queue: Sqs, service: str, source_arn: str, operator: str = "ArnEquals"
+) -> str:
+    """Create the queue unless it exists and let ``service`` (``sns.amazonaws.com``...) send
+    to it from ``source_arn`` only (the ``aws:SourceArn`` condition, by ``operator``); its ARN."""
     client = await runtime.clients.aws("sqs", queue.region, queue.endpoint_url)
     try:
         url = await sqs_queue_url(client, queue.queue)
@@ -175,12 +178,53 @@ async def ensure_queue(runtime: Runtime, queue: Sqs, policy: dict[str, Any]) -> 
     arn: str = (await client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))[
         "Attributes"
     ]["QueueArn"]
-    statement = {**policy, "Resource": arn}
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {operator: {"aws:SourceArn": source_arn}},
+    }
     await client.set_queue_attributes(
         QueueUrl=url,
         Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})},
     )
     return arn
+
+
+class Endpoint:
+    """A notification endpoint on the router's HTTP port (the SNS subscription endpoint, the
+    S3 webhook): ready at once, answered by :meth:`handle`, nothing to poll."""
+
+    spec: FunctionSpec
+
+    def __init__(self) -> None:
+        self._stopped = anyio.Event()
+
+    def describe(self) -> dict[str, Any]:
+        """What the ready log line says of the endpoint."""
+        raise NotImplementedError
+
+    async def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Answer one POST: ``(status, JSON body)``."""
+        raise NotImplementedError
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        log.info("notification endpoint ready", function=self.spec.name, **self.describe())
+        task_status.started()
+        await self._stopped.wait()
+        await self.closed()
+
+    async def closed(self) -> None:
+        """Release what the endpoint holds, once stopped."""
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
 
 
 def queue_name(router: str, function: str, kind: str) -> str:

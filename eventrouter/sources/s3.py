@@ -11,15 +11,19 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import anyio
-import anyio.abc
 import msgspec
 import structlog
 
 from eventrouter.arns import REGION
 from eventrouter.errors import ConfigError
 from eventrouter.notifications import s3 as rules
-from eventrouter.notifications.feed import FeedError, SqsFeed, ensure_queue, queue_name
+from eventrouter.notifications.feed import (
+    Endpoint,
+    FeedError,
+    SqsFeed,
+    ensure_queue,
+    queue_name,
+)
 from eventrouter.sources.base import Model
 from eventrouter.sources.sqs import Sqs
 
@@ -169,23 +173,31 @@ class S3(msgspec.Struct, frozen=True, dict=True):
         return SqsFeed(runtime, spec, queue, convert, setup=setup if wanted else None)
 
 
+async def notification_configuration(runtime: Runtime, source: S3) -> dict[str, Any]:
+    """The bucket's notification configuration as it is (to change one part and put it back)."""
+    client = await runtime.clients.aws("s3", source.region, source.endpoint_url)
+    current: dict[str, Any] = await client.get_bucket_notification_configuration(
+        Bucket=source.bucket
+    )
+    current.pop("ResponseMetadata", None)
+    return current
+
+
+async def put_notification_configuration(
+    runtime: Runtime, source: S3, configuration: dict[str, Any]
+) -> None:
+    client = await runtime.clients.aws("s3", source.region, source.endpoint_url)
+    await client.put_bucket_notification_configuration(
+        Bucket=source.bucket, NotificationConfiguration=configuration
+    )
+
+
 async def configure_bucket(source: S3, spec: FunctionSpec, runtime: Runtime, queue: Sqs) -> None:
     """Create the queue, let the bucket send to it, and add (or replace) this function's
     queue configuration in the bucket's notification configuration."""
     bucket_arn = f"arn:aws:s3:::{source.bucket}"
-    arn = await ensure_queue(
-        runtime,
-        queue,
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "s3.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Condition": {"ArnLike": {"aws:SourceArn": bucket_arn}},
-        },
-    )
-    client = await runtime.clients.aws("s3", source.region, source.endpoint_url)
-    current = await client.get_bucket_notification_configuration(Bucket=source.bucket)
-    current.pop("ResponseMetadata", None)
+    arn = await ensure_queue(runtime, queue, "s3.amazonaws.com", bucket_arn, "ArnLike")
+    current = await notification_configuration(runtime, source)
     ident = f"eventrouter-{spec.name}"
     queues = [q for q in current.get("QueueConfigurations", []) if q.get("Id") != ident]
     rules_: list[dict[str, str]] = []
@@ -197,9 +209,7 @@ async def configure_bucket(source: S3, spec: FunctionSpec, runtime: Runtime, que
     if rules_:
         mine["Filter"] = {"Key": {"FilterRules": rules_}}
     current["QueueConfigurations"] = [*queues, mine]
-    await client.put_bucket_notification_configuration(
-        Bucket=source.bucket, NotificationConfiguration=current
-    )
+    await put_notification_configuration(runtime, source, current)
     log.info("bucket notifies the queue", function=spec.name, bucket=source.bucket, queue=arn)
 
 
@@ -214,53 +224,25 @@ async def configure_eventbridge(
     rule_arn = (await events.put_rule(Name=rule, EventPattern=_encoder.encode(pattern).decode()))[
         "RuleArn"
     ]
-    arn = await ensure_queue(
-        runtime,
-        queue,
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-        },
-    )
+    arn = await ensure_queue(runtime, queue, "events.amazonaws.com", rule_arn)
     await events.put_targets(Rule=rule, Targets=[{"Id": "eventrouter", "Arn": arn}])
-    s3 = await runtime.clients.aws("s3", source.region, source.endpoint_url)
-    current = await s3.get_bucket_notification_configuration(Bucket=source.bucket)
-    current.pop("ResponseMetadata", None)
+    current = await notification_configuration(runtime, source)
     current["EventBridgeConfiguration"] = {}
-    await s3.put_bucket_notification_configuration(
-        Bucket=source.bucket, NotificationConfiguration=current
-    )
+    await put_notification_configuration(runtime, source, current)
     log.info("bucket notifies EventBridge", function=spec.name, bucket=source.bucket, rule=rule)
 
 
-class S3Webhook:
+class S3Webhook(Endpoint):
     """The webhook endpoint of one function (``delivery="webhook"``)."""
 
     def __init__(self, source: S3, spec: FunctionSpec, runtime: Runtime) -> None:
+        super().__init__()
         self.source = source
         self.spec = spec
         self.runtime = runtime
-        self._stopped = anyio.Event()
 
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        log.info(
-            "notification endpoint ready",
-            function=self.spec.name,
-            path=self.source.endpoint_path(self.spec.name),
-            bucket=self.source.bucket,
-        )
-        task_status.started()
-        await self._stopped.wait()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.source.endpoint_path(self.spec.name), "bucket": self.source.bucket}
 
     async def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         name = self.spec.name

@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import anyio
-import anyio.abc
 import msgspec
 import structlog
 
@@ -24,7 +22,13 @@ from eventrouter.config import check_range
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
 from eventrouter.notifications import sns as rules
-from eventrouter.notifications.feed import FeedError, SqsFeed, ensure_queue, queue_name
+from eventrouter.notifications.feed import (
+    Endpoint,
+    FeedError,
+    SqsFeed,
+    ensure_queue,
+    queue_name,
+)
 from eventrouter.sources.base import Model
 from eventrouter.sources.sqs import Sqs
 
@@ -166,16 +170,7 @@ def sqs_feed(source: Sns, spec: FunctionSpec, runtime: Runtime) -> SqsFeed:
     async def setup() -> None:
         """Create the queue, let the topic send to it, subscribe it."""
         (topic,) = source.topics
-        arn = await ensure_queue(
-            runtime,
-            queue,
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
-            },
-        )
+        arn = await ensure_queue(runtime, queue, "sns.amazonaws.com", topic)
         client = await runtime.clients.aws("sns", queue.region, source.endpoint_url)
         answer = await client.subscribe(
             TopicArn=topic, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True
@@ -186,10 +181,11 @@ def sqs_feed(source: Sns, spec: FunctionSpec, runtime: Runtime) -> SqsFeed:
     return SqsFeed(runtime, spec, queue, convert, setup=setup if source.queue is None else None)
 
 
-class SnsEndpoint:
+class SnsEndpoint(Endpoint):
     """The HTTP subscription endpoint of one function (``delivery="http"``)."""
 
     def __init__(self, source: Sns, spec: FunctionSpec, runtime: Runtime) -> None:
+        super().__init__()
         self.source = source
         self.spec = spec
         self.runtime = runtime
@@ -197,28 +193,17 @@ class SnsEndpoint:
         #: Message ids accepted within the replay window (ids -> when).
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._session: Any = None
-        self._stopped = anyio.Event()
         self.confirmed: list[str] = []
 
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        log.info(
-            "notification endpoint ready",
-            function=self.spec.name,
-            path=self.source.endpoint_path(self.spec.name),
-            topics=list(self.source.topics),
-        )
-        task_status.started()
-        await self._stopped.wait()
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": self.source.endpoint_path(self.spec.name),
+            "topics": list(self.source.topics),
+        }
+
+    async def closed(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
 
     async def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one POST from SNS: ``(status, JSON body)``."""
