@@ -4,7 +4,6 @@ and bad input. The stream rules are the ones tests/unit/test_shards.py checks.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -18,6 +17,7 @@ from eventrouter import Context, DynamoDBRecord, DynamoDBStream, Router, SourceE
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 from tests.lambda_models import check_event
+from tests.progress import Progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -28,20 +28,6 @@ class Order(msgspec.Struct):
     id: str
     total: int = 0
     tags: list[str] = []
-
-
-class Progress:
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def note(self) -> None:
-        self._event.set()
-
-    async def until(self, check: Any, within: float = 20) -> None:
-        with anyio.fail_after(within):
-            while not check():
-                self._event.clear()
-                await self._event.wait()
 
 
 def make_table(moto: str, *, stream: bool = True) -> str:
@@ -73,7 +59,7 @@ async def test_changes_in_lambdas_event_and_as_typed_images(moto: str) -> None:
     router = Router("t")
     raw: list[dict[str, Any]] = []
     typed: list[tuple[Order, DynamoDBRecord]] = []
-    progress = Progress()
+    progress = Progress(within=20)
 
     @router.on_event(DynamoDBStream(table, endpoint_url=moto, **FAST))
     async def as_event(event: dict[str, Any]) -> None:
@@ -123,7 +109,7 @@ async def test_filters_match_the_image_as_lambdas_do(moto: str) -> None:
     write_changes(moto, table)
     router = Router("t")
     seen: list[str] = []
-    progress = Progress()
+    progress = Progress(within=20)
     source = DynamoDBStream(
         table,
         endpoint_url=moto,
@@ -148,7 +134,7 @@ async def test_exhausted_retries_send_a_ddb_stream_failure_record(moto: str) -> 
     queue = sqs.create_queue(QueueName=unique("failed"))["QueueUrl"]
     router = Router("t")
     calls = 0
-    progress = Progress()
+    progress = Progress(within=20)
 
     @router.on_event(
         DynamoDBStream(table, endpoint_url=moto, max_retries=1, **FAST),

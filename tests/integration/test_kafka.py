@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import time
@@ -26,6 +25,7 @@ from tests.kafka_broker import (
     unique,
 )
 from tests.lambda_models import check_event
+from tests.progress import Progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -46,30 +46,6 @@ def source(topic: str, servers: str, **options: Any) -> Kafka:
     return Kafka(
         topic, group=unique("g"), bootstrap_servers=servers, consumer_options=FAST_GROUP, **options
     )
-
-
-class Progress:
-    """Handlers call ``note()`` after they change the test's state; the test awaits a predicate."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
-
-    def note(self) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._event.set()
-        else:  # a plain def handler, on a worker thread
-            self._loop.call_soon_threadsafe(self._event.set)
-
-    async def until(self, predicate: Any, within: float = 30) -> None:
-        with anyio.fail_after(within):
-            while not predicate():
-                self._event.clear()
-                await self._event.wait()
 
 
 async def test_batches_in_order_one_at_a_time_per_partition(kafka: str) -> None:

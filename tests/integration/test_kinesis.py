@@ -18,7 +18,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import anyio
 import boto3
 import msgspec
 import pytest
@@ -29,6 +28,7 @@ from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 from tests.lambda_models import check_event
 from tests.processes import RouterProcess, wait_until
+from tests.progress import Progress
 
 pytestmark = [pytest.mark.integration]
 
@@ -37,20 +37,6 @@ FAST = {"poll_interval": 0.05, "discovery_interval": 0.3, "retry_backoff": (0.0,
 
 class Click(msgspec.Struct):
     n: int
-
-
-class Progress:
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def note(self) -> None:
-        self._event.set()
-
-    async def until(self, check: Any, within: float = 20) -> None:
-        with anyio.fail_after(within):
-            while not check():
-                self._event.clear()
-                await self._event.wait()
 
 
 def kinesis(moto: str) -> Any:
@@ -87,7 +73,7 @@ async def test_the_three_forms_and_lambdas_event(moto: str) -> None:
     raw: list[dict[str, Any]] = []
     batches: list[tuple[list[int], list[KinesisRecord]]] = []
     single: list[int] = []
-    progress = Progress()
+    progress = Progress(within=20)
 
     @router.on_event(Kinesis(stream, endpoint_url=moto, **FAST))
     async def as_event(event: dict[str, Any]) -> None:
@@ -143,7 +129,7 @@ async def test_parallelization_factor_keeps_each_partition_keys_order(moto: str)
     router = Router("t")
     seen: dict[str, list[int]] = {}
     in_flight = most = 0
-    progress = Progress()
+    progress = Progress(within=20)
 
     @router.on_event(
         Kinesis(stream, endpoint_url=moto, batch_size=2, parallelization_factor=4, **FAST)
@@ -186,7 +172,7 @@ async def test_a_record_that_is_not_json_goes_to_an_sqs_failure_queue(moto: str)
     put(moto, stream, range(1, 3), key="k")
     router = Router("t")
     ok: list[int] = []
-    progress = Progress()
+    progress = Progress(within=20)
 
     @router.on_event(
         Kinesis(stream, endpoint_url=moto, **FAST), on_failure=to_sqs(queue, endpoint_url=moto)
@@ -214,7 +200,7 @@ async def test_a_reshard_while_consuming_finishes_the_parents_then_reads_the_chi
     put(moto, stream, range(10))
     router = Router("t")
     delivered: list[tuple[str, int]] = []
-    progress = Progress()
+    progress = Progress(within=20)
 
     @router.on_event(Kinesis(stream, endpoint_url=moto, batch_size=3, **FAST))
     async def count(batch: list[Click], ctx: Context) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -18,6 +17,7 @@ from eventrouter import ConfigError, Context, Router, Sqs
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 from tests.lambda_models import check_event
+from tests.progress import Progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -25,20 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 class Order(msgspec.Struct):
     n: int
     bad: bool = False
-
-
-class Progress:
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def note(self) -> None:
-        self._event.set()
-
-    async def until(self, predicate: Any, within: float = 30) -> None:
-        with anyio.fail_after(within):
-            while not predicate():
-                self._event.clear()
-                await self._event.wait()
 
 
 async def eventually(check: Any, within: float = 20) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import anyio
 import msgspec
 import pytest
 
 from eventrouter import ConfigError, Context, Kinesis, Router, to_queue
 from eventrouter.shards.reader import ShardReader
 from eventrouter.testing import MemoryKinesis, run_router
+from tests.progress import Progress
 
 pytestmark = pytest.mark.anyio
 
@@ -25,22 +25,6 @@ class Click(msgspec.Struct):
     n: int
     key: str = ""
     bad: bool = False
-
-
-class Progress:
-    """Noted by a handler; a test waits until a condition on what handlers did holds."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def note(self) -> None:
-        self._event.set()
-
-    async def until(self, check: Any, within: float = 10) -> None:
-        with anyio.fail_after(within):
-            while not check():
-                self._event.clear()
-                await self._event.wait()
 
 
 def reader(app: Any, i: int = 0) -> ShardReader:
@@ -75,7 +59,7 @@ async def test_order_per_key_with_parallelization_and_the_checkpoint_waits_for_t
     in_flight = 0
     most = 0
     hold = asyncio.Event()
-    progress = Progress()
+    progress = Progress(within=10)
 
     @router.on_event(stream)
     async def count(batch: list[Click], ctx: Context) -> None:
@@ -374,7 +358,7 @@ async def test_tumbling_windows_need_the_raw_form(tmp_path: Any) -> None:
 async def test_iterator_age_and_millis_behind_per_shard(tmp_path: Any) -> None:
     router = Router("t")
     stream = MemoryKinesis("clicks", shards=2, **FAST)
-    progress = Progress()
+    progress = Progress(within=10)
     seen: list[int] = []
 
     @router.on_event(stream)
@@ -431,7 +415,7 @@ async def test_read_errors_are_retried_and_the_shard_goes_on(tmp_path: Any) -> N
 
     state.read = flaky  # type: ignore[method-assign]
     seen: list[int] = []
-    progress = Progress()
+    progress = Progress(within=10)
 
     @router.on_event(stream)
     async def count(batch: list[Click]) -> None:
