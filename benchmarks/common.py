@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -93,3 +97,37 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return None
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def router_process(
+    target: str, folder: Path, port: int, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``python -m eventrouter run target --http`` on ``port``, its state and log in ``folder``;
+    its URL once ``GET /noop`` answers (the benchmark apps have that route); stopped after."""
+    log = open(folder / "router.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventrouter", "run", target,
+         "--http", f"127.0.0.1:{port}", "--log-format", "json",
+         "--state-dir", str(folder / "state")],
+        cwd=ROOT, stdout=log, stderr=log, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/noop", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the router did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()

@@ -23,12 +23,10 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 import timeit
 import tracemalloc
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from benchmarks.common import PRODUCERS, produce, progress, summarize
+from benchmarks.common import PRODUCERS, produce, progress, router_process, summarize
 from eventrouter import Context, EventBus, EventRule, Router, Schedule, to_bus
 from eventrouter.bus.index import RuleIndex
 from eventrouter.filters import compile_pattern
@@ -44,7 +42,6 @@ from eventrouter.observability.logging import configure_logging
 from eventrouter.testing import run_router
 from tests.services import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 MATCH_GOAL = 2.0
 ENTRY = {"Source": "bench", "DetailType": "tick", "Detail": '{"n":1}', "EventBusName": "bench"}
 
@@ -156,33 +153,12 @@ def over_http(quick: bool) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {k: [] for k in HTTP_CALLS}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        port = free_port()
         state = folder / "state"
-        log = open(folder / "router.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "eventrouter", "run", "benchmarks.apps.bus_noop:router",
-             "--http", f"127.0.0.1:{port}", "--log-format", "json", "--state-dir", str(state)],
-            cwd=ROOT, stdout=log, stderr=log,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/noop", timeout=1).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the router did not start") from None
-                    time.sleep(0.05)
+        with router_process("benchmarks.apps.bus_noop:router", folder, free_port()) as url:
             for r in range(rounds):
                 for kind in HTTP_CALLS if r % 2 == 0 else reversed(list(HTTP_CALLS)):
                     progress(f"events over HTTP round {r + 1}/{rounds}: {kind}")
                     samples[kind].append(http_round(kind, url, state, folder, seconds))
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            log.close()
     out: dict[str, Any] = {
         kind: {f: summarize([s[f] for s in rows]) for f in rows[0]}
         for kind, rows in samples.items()

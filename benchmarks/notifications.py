@@ -18,18 +18,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import timeit
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import anyio
 import boto3  # type: ignore[import-untyped]
 
-from benchmarks.common import progress, summarize
+from benchmarks.common import progress, router_process, summarize
 from eventrouter import Router, Sns, Sqs
 from eventrouter.observability.logging import configure_logging
 from eventrouter.sources.sns import sqs_feed
@@ -39,7 +37,6 @@ from tests.kafka_broker import unique
 from tests.services import free_port
 from tests.sns_signing import Signer, notification, sns_host
 
-ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "arn:aws:sns:us-east-1:123456789012:bench"
 TARGETS = {"unwrap_vs_sqs_cpu": 0.1}
 
@@ -229,26 +226,9 @@ def over_http(quick: bool) -> dict[str, Any]:
             batches.append(path)
         invoke_body = folder / "invoke.txt"
         invoke_body.write_text('{"n": 1}')
-        port = free_port()
-        log = open(folder / "router.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "eventrouter", "run", "benchmarks.apps.sns_noop:router",
-             "--http", f"127.0.0.1:{port}", "--log-format", "json",
-             "--state-dir", str(folder / "state")],
-            cwd=ROOT, stdout=log, stderr=log,
-            env={**__import__("os").environ, "SNS_CERT_ENDPOINT": cert_host},
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/noop", timeout=1).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the router did not start") from None
-                    time.sleep(0.05)
+        target = "benchmarks.apps.sns_noop:router"
+        env = {"SNS_CERT_ENDPOINT": cert_host}
+        with router_process(target, folder, free_port(), env) as url:
             for r in range(rounds):
                 kinds = ("sns", "invoke") if r % 2 == 0 else ("invoke", "sns")
                 for kind in kinds:
@@ -260,10 +240,6 @@ def over_http(quick: bool) -> dict[str, Any]:
                         headers = {"X-Amz-Invocation-Type": "Event"}
                         invoke = "/2015-03-31/functions/noop/invocations"
                         rps[kind].append(_wrk(url + invoke, "", invoke_body, headers, seconds))
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            log.close()
     out: dict[str, Any] = {
         "sns_rps": summarize(rps["sns"]),
         "invoke_event_rps": summarize(rps["invoke"]),
