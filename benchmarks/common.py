@@ -131,3 +131,29 @@ def router_process(
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+#: wrk's end-of-run hook for the scripts of the HTTP scenarios: requests, seconds, errors.
+WRK_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format("REQUESTS %d %f\\n", summary.requests, summary.duration / 1e6))
+  io.write(string.format("ERRORS %d\\n", summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.status + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(script: Path, url: str, seconds: int, connections: int = 16) -> tuple[int, float]:
+    """Run wrk (one thread) with ``script`` (ending with :data:`WRK_DONE`): ``(requests,
+    seconds)``; ``RuntimeError`` if any request failed or answered other than 2xx/3xx."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    requests = int(out.split("REQUESTS ")[1].split()[0])
+    duration = float(out.split("REQUESTS ")[1].split()[1])
+    if int(out.split("ERRORS ")[1].split()[0]) or "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors: {out}")
+    return requests, duration

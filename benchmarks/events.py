@@ -22,7 +22,6 @@ from __future__ import annotations
 import random
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import time
 import timeit
@@ -34,7 +33,15 @@ from typing import Any
 import anyio
 import msgspec
 
-from benchmarks.common import PRODUCERS, produce, progress, router_process, summarize
+from benchmarks.common import (
+    PRODUCERS,
+    WRK_DONE,
+    produce,
+    progress,
+    router_process,
+    run_wrk,
+    summarize,
+)
 from eventrouter import Context, EventBus, EventRule, Router, Schedule, to_bus
 from eventrouter.bus.index import RuleIndex
 from eventrouter.filters import compile_pattern
@@ -94,11 +101,6 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = [[%(body)s]]
 %(headers)s
-done = function(summary, latency, requests)
-  io.write(string.format("REQUESTS %%d %%f\\n", summary.requests, summary.duration / 1e6))
-  io.write(string.format("ERRORS %%d\\n", summary.errors.connect + summary.errors.read
-    + summary.errors.write + summary.errors.status + summary.errors.timeout))
-end
 """
 HTTP_CALLS = {
     "put_events": (
@@ -123,19 +125,10 @@ def http_round(kind: str, url: str, state: Path, folder: Path, seconds: int) -> 
     path, body, headers = HTTP_CALLS[kind]
     script = folder / f"{kind}.lua"
     lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-    script.write_text(WRK_SCRIPT % {"body": body, "headers": lines})
+    script.write_text(WRK_SCRIPT % {"body": body, "headers": lines} + WRK_DONE)
     start = time.perf_counter()
-    out = subprocess.run(
-        ["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(script), url + path],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    requests, duration = run_wrk(script, url + path, seconds)
     accepted_at = time.perf_counter()
-    requests = int(out.split("REQUESTS ")[1].split()[0])
-    duration = float(out.split("REQUESTS ")[1].split()[1])
-    if int(out.split("ERRORS ")[1].split()[0]) or "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors: {out}")
     while _queued(state):  # measuring, not synchronising: the queue is another process's
         time.sleep(0.02)
     drained = time.perf_counter()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 import timeit
@@ -27,7 +26,7 @@ from typing import Any
 import anyio
 import boto3  # type: ignore[import-untyped]
 
-from benchmarks.common import progress, router_process, summarize
+from benchmarks.common import WRK_DONE, progress, router_process, run_wrk, summarize
 from eventrouter import Router, Sns, Sqs
 from eventrouter.observability.logging import configure_logging
 from eventrouter.sources.sns import sqs_feed
@@ -179,29 +178,18 @@ request = function()
   if path ~= "" then return wrk.format("POST", path, headers, bodies[i]) end
   return wrk.format("POST", nil, headers, bodies[1])
 end
-done = function(summary, latency, requests)
-  io.write(string.format("REQUESTS %%d %%f\\n", summary.requests, summary.duration / 1e6))
-  io.write(string.format("ERRORS %%d\\n", summary.errors.connect + summary.errors.read
-    + summary.errors.write + summary.errors.status + summary.errors.timeout))
-end
 """
 
 
 def _wrk(url: str, path: str, bodies: Path, headers: dict[str, str], seconds: int) -> float:
     script = bodies.with_suffix(".lua")
     lines = "\n".join(f'headers["{k}"] = "{v}"' for k, v in headers.items())
-    script.write_text(WRK_SCRIPT % {"bodies": bodies, "path": path, "headers": lines})
-    out = subprocess.run(
-        ["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(script), url + path],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    requests = int(out.split("REQUESTS ")[1].split()[0])
-    duration = float(out.split("REQUESTS ")[1].split()[1])
-    if int(out.split("ERRORS ")[1].split()[0]) or "Non-2xx" in out:
+    script.write_text(WRK_SCRIPT % {"bodies": bodies, "path": path, "headers": lines} + WRK_DONE)
+    try:
+        requests, duration = run_wrk(script, url + path, seconds)
+    except RuntimeError as exc:
         log = (bodies.parent / "router.log").read_text()[-1500:]
-        raise RuntimeError(f"wrk saw errors (more signed messages needed?): {out}\n{log}")
+        raise RuntimeError(f"{exc} (more signed messages needed?)\n{log}") from None
     return requests / duration
 
 
