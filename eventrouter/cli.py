@@ -1,4 +1,4 @@
-"""``python -m eventrouter run | invoke | routes | schedules | replay``."""
+"""``python -m eventrouter run | invoke | routes | schedules | replay | usage``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import structlog
 from eventrouter.errors import EventRouterError, FunctionError
 from eventrouter.loader import load_router
 from eventrouter.observability.logging import configure_logging, flush_logs
+from eventrouter.observability.usage import parse_span, read_usage, usage_table
 from eventrouter.router import FunctionSpec, Router
-from eventrouter.runtime.engine import DEFAULT_GRACE, Engine
+from eventrouter.runtime.engine import DEFAULT_GRACE, DEFAULT_STATE_DIR, Engine
 from eventrouter.schedules.expressions import to_instant
 from eventrouter.schedules.report import schedules_report
 
@@ -42,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         "--http",
         metavar="HOST:PORT",
         help="serve the HTTP routes and the Invoke API (port 0 picks a free port)",
+    )
+    run.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve /metrics and /dashboard alone on this address too (open to whoever "
+        "reaches it: bind it to loopback or an internal network)",
     )
     run.add_argument(
         "--grace",
@@ -96,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--rule", help="replay to this rule only")
     replay.add_argument("--name", help="the replay-name events carry (default replay-<time>)")
     common(replay)
+
+    usage = sub.add_parser(
+        "usage", help="requests, GB-seconds and what Lambda would have charged, per function"
+    )
+    usage.add_argument("--since", default="24h", help="how far back: 90m, 24h, 7d (default 24h)")
+    usage.add_argument("--state-dir", help="the router's state dir (default .eventrouter)")
+    usage.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -128,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "routes":
             print(routes_table(load_router(args.target)))
             return 0
+        if args.command == "usage":
+            return _usage(args)
         configure_logging(args.log_format, args.log_level)
         router = load_router(args.target)
         if args.command == "run":
@@ -159,13 +175,29 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
         router.enforce_permissions = True
     if args.credentials:
         router.credentials = args.credentials
-    engine = Engine(router, state_dir=args.state_dir, http=args.http, grace=args.grace)
+    engine = Engine(
+        router,
+        state_dir=args.state_dir,
+        http=args.http,
+        grace=args.grace,
+        metrics_http=args.metrics,
+    )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         await engine.start()
         async for signum in signals:
             log.info("stopping", signal=signal.Signals(signum).name, grace=args.grace)
             break
     await engine.shutdown(grace=args.grace)
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    since = time.time() - parse_span(args.since)
+    usage = read_usage(args.state_dir or DEFAULT_STATE_DIR, since)
+    if args.json:
+        print(msgspec.json.encode(usage).decode())
+    else:
+        print(usage_table(usage))
     return 0
 
 

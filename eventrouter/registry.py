@@ -227,6 +227,7 @@ class Registry:
         credentials: Any = None,
         lease_table: str | None = None,
         buses: Iterable[EventBus] = (),
+        metrics: bool = True,
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
@@ -252,6 +253,9 @@ class Registry:
         self.functions: dict[str, FunctionSpec] = {}
         self.enforce_permissions = enforce_permissions
         self.credentials = credentials
+        #: Time every invocation into the ``Duration`` histogram and account its usage
+        #: (``/metrics``, the dashboard, ``python -m eventrouter usage``); counters stay on.
+        self.metrics = bool(metrics)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, functions={sorted(self.functions)})"

@@ -17,7 +17,7 @@ import structlog
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.events import HttpEvent, new_request_id
-from eventrouter.http import events_api, invoke_api
+from eventrouter.http import events_api, invoke_api, observe
 from eventrouter.http.asgi import (
     JSON,
     ClientDisconnected,
@@ -192,6 +192,13 @@ class HttpApp:
             return
         if path.startswith(invoke_api.PREFIX):
             await invoke_api.handle(self.running, self.enforce, scope, receive, send)
+            return
+        if path in observe.PATHS and method in ("GET", "HEAD"):
+            running = await self.running()
+            if self.enforce and not observe.allowed(running, scope):
+                await self._forbidden(send)
+            else:
+                await observe.handle(running, path, scope, receive, send)
             return
         if path in _BUILT_IN and method not in ("GET", "HEAD"):
             if self.enforce:  # enforced, nothing but GET of the health checks is open

@@ -13,7 +13,9 @@ import structlog
 import uvicorn
 
 from eventrouter.errors import ConfigError, SourceError
+from eventrouter.http import observe
 from eventrouter.http.app import HttpApp
+from eventrouter.http.asgi import JSON, Receive, Scope, Send, respond
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -48,9 +50,9 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """Serves the engine's :class:`HttpApp` on ``address`` with uvicorn."""
 
-    def __init__(self, runtime: Runtime, address: str, grace: float) -> None:
+    def __init__(self, runtime: Runtime, address: str, grace: float, app: Any = None) -> None:
         self.host, self.port = parse_address(address)
-        self.app = HttpApp(runtime.router, runtime)
+        self.app = app if app is not None else HttpApp(runtime.router, runtime)
         self._grace = grace
         self._server: _Server | None = None
         self._done = anyio.Event()
@@ -78,11 +80,11 @@ class HttpServer:
         self._server = _Server(config)
         task_group.start_soon(self._serve, sock)
         await self._server.listening.wait()
-        log.info(
-            "http listening",
-            url=f"http://{self.host}:{self.port}",
-            routes=len(self.app.static) + len(self.app.dynamic),
-        )
+        if isinstance(self.app, HttpApp):
+            routes = len(self.app.static) + len(self.app.dynamic)
+            log.info("http listening", url=f"http://{self.host}:{self.port}", routes=routes)
+        else:
+            log.info("metrics listening", url=f"http://{self.host}:{self.port}/metrics")
 
     async def _serve(self, sock: socket.socket) -> None:
         assert self._server is not None
@@ -100,3 +102,22 @@ class HttpServer:
     async def wait_stopped(self) -> None:
         if self._server is not None:
             await self._done.wait()
+
+
+class ObserveApp:
+    """``--metrics``: the ASGI app of ``/metrics`` and the dashboard alone (no permissions:
+    whoever reaches its address may read them)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path in observe.PATHS and scope["method"] in ("GET", "HEAD"):
+            await observe.handle(self.runtime, path, scope, receive, send)
+        elif path == "/":
+            await respond(send, 307, b"", [(b"location", b"/dashboard")])
+        else:
+            await respond(send, 404, b'{"errorType":"NotFound"}', [(b"content-type", JSON)])

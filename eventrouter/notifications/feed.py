@@ -153,7 +153,7 @@ class SqsFeed:
             log.error("notifications not stored", function=self.spec.name, error=repr(exc))
             return
         self.fed += len(writes)
-        self.runtime.metrics.add("AsyncEventsReceived", self.spec.name, len(writes))
+        self.runtime.metrics.add("NotificationsReceived", self.spec.name, len(writes))
         try:
             failed = await self.adapter.delete(done)
         except Exception as exc:  # noqa: BLE001 - delivered again later: at least once

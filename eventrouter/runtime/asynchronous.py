@@ -26,6 +26,7 @@ import msgspec
 import structlog
 
 from eventrouter.events import new_request_id
+from eventrouter.observability.metrics import Failure
 from eventrouter.outcomes import (
     Condition,
     Outcome,
@@ -236,7 +237,12 @@ class AsyncPolicy:
                     await self._redeliver(state, ev)
             now = time.time()
             fresh = []
+            metrics = self.runtime.metrics
+            name = state.spec.name
             for ev in pending:
+                metrics.async_attempt(
+                    name, (now - ev.enqueued_at) * 1000, ev.attempts == 0 and ev.throttles == 0
+                )
                 if too_old(ev.enqueued_at, now, state.spec.settings):
                     await self._final(state, ev, "EventAgeExceeded", None)
                 else:
@@ -334,8 +340,19 @@ class AsyncPolicy:
         kind = "on_success" if success else "on_failure"
         destination = spec.settings.on_success if success else spec.settings.on_failure
         if not success:
-            self.runtime.metrics.add(
+            metrics = self.runtime.metrics
+            metrics.add(
                 "AsyncEventsDropped" if destination is None else "AsyncEventsFailed", spec.name
+            )
+            error = outcome.error if outcome is not None else None
+            metrics.failed(
+                Failure(
+                    spec.name,
+                    ev.request_id,
+                    error["errorType"] if error else condition,
+                    str(error["errorMessage"]) if error else f"the event ended: {condition}",
+                    condition,
+                )
             )
         if destination is None:
             if not success:

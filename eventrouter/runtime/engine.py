@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,8 +27,10 @@ from eventrouter.errors import (
 )
 from eventrouter.events import new_request_id
 from eventrouter.observability.function_logs import capturing_output
+from eventrouter.observability.history import History
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.observability.metrics import Metrics
+from eventrouter.observability.usage import UsageLedger
 from eventrouter.outcomes import Outcome, result_of
 from eventrouter.registry import Registry
 from eventrouter.runtime.asynchronous import AsyncPolicy, function_queue
@@ -98,6 +101,7 @@ class Engine(Runtime):
         thread_workers: int = 40,
         http: str | None = None,
         grace: float = DEFAULT_GRACE,
+        metrics_http: str | None = None,
     ) -> None:
         self.router = router
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
@@ -105,7 +109,9 @@ class Engine(Runtime):
         #: Relative ``to_directory`` paths resolve under this folder when set (the testing
         #: helpers set their temporary directory, so tests never write into the project).
         self.directory_root: str | None = None
-        self.metrics = Metrics()
+        self.metrics = Metrics(enabled=router.metrics)
+        self.history = History(self)
+        self.usage = UsageLedger(self.metrics, router, self.state_dir) if router.metrics else None
         self.store: Store
         if router.async_queue is not None:
             from eventrouter.store.sqs import SqsStore
@@ -128,6 +134,9 @@ class Engine(Runtime):
         self.policy = AsyncPolicy(self)
         self.buses = EventBuses(self, router)
         self._http_address = http
+        self._metrics_address = metrics_http
+        #: ``metrics_http``: ``/metrics`` and the dashboard alone, on a port of their own.
+        self.metrics_server: HttpServer | None = None
         self._grace = grace
         self.http_server: HttpServer | None = None
         #: Fires the functions' schedules (``None`` without any, or without ``consume``).
@@ -173,6 +182,11 @@ class Engine(Runtime):
         if self.consume:
             self._task_group.start_soon(self.policy.run)
         self._started = True
+        serving = self.consume or self._http_address is not None
+        if serving:
+            self._task_group.start_soon(self.history.run)
+        if self.usage is not None:
+            self._task_group.start_soon(self.usage.run)
         if self.consume:
             try:
                 await self._start_schedules(self._task_group)
@@ -184,15 +198,8 @@ class Engine(Runtime):
                 with contextlib.suppress(Exception):
                     await self.shutdown(grace=0)
                 raise
-        if self._http_address is not None:
-            from eventrouter.http.server import HttpServer
-
-            self.http_server = HttpServer(self, self._http_address, self._grace)
-            try:
-                await self.http_server.start(self._task_group)
-            except BaseException:
-                await self.shutdown(grace=0)
-                raise
+        if self._http_address is not None or self._metrics_address is not None:
+            await self._start_http(self._task_group)
         self.ready = True
         self.router.running = self
         # A router that only sends (the CLI's invoke) is a client, not a service: its start
@@ -219,8 +226,9 @@ class Engine(Runtime):
         self.ready = False
         if self.router.running is self:
             self.router.running = None
-        if self.http_server is not None:
-            self.http_server.stop()
+        for server in (self.http_server, self.metrics_server):
+            if server is not None:
+                server.stop()
         self.policy.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
@@ -231,8 +239,9 @@ class Engine(Runtime):
         in_flight = self.policy.in_flight + sum(s.in_flight for s in self.streams)
         with anyio.move_on_after(grace) as scope:
             await self.policy.wait_idle()
-            if self.http_server is not None:
-                await self.http_server.wait_stopped()
+            for server in (self.http_server, self.metrics_server):
+                if server is not None:
+                    await server.wait_stopped()
             for stream in self.streams:
                 await stream.wait_stopped()
             for feed in self.feeds.values():
@@ -244,6 +253,8 @@ class Engine(Runtime):
             await self._task_group.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
+                if self.usage is not None:
+                    await self._flush_usage(self.usage)
                 await self.invoker.close_environments()
                 await self.store.close()
                 await self.clients.close()
@@ -258,7 +269,30 @@ class Engine(Runtime):
             )
             flush_logs()
 
+    @staticmethod
+    async def _flush_usage(usage: UsageLedger) -> None:
+        try:
+            await usage.flush()
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("usage not written", error=repr(exc))
+
     # -- invoking ----------------------------------------------------------------------------
+
+    async def _start_http(self, task_group: anyio.abc.TaskGroup) -> None:
+        from eventrouter.http.server import HttpServer, ObserveApp
+
+        try:
+            if self._http_address is not None:
+                self.http_server = HttpServer(self, self._http_address, self._grace)
+                await self.http_server.start(task_group)
+            if self._metrics_address is not None:
+                self.metrics_server = HttpServer(
+                    self, self._metrics_address, self._grace, ObserveApp(self)
+                )
+                await self.metrics_server.start(task_group)
+        except BaseException:
+            await self.shutdown(grace=0)
+            raise
 
     async def _start_schedules(self, task_group: anyio.abc.TaskGroup) -> None:
         specs = [
@@ -308,6 +342,11 @@ class Engine(Runtime):
     def http_port(self) -> int | None:
         """The port the HTTP server listens on (``None`` without ``http=``)."""
         return None if self.http_server is None else int(self.http_server.port)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of ``metrics_http`` (``None`` without it)."""
+        return None if self.metrics_server is None else int(self.metrics_server.port)
 
     def state(self, name: str) -> FunctionState:
         """The runtime state of function ``name`` (``FunctionNotFound`` if unknown)."""

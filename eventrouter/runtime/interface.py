@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from eventrouter.bus.buses import EventBuses
     from eventrouter.destinations import Destination
+    from eventrouter.observability.history import History
     from eventrouter.observability.metrics import Metrics
+    from eventrouter.observability.usage import UsageLedger
     from eventrouter.outcomes import Outcome
     from eventrouter.registry import FunctionSpec, Registry
     from eventrouter.runtime.clients import Clients
@@ -50,6 +52,12 @@ class Runtime(Protocol):
     buses: EventBuses
     #: The notification feeds (SNS, S3) by function; HTTP deliveries are answered by them.
     feeds: dict[str, Any]
+    #: One policy per pull-sourced function (streams, polled queues): lag, pollers.
+    streams: list[Any]
+    #: The last minutes of readings (the dashboard).
+    history: History
+    #: Usage written to the state dir (``None`` with metrics off, or for a producer).
+    usage: UsageLedger | None
 
     async def invoke_sync(
         self,

@@ -29,7 +29,7 @@ from eventrouter.observability.function_logs import (
     ensure_streams,
 )
 from eventrouter.observability.logging import report
-from eventrouter.observability.metrics import Metrics
+from eventrouter.observability.metrics import Failure, Metrics
 from eventrouter.outcomes import (
     MARSHAL_ERROR,
     UNMARSHAL_ERROR,
@@ -120,11 +120,19 @@ class Invoker:
         return await self.invoke_value(state, event, request_id, attempt)
 
     def invalid_payload(self, state: FunctionState, exc: Exception, request_id: str) -> Outcome:
-        self.metrics.add("Errors", state.spec.name)
         log.warning(
             "invalid payload", function=state.spec.name, request_id=request_id, error=str(exc)
         )
-        return failed(Status.INVALID_PAYLOAD, request_id, unmarshal_error(request_id, exc))
+        error = unmarshal_error(request_id, exc)
+        self._failed(state.spec, request_id, error)
+        return failed(Status.INVALID_PAYLOAD, request_id, error)
+
+    def _failed(self, spec: FunctionSpec, request_id: str, error: dict[str, Any]) -> None:
+        """Count a failed invocation (``Errors``) and keep it for the dashboard."""
+        self.metrics.add("Errors", spec.name)
+        self.metrics.failed(
+            Failure(spec.name, request_id, error["errorType"], str(error["errorMessage"]))
+        )
 
     async def invoke_value(
         self,
@@ -286,7 +294,7 @@ class Invoker:
             error = timeout_error(request_id, spec.settings.timeout)
         if error is not None:
             response = self._encoder.encode(error)
-            self.metrics.add("Errors", spec.name)
+            self._failed(spec, request_id, error)
         self._report(spec, request_id, duration, init_duration, status, error, max_memory_mb)
         return Outcome(status, request_id, response, error)
 
@@ -353,15 +361,19 @@ class Invoker:
     ) -> None:
         duration_ms = duration * 1000
         billed = int(duration_ms)
+        # Rounded up to the next millisecond, at least 1 ms.
+        if billed < duration_ms or billed == 0:
+            billed += 1
+        init_ms = None if init_duration is None else round(init_duration * 1000, 2)
+        self.metrics.invoked(spec.name, duration_ms, billed, init_ms)
         report(
             request_id,
             spec.name,
             status.value,
             round(duration_ms, 2),
-            # Rounded up to the next millisecond, at least 1 ms.
-            billed + 1 if billed < duration_ms or billed == 0 else billed,
+            billed,
             spec.settings.memory_mb,
-            None if init_duration is None else round(init_duration * 1000, 2),
+            init_ms,
             None if error is None else error["errorType"],
             None if error is None else error["errorMessage"],
             max_memory_mb,
@@ -409,5 +421,5 @@ class Invoker:
                 state.warm = True
                 return None, spec.import_duration + time.monotonic() - start
             log.error("init failed", function=spec.name, request_id=request_id, error=error)
-            self.metrics.add("Errors", spec.name)
+            self._failed(spec, request_id, error)
             return failed(Status.FUNCTION_ERROR, request_id, error), None

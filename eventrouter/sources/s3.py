@@ -259,5 +259,5 @@ class S3Webhook(Endpoint):
             self.runtime.metrics.add("InvalidNotifications", name)
             return 400, {"message": f"not an S3 notification: {exc}"}
         ids = [await self.runtime.enqueue_invocation(name, event) for event in events]
-        self.runtime.metrics.add("AsyncEventsReceived", name, len(ids))
+        self.runtime.metrics.add("NotificationsReceived", name, len(ids))
         return 200, {"requestIds": ids}

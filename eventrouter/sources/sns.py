@@ -245,7 +245,7 @@ class SnsEndpoint(Endpoint):
         except BaseException:
             self._seen.pop(message["MessageId"], None)  # not stored: SNS may send it again
             raise
-        self.runtime.metrics.add("AsyncEventsReceived", name)
+        self.runtime.metrics.add("NotificationsReceived", name)
         return 200, {"requestId": request_id}
 
     def _check_fresh(self, message: dict[str, Any]) -> None:

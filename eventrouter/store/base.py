@@ -95,4 +95,9 @@ class Store(Protocol):
 
     async def count(self, queue_name: str | None = None) -> int: ...
 
+    async def depths(self) -> dict[str, tuple[int, float | None]]:
+        """Per queue: how many events it holds and when its oldest was enqueued (``None``
+        where the backend cannot tell)."""
+        ...
+
     async def pop(self, queue_name: str, limit: int = 100) -> list[StoredEvent]: ...

@@ -324,6 +324,25 @@ class EventStore:
         result: int = await self._call(lambda c: c.execute(sql, args).fetchone()[0])
         return result
 
+    async def depths(self) -> dict[str, tuple[int, float | None]]:
+        """Per queue: its events (leased ones included) and when the oldest was enqueued.
+
+        Counted on the ``events_ready`` index; one row read per queue for the oldest."""
+
+        def op(conn: sqlite3.Connection) -> dict[str, tuple[int, float | None]]:
+            rows = conn.execute(
+                "SELECT queue, count(*), min(id) FROM events GROUP BY queue"
+            ).fetchall()
+            out: dict[str, tuple[int, float | None]] = {}
+            for name, n, first in rows:
+                row = conn.execute("SELECT enqueued_at FROM events WHERE id = ?", (first,))
+                oldest = row.fetchone()
+                out[name] = (n, oldest[0] if oldest else None)
+            return out
+
+        result: dict[str, tuple[int, float | None]] = await self._call(op)
+        return result
+
     async def pop(self, queue_name: str, limit: int = 100) -> list[StoredEvent]:
         """Remove and return up to ``limit`` of the oldest unleased events of a queue."""
 

@@ -223,6 +223,10 @@ class SqsStore:
         )["Attributes"]
         return sum(int(attributes.get(n, 0)) for n in names)
 
+    async def depths(self) -> dict[str, tuple[int, float | None]]:
+        """The whole SQS queue under its name (SQS counts neither by attribute nor by age)."""
+        return {f"sqs:{self.source.queue}": (await self.count(), None)}
+
     async def pop(self, queue_name: str, limit: int = 100) -> list[StoredEvent]:
         raise NotImplementedError(
             "pop() reads the embedded queue; an SQS queue is read by its consumers"

@@ -1,0 +1,67 @@
+"""``/metrics``, ``/dashboard`` and ``/dashboard/data``: what a running router is doing.
+
+On the router's port they are open unless permissions are enforced; then the caller must
+sign (SigV4) as a principal allowed ``cloudwatch:GetMetricData`` (the action that reads
+Lambda's metrics). ``--metrics HOST:PORT`` serves them alone on a port of their own, open
+to whoever reaches it (bind it to loopback or an internal network).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+from eventrouter.arns import ACCOUNT, REGION
+from eventrouter.events import new_request_id
+from eventrouter.http.asgi import JSON, Receive, Scope, Send, header, respond
+from eventrouter.observability import dashboard, exposition
+from eventrouter.observability.readings import take
+from eventrouter.security.guard import AuthFailure
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.interface import Runtime
+
+log = structlog.get_logger("eventrouter.http")
+
+PATHS = frozenset({"/metrics", "/dashboard", "/dashboard/data"})
+#: The IAM action a caller needs when permissions are enforced.
+READ_METRICS = "cloudwatch:GetMetricData"
+_encoder = msgspec.json.Encoder()
+
+
+def allowed(runtime: Runtime, scope: Scope) -> bool:
+    """Whether a caller may read the metrics under enforced permissions (signed, allowed)."""
+    resource = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:*"
+    try:
+        principal, refused = runtime.guard.authorize_resource(
+            scope, b"", READ_METRICS, [(resource, None)]
+        )
+    except AuthFailure as exc:
+        log.info("metrics caller refused", reason=exc.code)
+        return False
+    if refused is not None:
+        log.info("metrics caller refused", principal=principal.id)
+        return False
+    return True
+
+
+async def handle(runtime: Runtime, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a GET or HEAD of one of :data:`PATHS` (the caller was checked already)."""
+    request_id = new_request_id().encode()
+    if path == "/metrics":
+        accept = (header(scope, b"accept") or b"").decode("latin-1")
+        body, content_type = exposition.render(await take(runtime), accept)
+        headers = [(b"content-type", content_type.encode())]
+    elif path == "/dashboard":
+        body = dashboard.page()
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+    else:
+        history = runtime.history
+        if not history.readings:
+            await history.sample()
+        body = _encoder.encode(dashboard.data(history, runtime.metrics, runtime.usage))
+        headers = [(b"content-type", JSON)]
+    headers += [(b"cache-control", b"no-store"), (b"x-amzn-requestid", request_id)]
+    await respond(send, 200, body, headers)

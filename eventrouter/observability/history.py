@@ -1,0 +1,66 @@
+"""The last minutes of readings, for the dashboard: one every second, the store's queue depths
+every few seconds (a query), kept for ten minutes."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import anyio
+import structlog
+
+from eventrouter.observability.readings import Reading, take
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.interface import Runtime
+
+log = structlog.get_logger("eventrouter")
+
+#: Seconds between readings, between queue-depth queries, and readings kept.
+SAMPLE_INTERVAL = 1.0
+DEPTH_INTERVAL = 5.0
+KEPT = 600
+
+
+class History:
+    """Readings of one runtime, oldest first."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.readings: deque[Reading] = deque(maxlen=KEPT)
+        self.started = time.time()
+
+    async def sample(self) -> Reading:
+        """Take a reading now and keep it; queue depths carried over from the last query
+        while it is recent."""
+        last = self.readings[-1] if self.readings else None
+        query = last is None or time.time() - self._depths_at >= DEPTH_INTERVAL
+        reading = await take(self.runtime, queues=query)
+        if query:
+            self._depths_at = reading.at
+        elif last is not None:
+            reading.queues = last.queues
+        self.readings.append(reading)
+        return reading
+
+    _depths_at = 0.0
+
+    async def run(self) -> None:
+        """Sample until cancelled (the engine's task group)."""
+        while True:
+            try:
+                await self.sample()
+            except Exception as exc:  # noqa: BLE001 - a reading must never stop the router
+                log.warning("metrics reading failed", error=repr(exc))
+            await anyio.sleep(SAMPLE_INTERVAL)
+
+    def latest(self) -> Reading | None:
+        return self.readings[-1] if self.readings else None
+
+    def since(self, seconds: float) -> list[Reading]:
+        """The readings of the last ``seconds`` (at least the latest one)."""
+        if not self.readings:
+            return []
+        cutoff = self.readings[-1].at - seconds
+        return [r for r in self.readings if r.at >= cutoff]
