@@ -61,7 +61,15 @@ $(BENCH_STAMP): $(VENV_STAMP)
 	  echo "wrk is not installed and could not be: the HTTP scenario will be skipped"
 	touch $(BENCH_STAMP)
 
-install: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
+# Chromium, the browser of the dashboard's test (Debian's package; Playwright drives it).
+CHROMIUM_STAMP := $(VENV)/.chromium-stamp
+
+$(CHROMIUM_STAMP): $(VENV_STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \
+	  echo "chromium is not installed and could not be: the dashboard's browser test will be skipped"
+	touch $(CHROMIUM_STAMP)
+
+install: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP)
 
 ## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
 run: $(RUN_STAMP)
@@ -77,7 +85,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(PY) -m mypy --strict eventrouter benchmarks
 
-unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP)
+unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP)
 	$(PY) -m pytest -q
 
 ## Every benchmark scenario (~15 min; starts its own broker, moto and servers): writes

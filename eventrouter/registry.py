@@ -228,6 +228,7 @@ class Registry:
         lease_table: str | None = None,
         buses: Iterable[EventBus] = (),
         metrics: bool = True,
+        metrics_readers: Iterable[str] = (),
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
@@ -256,6 +257,9 @@ class Registry:
         #: Time every invocation into the ``Duration`` histogram and account its usage
         #: (``/metrics``, the dashboard, ``python -m eventrouter usage``); counters stay on.
         self.metrics = bool(metrics)
+        #: Under enforced permissions, who may read ``/metrics`` and the dashboard on the
+        #: router's port (SigV4-signed; user names or IAM ARNs, as in the credentials file).
+        self.metrics_readers = list(metrics_readers)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, functions={sorted(self.functions)})"

@@ -1,9 +1,9 @@
 """``/metrics``, ``/dashboard`` and ``/dashboard/data``: what a running router is doing.
 
 On the router's port they are open unless permissions are enforced; then the caller must
-sign (SigV4) as a principal allowed ``cloudwatch:GetMetricData`` (the action that reads
-Lambda's metrics). ``--metrics HOST:PORT`` serves them alone on a port of their own, open
-to whoever reaches it (bind it to loopback or an internal network).
+sign (SigV4) as one of the router's ``metrics_readers``. ``--metrics HOST:PORT`` serves them
+alone on a port of their own, open to whoever reaches it (bind it to loopback or an
+internal network).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
-from eventrouter.arns import ACCOUNT, REGION
 from eventrouter.events import new_request_id
 from eventrouter.http.asgi import JSON, Receive, Scope, Send, header, respond
 from eventrouter.observability import dashboard, exposition
 from eventrouter.observability.readings import take
+from eventrouter.security.credentials import principal_for
 from eventrouter.security.guard import AuthFailure
 
 if TYPE_CHECKING:
@@ -26,22 +26,19 @@ if TYPE_CHECKING:
 log = structlog.get_logger("eventrouter.http")
 
 PATHS = frozenset({"/metrics", "/dashboard", "/dashboard/data"})
-#: The IAM action a caller needs when permissions are enforced.
-READ_METRICS = "cloudwatch:GetMetricData"
 _encoder = msgspec.json.Encoder()
 
 
 def allowed(runtime: Runtime, scope: Scope) -> bool:
-    """Whether a caller may read the metrics under enforced permissions (signed, allowed)."""
-    resource = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:*"
+    """Whether a caller may read the metrics under enforced permissions: signed (SigV4) by
+    one of the router's ``metrics_readers``."""
     try:
-        principal, refused = runtime.guard.authorize_resource(
-            scope, b"", READ_METRICS, [(resource, None)]
-        )
+        principal = runtime.guard.authenticate(scope, b"", "AWS_IAM")
     except AuthFailure as exc:
         log.info("metrics caller refused", reason=exc.code)
         return False
-    if refused is not None:
+    readers = {principal_for(name).id for name in runtime.router.metrics_readers}
+    if principal.id not in readers:
         log.info("metrics caller refused", principal=principal.id)
         return False
     return True

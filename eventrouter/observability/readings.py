@@ -7,6 +7,7 @@ durable queue's depth per queue, and what each pull source knows (pollers, lag).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +65,9 @@ class Reading(msgspec.Struct):
 
 
 def cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children."""
-    import os
-
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    """User + system CPU time of this process and of its children that ended."""
+    children = os.times()
+    return time.process_time() + children.children_user + children.children_system
 
 
 async def take(runtime: Runtime, *, queues: bool = True) -> Reading:

@@ -25,6 +25,7 @@ import structlog
 
 from eventrouter.errors import ConfigError
 from eventrouter.observability.readings import cpu_seconds
+from eventrouter.store.sqlite import private_dir
 
 if TYPE_CHECKING:
     from eventrouter.observability.metrics import Metrics
@@ -73,7 +74,10 @@ class Usage(msgspec.Struct):
     prices_as_of: str
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, create: bool = False) -> sqlite3.Connection:
+    if create:  # private, as the state dir's queue is (its -wal and -shm files follow)
+        private_dir(path.parent)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(_SCHEMA)
@@ -109,7 +113,7 @@ class UsageLedger:
 
     def _write(self, rows: list[tuple[str, int, int, int]], cpu: float) -> Usage:
         hour = int(time.time() // 3600 * 3600)
-        conn = _connect(self.path)
+        conn = _connect(self.path, create=True)
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
