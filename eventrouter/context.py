@@ -182,6 +182,7 @@ class Context(LambdaFields):
         "index",
         "messages",
         "records",
+        "trace_id",
     )
 
     def __init__(
@@ -218,6 +219,9 @@ class Context(LambdaFields):
         self.records: Sequence[Any] | None = None
         #: Per-record handlers: the index of the record being handled.
         self.index = 0
+        #: The invocation's trace in X-Ray's form (``Root=1-...;Parent=...;Sampled=1``), as
+        #: Lambda gives it in ``_X_AMZN_TRACE_ID``; ``None`` without tracing.
+        self.trace_id: str | None = None
 
     @property
     def record(self) -> Any:

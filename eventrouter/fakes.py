@@ -113,7 +113,13 @@ class MemoryStream(Kafka, frozen=True, dict=True):
         return changed
 
     def append(
-        self, value: Any, *, partition: int = 0, key: bytes | None = None, age: float = 0.0
+        self,
+        value: Any,
+        *,
+        partition: int = 0,
+        key: bytes | None = None,
+        age: float = 0.0,
+        headers: tuple[tuple[str, bytes], ...] = (),
     ) -> int:
         """Append a record (JSON-encoded unless bytes); its offset. ``age`` backdates it."""
         records = self.log[partition]
@@ -125,7 +131,7 @@ class MemoryStream(Kafka, frozen=True, dict=True):
             0,
             key,
             _encoded(value),
-            (),
+            headers,
         )
         records.append(record)
         self.changed.set()

@@ -63,7 +63,16 @@ class Outcome:
     otherwise (``None`` when throttled).
     """
 
-    __slots__ = ("error", "failed_index", "reason", "request_id", "response", "status", "value")
+    __slots__ = (
+        "error",
+        "failed_index",
+        "reason",
+        "request_id",
+        "response",
+        "status",
+        "trace",
+        "value",
+    )
 
     def __init__(
         self,
@@ -83,6 +92,8 @@ class Outcome:
         self.response = response
         self.error = error
         self.reason = reason
+        #: The invocation's span (a ``traceparent``) while tracing: its records continue it.
+        self.trace: str | None = None
 
     @property
     def ok(self) -> bool:

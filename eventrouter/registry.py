@@ -229,6 +229,7 @@ class Registry:
         buses: Iterable[EventBus] = (),
         metrics: bool = True,
         metrics_readers: Iterable[str] = (),
+        tracing: Any = True,
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
@@ -260,6 +261,10 @@ class Registry:
         #: Under enforced permissions, who may read ``/metrics`` and the dashboard on the
         #: router's port (SigV4-signed; user names or IAM ARNs, as in the credentials file).
         self.metrics_readers = list(metrics_readers)
+        #: OpenTelemetry spans and trace propagation (``observability/tracing.py``): ``True``
+        #: uses the global tracer provider when one is set, a ``TracerProvider`` that one,
+        #: ``False`` none.
+        self.tracing = tracing
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, functions={sorted(self.functions)})"

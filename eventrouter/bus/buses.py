@@ -22,6 +22,7 @@ from eventrouter.bus.rules import DEFAULT_BUS, EventBus, EventRule, bus_name
 from eventrouter.bus.transform import target_input
 from eventrouter.errors import ConfigError, InvalidRequestContent
 from eventrouter.events import new_request_id
+from eventrouter.observability.tracing import current_trace
 from eventrouter.runtime.asynchronous import function_queue
 from eventrouter.schedules.expressions import iso
 from eventrouter.security.policy import Policy
@@ -253,6 +254,7 @@ class EventBuses:
         self, writes: list[tuple[str, str, bytes]], archived: list[tuple[str, float, bytes]]
     ) -> None:
         store = self.runtime.store
+        trace = current_trace()  # the caller's (ctx.send, a delivery, PutEvents over HTTP)
         if not isinstance(store, EventStore):
             for queue, request_id, payload in writes:
                 await store.enqueue(queue, request_id, payload)
@@ -267,7 +269,7 @@ class EventBuses:
             self._next_purge = now + PURGE_EVERY
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(INSERT_EVENT, [(q, r, p, now, now) for q, r, p in writes])
+            conn.executemany(INSERT_EVENT, [(q, r, p, now, now, trace) for q, r, p in writes])
             if archived:
                 conn.executemany(
                     "INSERT INTO archive (bus, time, event) VALUES (?, ?, ?)", archived

@@ -124,5 +124,13 @@ class EventRule(msgspec.Struct, frozen=True, dict=True):
     def adapter(self, spec: Any, runtime: Any) -> None:
         return None  # the engine's buses enqueue its events into the function's queue
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {
+            "faas.trigger": "pubsub",
+            "messaging.system": "eventrouter",
+            "messaging.destination.name": f"{self.bus_name}/{self.name}",
+            "messaging.operation.type": "process",
+        }
+
     def describe(self) -> str:
         return f"bus:{self.bus_name} rule:{self.name}"

@@ -14,6 +14,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.arns import event_bus_arn, s3_object_arn, sqs_arn
 from eventrouter.errors import ConfigError, DestinationError
+from eventrouter.observability.tracing import current_xray
 from eventrouter.runtime.clients import sqs_queue_url
 
 if TYPE_CHECKING:
@@ -47,16 +48,16 @@ class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
         url = self.__dict__.get("_url")
         if url is None:
             url = self.__dict__["_url"] = await sqs_queue_url(sqs, self.queue)
-        body = record.decode()
+        message: dict[str, Any] = {"QueueUrl": url, "MessageBody": record.decode()}
         if self.queue.endswith(".fifo"):
-            await sqs.send_message(
-                QueueUrl=url,
-                MessageBody=body,
-                MessageGroupId="eventrouter",
-                MessageDeduplicationId=_UNSAFE_KEY.sub("_", key)[:128],
-            )
-        else:
-            await sqs.send_message(QueueUrl=url, MessageBody=body)
+            message["MessageGroupId"] = "eventrouter"
+            message["MessageDeduplicationId"] = _UNSAFE_KEY.sub("_", key)[:128]
+        trace = current_xray()
+        if trace is not None:  # the receiver's Lambda (or router) continues the trace
+            message["MessageSystemAttributes"] = {
+                "AWSTraceHeader": {"DataType": "String", "StringValue": trace}
+            }
+        await sqs.send_message(**message)
 
 
 class ToSns(_Aws, frozen=True, kw_only=True):

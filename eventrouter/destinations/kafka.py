@@ -10,6 +10,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.errors import ConfigError
+from eventrouter.observability.tracing import current_trace
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -41,7 +42,11 @@ class ToKafka(msgspec.Struct, frozen=True):
 
     async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
         producer = await runtime.clients.kafka_producer(self.servers())
-        await producer.send_and_wait(self.topic, record, key=(self.key or key).encode())
+        trace = current_trace()
+        headers = [("traceparent", trace.encode())] if trace is not None else None
+        await producer.send_and_wait(
+            self.topic, record, key=(self.key or key).encode(), headers=headers
+        )
 
 
 def to_kafka(

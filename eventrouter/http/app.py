@@ -31,6 +31,7 @@ from eventrouter.http.asgi import (
 from eventrouter.http.openapi import openapi_document
 from eventrouter.http.request import HttpRequest, http_event
 from eventrouter.http.response import is_json, shape
+from eventrouter.observability import tracing
 from eventrouter.outcomes import Outcome, Status
 from eventrouter.security.guard import AuthFailure
 from eventrouter.security.permissions import INVOKE_URL
@@ -140,7 +141,11 @@ class HttpApp:
         kind = scope["type"]
         if kind == "http":
             with contextlib.suppress(ClientDisconnected):
-                await self._http(scope, receive, send)
+                if tracing.TRACER is None:
+                    await self._http(scope, receive, send)
+                    return
+                with tracing.incoming(lambda name: _text(header(scope, name.encode()))):
+                    await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -403,3 +408,7 @@ class HttpApp:
         if extra_headers:
             headers.extend(extra_headers)
         await respond(send, status, _encoder.encode(document), headers)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")

@@ -261,7 +261,7 @@ class AsyncPolicy:
             if consumer.batch_size == 1 and len(fresh) == 1:
                 ev = fresh[0]
                 outcome = await self.invoker.invoke(
-                    state, ev.payload, ev.request_id, ev.attempts + 1
+                    state, ev.payload, ev.request_id, ev.attempts + 1, ev.trace
                 )
                 await self._settle(state, ev, outcome)
             else:
@@ -290,7 +290,9 @@ class AsyncPolicy:
             return
         attempt = max(ev.attempts for ev in valid) + 1
         ids = [ev.request_id for ev in valid]
-        outcome = await invoker.invoke_value(state, values, new_request_id(), attempt, ids)
+        outcome = await invoker.invoke_value(
+            state, values, new_request_id(), attempt, ids, links=[ev.trace for ev in valid]
+        )
         if not outcome.ok:
             for ev in valid:
                 await self._settle(state, ev, outcome.for_item(ev.request_id))
@@ -381,7 +383,8 @@ class AsyncPolicy:
             function_error=outcome is not None and not success and outcome.error is not None,
             status_code=status_code,
         )
-        await self._deliver(state, ev, record, kind, destination)
+        trace = outcome.trace if outcome is not None and outcome.trace else ev.trace
+        await self._deliver(state, ev, record, kind, destination, trace)
 
     async def _redeliver(self, state: FunctionState, ev: StoredEvent) -> None:
         settings = state.spec.settings
@@ -397,7 +400,7 @@ class AsyncPolicy:
             )
             self.store.ack(ev)
             return
-        await self._deliver(state, ev, ev.record, ev.record_kind, destination)
+        await self._deliver(state, ev, ev.record, ev.record_kind, destination, ev.trace)
 
     async def _deliver(
         self,
@@ -406,12 +409,13 @@ class AsyncPolicy:
         record: bytes,
         kind: str,
         destination: Destination,
+        trace: str | None,
     ) -> None:
         """Deliver the event's final record; the event leaves the queue once it is out (or
         refused), else it is kept with its record until the event's maximum age."""
         spec = state.spec
         result, error = await self.runtime.deliveries.deliver(
-            spec, kind, destination, record, ev.request_id
+            spec, kind, destination, record, ev.request_id, trace
         )
         if result is Delivered.FAILED:
             now = time.time()

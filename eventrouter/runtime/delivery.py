@@ -21,6 +21,7 @@ import anyio
 import structlog
 
 from eventrouter.errors import AccessDenied
+from eventrouter.observability.tracing import sending
 from eventrouter.outcomes import delivery_retry
 
 if TYPE_CHECKING:
@@ -60,12 +61,21 @@ class Deliveries:
             listener(function, kind, record, error)
 
     async def deliver(
-        self, spec: FunctionSpec, kind: str, destination: Destination, record: bytes, key: str
+        self,
+        spec: FunctionSpec,
+        kind: str,
+        destination: Destination,
+        record: bytes,
+        key: str,
+        trace: str | None = None,
     ) -> tuple[Delivered, BaseException | None]:
-        """One delivery attempt of ``record`` (an ``on_success`` / ``on_failure`` record)."""
+        """One delivery attempt of ``record`` (an ``on_success`` / ``on_failure`` record);
+        while tracing, in a span continuing ``trace`` (the invocation's), which the record's
+        receiver continues in turn."""
         metrics = self.runtime.metrics
         try:
-            await self.send(spec, destination, record, key)
+            with sending(kind, destination.describe(), trace):
+                await self.send(spec, destination, record, key)
         except AccessDenied as exc:
             metrics.add("DestinationDeliveryFailures", spec.name)
             metrics.add("DestinationAccessDenied", spec.name)
@@ -87,13 +97,19 @@ class Deliveries:
         return Delivered.DONE, None
 
     async def deliver_until_done(
-        self, spec: FunctionSpec, kind: str, destination: Destination, record: bytes, key: str
+        self,
+        spec: FunctionSpec,
+        kind: str,
+        destination: Destination,
+        record: bytes,
+        key: str,
+        trace: str | None = None,
     ) -> Delivered:
         """Deliver, retrying a failed send on :func:`delivery_retry`'s schedule, until the
         record is out or refused (cancel the calling task to give up)."""
         failures = 0
         while True:
-            result, error = await self.deliver(spec, kind, destination, record, key)
+            result, error = await self.deliver(spec, kind, destination, record, key, trace)
             if result is not Delivered.FAILED:
                 return result
             failures += 1

@@ -26,6 +26,7 @@ from eventrouter.errors import (
     PayloadTooLarge,
 )
 from eventrouter.events import new_request_id
+from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import capturing_output
 from eventrouter.observability.history import History
 from eventrouter.observability.logging import configure_logging, flush_logs
@@ -169,6 +170,7 @@ class Engine(Runtime):
                 if destination is not None:
                     destination.check(self)
         self.guard.check_startup(announce=self.consume or self._http_address is not None)
+        tracing.activate(self.router)
         self.buses.check()
         await self.store.open()
         self.store.on_enqueued = self.policy.notify

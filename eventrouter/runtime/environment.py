@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
+from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import Entry, log_capture, relay
 from eventrouter.runtime.frames import (
     HEADER,
@@ -346,7 +347,9 @@ class PythonEnvironment(Environment):
                 self.ready.set_exception(InitError(message.error))
 
     async def _serve_call(self, call: Call) -> None:
-        reply = await self.pool.serve_call(call)
+        trace = self.current.trace if self.current is not None else None
+        with tracing.continuing_xray(trace):  # the call belongs to the running invocation
+            reply = await self.pool.serve_call(call)
         if self._writer is not None and self.alive:
             self._writer.write(frame(self.pool.encoder, reply))
 

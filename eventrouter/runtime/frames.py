@@ -47,6 +47,8 @@ class Invoke(msgspec.Struct, tag=True):
     mode: Mode = "event"
     attempt: int = 1
     client_context: Any = None
+    #: The invocation's trace in X-Ray's form (``_X_AMZN_TRACE_ID``), while tracing.
+    trace: str | None = None
 
 
 class Result(msgspec.Struct, tag=True):
@@ -87,3 +89,13 @@ HEADER = 4
 def frame(encoder: msgspec.msgpack.Encoder, message: Any) -> bytes:
     body = encoder.encode(message)
     return len(body).to_bytes(HEADER, "big") + body
+
+
+def trace_header(invoke: Invoke) -> str:
+    """The X-Ray trace header of an invocation (``_X_AMZN_TRACE_ID``,
+    ``Lambda-Runtime-Trace-Id``): its trace while tracing, else one derived from the request
+    id, not sampled (Lambda gives every invocation one)."""
+    if invoke.trace is not None:
+        return invoke.trace
+    digits = invoke.request_id.replace("-", "")
+    return f"Root=1-{digits[:8]}-{digits[8:32]};Sampled=0"

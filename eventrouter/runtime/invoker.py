@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
+from eventrouter.arns import function_arn
 from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context, log_stream_name
+from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import (
     Invocation,
     InvocationStream,
@@ -62,7 +64,17 @@ class FunctionState:
     An ``isolation="process"`` function has a pool of environments of its own instead.
     """
 
-    __slots__ = ("deadlines", "init_lock", "log_stream", "pool", "slots", "spec", "warm")
+    __slots__ = (
+        "deadlines",
+        "init_lock",
+        "log_stream",
+        "pool",
+        "slots",
+        "span_kind",
+        "spec",
+        "trace_attributes",
+        "warm",
+    )
 
     def __init__(self, spec: FunctionSpec, slots: FunctionSlots, pool: Pool | None) -> None:
         self.spec = spec
@@ -73,6 +85,11 @@ class FunctionState:
         self.pool = pool
         #: ``context.log_stream_name`` of inline invocations (one stream per router process).
         self.log_stream = log_stream_name()
+        #: While tracing: the attributes of every span of this function (made on first use)
+        #: and the span's kind (a caller waits: server; a queue or stream feeds it: consumer).
+        self.trace_attributes: dict[str, Any] | None = None
+        model = getattr(spec.source, "model", "sync")
+        self.span_kind = "SERVER" if model == "sync" else "CONSUMER"
 
 
 class Invoker:
@@ -109,15 +126,17 @@ class Invoker:
         payload: bytes,
         request_id: str,
         attempt: int = 1,
+        trace: str | None = None,
     ) -> Outcome:
         """Decode ``payload`` for the handler and invoke it."""
         if state.pool is not None:  # decoded in the environment
-            return await self.invoke_value(state, msgspec.Raw(payload), request_id, attempt)
-        try:
-            event = state.spec.decoder.decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self.invalid_payload(state, exc, request_id)
-        return await self.invoke_value(state, event, request_id, attempt)
+            event: Any = msgspec.Raw(payload)
+        else:
+            try:
+                event = state.spec.decoder.decode(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return self.invalid_payload(state, exc, request_id)
+        return await self.invoke_value(state, event, request_id, attempt, trace=trace)
 
     def invalid_payload(self, state: FunctionState, exc: Exception, request_id: str) -> Outcome:
         log.warning(
@@ -146,6 +165,8 @@ class Invoker:
         raw_result: bool = False,
         records: Sequence[Any] | None = None,
         per_record: bool = False,
+        trace: str | None = None,
+        links: Sequence[str | None] | None = None,
     ) -> Outcome:
         """Invoke the handler with an already decoded event.
 
@@ -153,6 +174,8 @@ class Invoker:
         ``value`` and nothing is encoded: the HTTP layer shapes its own response. With
         ``per_record`` the event is a list and the handler is called once per item, in order,
         within one invocation; a failed outcome's ``failed_index`` says which item failed.
+        While tracing, the invocation's span continues ``trace`` (else the current span) and
+        links the traces of a batch's records (``links``).
         """
         spec = state.spec
         reason = self.slots.try_acquire(state.slots)
@@ -164,12 +187,58 @@ class Invoker:
                 self.runtime, spec, request_id, 0.0, attempt, messages, http, client_context
             )
             ctx.records = records
+            if tracing.TRACER is not None:
+                return await self._run_traced(
+                    tracing.TRACER, state, event, ctx, raw_result, per_record, trace, links
+                )
             outcome = await self._run(state, event, ctx, raw_result, per_record)
             if per_record and outcome.status is not Status.SUCCESS:
                 outcome.failed_index = ctx.index
             return outcome
         finally:
             self.slots.release(state.slots)
+
+    async def _run_traced(
+        self,
+        tracer: tracing.Tracer,
+        state: FunctionState,
+        event: Any,
+        ctx: Context,
+        raw_result: bool,
+        per_record: bool,
+        trace: str | None,
+        links: Sequence[str | None] | None,
+    ) -> Outcome:
+        """:meth:`_run` inside the invocation's span."""
+        if state.trace_attributes is None:
+            state.trace_attributes = tracing.invocation_attributes(
+                state.spec, function_arn(state.spec.name)
+            )
+        attributes = state.trace_attributes
+        cold = not state.warm if state.pool is None else not state.pool.idle
+        span, token = tracer.start(
+            state.spec.name,
+            {
+                **attributes,
+                "faas.invocation_id": ctx.aws_request_id,
+                "faas.coldstart": cold,
+                **({"messaging.batch.message_count": len(links)} if links else {}),
+            },
+            kind=state.span_kind,
+            parent=trace,
+            links=links or (),
+        )
+        outcome: Outcome | None = None
+        try:
+            own = tracer.current()
+            ctx.trace_id = tracer.to_xray(own) if own is not None else None
+            outcome = await self._run(state, event, ctx, raw_result, per_record)
+            if per_record and outcome.status is not Status.SUCCESS:
+                outcome.failed_index = ctx.index
+            outcome.trace = own
+            return outcome
+        finally:
+            tracer.finish(span, token, outcome.error if outcome is not None else None)
 
     async def _run(
         self,
@@ -312,7 +381,9 @@ class Invoker:
             payload = self._encoder.encode(event)
         assert state.pool is not None
         run = await state.pool.invoke(
-            Invoke(request_id, 0, payload, mode, ctx.attempt, ctx._client_context_raw),
+            Invoke(
+                request_id, 0, payload, mode, ctx.attempt, ctx._client_context_raw, ctx.trace_id
+            ),
             spec.settings.timeout,
         )
         result = run.result

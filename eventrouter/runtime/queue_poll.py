@@ -25,6 +25,7 @@ import structlog
 
 from eventrouter.errors import ConfigError
 from eventrouter.events import LazyList, new_request_id
+from eventrouter.observability import tracing
 from eventrouter.outcomes import Status, failed_items
 from eventrouter.registry import pull_decoder
 from eventrouter.runtime.backoff import backoff
@@ -80,7 +81,7 @@ class QueuePollPolicy:
         self._attributes = (
             ["All"]
             if self.form == "raw"
-            else ["ApproximateReceiveCount", "MessageGroupId", "SentTimestamp"]
+            else ["ApproximateReceiveCount", "MessageGroupId", "SentTimestamp", "AWSTraceHeader"]
         )
         #: Pollers wanted and running; (time, wanted) at every change, for plots.
         self.target = 0
@@ -298,7 +299,7 @@ class QueuePollPolicy:
         records = LazyList(len(raws), lambda k: self.adapter.record(raws[k]))
         event = self.adapter.lambda_event(raws) if self.form == "raw" else values
         outcome = await invoker.invoke_value(
-            self.state, event, new_request_id(), attempt, records=records
+            self.state, event, new_request_id(), attempt, records=records, links=_traces(raws)
         )
         if outcome.status is not Status.SUCCESS:
             return []
@@ -314,8 +315,14 @@ class QueuePollPolicy:
         done: list[dict[str, Any]] = []
 
         async def one(raw: dict[str, Any], value: Any) -> bool:
+            traces = _traces([raw])
             outcome = await invoker.invoke_value(
-                self.state, value, new_request_id(), attempt, records=[self.adapter.record(raw)]
+                self.state,
+                value,
+                new_request_id(),
+                attempt,
+                records=[self.adapter.record(raw)],
+                trace=traces[0] if traces else None,
             )
             if outcome.status is Status.SUCCESS:
                 done.append(raw)
@@ -358,3 +365,15 @@ class QueuePollPolicy:
             return
         if failed:
             log.warning("queue delete failed", function=self.state.spec.name, failed=failed)
+
+
+def _traces(raws: list[dict[str, Any]]) -> list[str | None] | None:
+    """While tracing: the trace of each message (SQS's ``AWSTraceHeader``, X-Ray's form)."""
+    tracer = tracing.TRACER
+    if tracer is None:
+        return None
+    out: list[str | None] = []
+    for raw in raws:
+        header = raw.get("Attributes", {}).get("AWSTraceHeader")
+        out.append(tracer.from_xray(header) if header else None)
+    return out

@@ -27,7 +27,7 @@ from eventrouter.arns import function_arn
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.outcomes import response_too_large
 from eventrouter.runtime.environment import Environment, InitError
-from eventrouter.runtime.frames import Invoke, Result
+from eventrouter.runtime.frames import Invoke, Result, trace_header
 
 if TYPE_CHECKING:
     from eventrouter.runtime.environments import Pool
@@ -156,7 +156,7 @@ class RuntimeApiEnvironment(Environment):
             (b"lambda-runtime-aws-request-id", invoke.request_id.encode()),
             (b"lambda-runtime-deadline-ms", str(invoke.deadline_ms).encode()),
             (b"lambda-runtime-invoked-function-arn", function_arn(self.pool.spec.name).encode()),
-            (b"lambda-runtime-trace-id", _trace_id(invoke.request_id)),
+            (b"lambda-runtime-trace-id", trace_header(invoke).encode()),
         ]
         if invoke.client_context is not None:
             headers.append(
@@ -195,9 +195,3 @@ def _error_document(body: bytes, headers: dict[bytes, bytes], request_id: str) -
         "requestId": request_id,
         "stackTrace": trace if isinstance(trace, list) else [],
     }
-
-
-def _trace_id(request_id: str) -> bytes:
-    """An X-Ray style trace header derived from the request id."""
-    digits = request_id.replace("-", "")
-    return f"Root=1-{digits[:8]}-{digits[8:32]};Sampled=0".encode()

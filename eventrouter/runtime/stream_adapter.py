@@ -86,3 +86,7 @@ class StreamAdapter(Protocol):
     def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
         """The batch's info in a failure record (``("KafkaBatchInfo", {...})``)."""
         ...
+
+    def trace_of(self, raw: Any) -> str | None:
+        """The trace a record carries (a ``traceparent``), where its transport has one."""
+        ...

@@ -17,6 +17,7 @@ import msgspec
 import structlog
 
 from eventrouter.events import LazyList, new_request_id
+from eventrouter.observability import tracing
 from eventrouter.outcomes import (
     Condition,
     Outcome,
@@ -259,6 +260,9 @@ class BatchRunner:
             records = LazyList(
                 len(raws), lambda k: adapter.record(raws[k], values[k] if values else None)
             )
+        links = None
+        if tracing.TRACER is not None:
+            links = [adapter.trace_of(raw) for raw in items.raws]
         outcome = await invoker.invoke_value(
             self.state,
             event,
@@ -266,6 +270,7 @@ class BatchRunner:
             attempt,
             records=records,
             per_record=self.form == "record",
+            links=links,
         )
         if outcome.status is Status.SUCCESS:
             if windows is not None:

@@ -49,6 +49,7 @@ from eventrouter.runtime.frames import (
     Start,
     ToWorker,
     frame,
+    trace_header,
 )
 from eventrouter.runtime.per_record import each, each_async
 
@@ -86,6 +87,7 @@ class WorkerContext(LambdaFields):
         "invoked_function_arn",
         "log_stream_name",
         "memory_limit_in_mb",
+        "trace_id",
     )
 
     http = None
@@ -103,6 +105,7 @@ class WorkerContext(LambdaFields):
         self.attempt = invoke.attempt
         self.client_context, self._w3c = client_context_of(invoke.client_context)
         self.index = 0
+        self.trace_id = invoke.trace
 
     @property
     def function_name(self) -> str:
@@ -267,6 +270,8 @@ class Worker:
         args = (ctx,) if self.takes_context else ()
         invocation = Invocation(request_id, self.function)
         token = current_invocation.set(invocation)
+        # One invocation at a time in an environment: Lambda's variable is safe to set.
+        os.environ["_X_AMZN_TRACE_ID"] = trace_header(invoke)
         try:
             return await self._call(invoke, event, ctx, args)
         finally:

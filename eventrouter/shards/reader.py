@@ -413,6 +413,9 @@ class ShardReader:
     #: The failure record's key of a batch's info (``KinesisBatchInfo``...).
     batch_info_kind: str
 
+    def trace_of(self, raw: ShardRecord) -> str | None:
+        return None  # Kinesis and DynamoDB Streams records carry no headers
+
     def item_identifier(self, raw: ShardRecord) -> Hashable:
         """A record's ``itemIdentifier`` in a partial batch response: its sequence number."""
         return raw.sequence

@@ -271,6 +271,9 @@ class DynamoDBStream(ShardedStream, frozen=True, dict=True):
     def stream_name(self) -> str:
         return self.table
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {"faas.trigger": "datasource", "faas.document.collection": self.table}
+
     def describe(self) -> str:
         return f"dynamodb:{self.table} batch={self.batch_size}"
 

@@ -116,6 +116,9 @@ class Http(msgspec.Struct, frozen=True):
     def adapter(self, spec: Any, runtime: Any) -> None:
         return None
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {"faas.trigger": "http", "http.route": self.spec.template}
+
     def describe(self) -> str:
         spec = self.spec
         return f"http:{','.join(spec.methods)} {spec.template}"

@@ -84,6 +84,15 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
             )
         return servers
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {
+            "faas.trigger": "pubsub",
+            "messaging.system": "kafka",
+            "messaging.destination.name": self.name,
+            "messaging.operation.type": "process",
+            **({"messaging.consumer.group.name": self.group} if self.group else {}),
+        }
+
     def describe(self) -> str:
         return f"kafka:{self.name} batch={self.batch_size}"
 
@@ -178,6 +187,13 @@ class KafkaShapes:
 
     def item_identifier(self, raw: Any) -> Hashable:
         return (f"{raw.topic}-{raw.partition}", raw.offset)
+
+    def trace_of(self, raw: Any) -> str | None:
+        """The record's ``traceparent`` header (what ``to_kafka`` writes while tracing)."""
+        for name, value in raw.headers or ():
+            if name == "traceparent" and value:
+                return bytes(value).decode("latin-1")
+        return None
 
     def identifier_key(self, ident: Any) -> Hashable:
         """``{"topic-partition": "orders-0", "offset": 41}`` as the handler lists it."""

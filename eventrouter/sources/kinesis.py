@@ -209,6 +209,14 @@ class Kinesis(ShardedStream, frozen=True, dict=True):
     def stream_name(self) -> str:
         return self.stream.rsplit("/", 1)[-1]
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {
+            "faas.trigger": "pubsub",
+            "messaging.system": "aws_kinesis",
+            "messaging.destination.name": self.stream,
+            "messaging.operation.type": "process",
+        }
+
     def describe(self) -> str:
         return f"kinesis:{self.stream_name} batch={self.batch_size}"
 

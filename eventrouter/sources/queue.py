@@ -61,5 +61,13 @@ class Queue(msgspec.Struct, frozen=True):
     def adapter(self, spec: Any, runtime: Any) -> None:
         return None  # consumed by the asynchronous policy with the function's own queue
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {
+            "faas.trigger": "pubsub",
+            "messaging.system": "eventrouter",
+            "messaging.destination.name": self.name,
+            "messaging.operation.type": "process",
+        }
+
     def describe(self) -> str:
         return f"queue:{self.name}" + (f" batch={self.batch_size}" if self.batch_size > 1 else "")

@@ -101,6 +101,9 @@ class S3(msgspec.Struct, frozen=True, dict=True):
             return None
         return self.path or f"/s3/{function}"
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {"faas.trigger": "datasource", "faas.document.collection": self.bucket}
+
     def describe(self) -> str:
         return f"s3:{self.bucket} ({self.delivery})"
 

@@ -126,6 +126,9 @@ class Schedule(msgspec.Struct, frozen=True, dict=True):
     def adapter(self, spec: Any, runtime: Any) -> None:
         return None  # fired by the engine's scheduler into the function's queue
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {"faas.trigger": "timer", "faas.cron": self.expression}
+
     def describe(self) -> str:
         zone = "" if self.timezone == "UTC" else f" {self.timezone}"
         return f"schedule:{self.expression}{zone}"

@@ -123,6 +123,14 @@ class Sns(msgspec.Struct, frozen=True, dict=True):
             return None
         return self.path or f"/sns/{function}"
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {
+            "faas.trigger": "pubsub",
+            "messaging.system": "aws_sns",
+            "messaging.destination.name": ",".join(self.topics),
+            "messaging.operation.type": "process",
+        }
+
     def describe(self) -> str:
         return f"sns:{','.join(t.rsplit(':', 1)[-1] for t in self.topics)} ({self.delivery})"
 

@@ -88,6 +88,14 @@ class Sqs(msgspec.Struct, frozen=True, dict=True):
     def fifo(self) -> bool:
         return self.name.endswith(".fifo")
 
+    def trace_attributes(self) -> dict[str, Any]:
+        return {
+            "faas.trigger": "pubsub",
+            "messaging.system": "aws_sqs",
+            "messaging.destination.name": self.name,
+            "messaging.operation.type": "process",
+        }
+
     def describe(self) -> str:
         return f"sqs:{self.name} batch={self.batch_size}"
 

@@ -25,6 +25,7 @@ class StoredEvent:
         "record_kind",
         "request_id",
         "throttles",
+        "trace",
     )
 
     def __init__(
@@ -38,6 +39,7 @@ class StoredEvent:
         throttles: int,
         record: bytes | None,
         record_kind: str | None,
+        trace: str | None = None,
     ) -> None:
         self.id = id
         self.queue = queue
@@ -51,6 +53,8 @@ class StoredEvent:
         #: A final record whose delivery to a destination is still owed.
         self.record = record
         self.record_kind = record_kind
+        #: The trace the event continues (a W3C ``traceparent``), while tracing.
+        self.trace = trace
         #: Backend data: the receipt handle of an SQS-backed queue.
         self.handle: Any = None
 
@@ -76,8 +80,17 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def enqueue(
-        self, queue_name: str, request_id: str, payload: bytes, *, now: float | None = None
-    ) -> None: ...
+        self,
+        queue_name: str,
+        request_id: str,
+        payload: bytes,
+        *,
+        now: float | None = None,
+        trace: str | None = None,
+    ) -> None:
+        """Add one event, durable on return; it continues ``trace``, or else the current
+        span's trace while tracing."""
+        ...
 
     async def claim(self, requests: Iterable[tuple[list[str], int]]) -> list[StoredEvent]:
         """Lease due events: for each ``(queues, limit)`` up to ``limit`` of them, oldest first."""

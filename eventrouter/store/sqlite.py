@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 
 from eventrouter.errors import SourceError, StateDirInUse
+from eventrouter.observability.tracing import current_trace
 from eventrouter.store.base import StoredEvent
 
 log = structlog.get_logger("eventrouter.store")
@@ -49,17 +50,21 @@ CREATE TABLE IF NOT EXISTS events (
     throttles INTEGER NOT NULL DEFAULT 0,
     leased INTEGER NOT NULL DEFAULT 0,
     record BLOB,
-    record_kind TEXT
+    record_kind TEXT,
+    trace TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ready ON events (queue, leased, due);
 """
-#: Adds one event: (queue, request_id, payload, enqueued_at, due).
+#: Adds one event: (queue, request_id, payload, enqueued_at, due, trace).
 INSERT_EVENT = (
-    "INSERT INTO events (queue, request_id, payload, enqueued_at, due) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO events (queue, request_id, payload, enqueued_at, due, trace)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 #: Seconds a connection waits for another process's lock.
 BUSY_TIMEOUT = 30.0
-_COLUMNS = "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind"
+_COLUMNS = (
+    "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind, trace"
+)
 
 
 _Op = Callable[[sqlite3.Connection], Any]
@@ -163,6 +168,10 @@ class EventStore:
                 time.sleep(0.01)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if "trace" not in columns:  # a state dir written before traces were carried
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                conn.execute("ALTER TABLE events ADD COLUMN trace TEXT")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         return conn
@@ -241,11 +250,17 @@ class EventStore:
     # -- producing ---------------------------------------------------------------------------
 
     async def enqueue(
-        self, queue_name: str, request_id: str, payload: bytes, *, now: float | None = None
+        self,
+        queue_name: str,
+        request_id: str,
+        payload: bytes,
+        *,
+        now: float | None = None,
+        trace: str | None = None,
     ) -> None:
         """Add one event; returns once it is committed to disk."""
         t = now if now is not None else _now()
-        row = (queue_name, request_id, payload, t, t)
+        row = (queue_name, request_id, payload, t, t, trace or current_trace())
 
         await self._call(lambda conn: conn.execute(INSERT_EVENT, row))
         self.enqueued({queue_name})

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from eventrouter._optional import require
+from eventrouter.observability.tracing import current_trace
 from eventrouter.runtime.clients import sqs_queue_url
 from eventrouter.sources.sqs import Sqs
 from eventrouter.store.base import StoredEvent
@@ -93,6 +94,7 @@ class SqsStore:
         due: float | None = None,
         record: bytes | None = None,
         record_kind: str | None = None,
+        trace: str | None = None,
     ) -> None:
         """Send one event; returns once SQS has it."""
         t = now if now is not None else time.time()
@@ -105,6 +107,9 @@ class SqsStore:
             "throttles": _attr(throttles, "Number"),
             "due": _attr(due, "Number"),
         }
+        trace = trace or current_trace()
+        if trace is not None:
+            attributes["trace"] = _attr(trace)
         if record is not None and record_kind is not None:
             attributes["record"] = _attr(record.decode())
             attributes["record_kind"] = _attr(record_kind)
@@ -171,6 +176,7 @@ class SqsStore:
                 int(float(attrs.get("throttles", 0))),
                 record.encode() if record else None,
                 attrs.get("record_kind"),
+                attrs.get("trace"),
             )
             event.handle = handle
             out.append(event)
@@ -206,6 +212,7 @@ class SqsStore:
             due=due,
             record=record,
             record_kind=kind,
+            trace=event.trace,
         )
         await self._client.delete_message(QueueUrl=self.url, ReceiptHandle=event.handle)
 

@@ -110,3 +110,10 @@ def count_click(click: Click) -> None:
     """A per-record Kafka handler: one record at a time, inside its environment."""
     if click.poison:
         raise ValueError(f"poison click {click.n}")
+
+
+async def traced(event: Any, ctx: Any) -> dict[str, Any]:
+    """What an environment knows of its invocation's trace, and a call back into the router
+    (which must continue that trace)."""
+    await ctx.invoke("noted", {})
+    return {"env": os.environ.get("_X_AMZN_TRACE_ID"), "ctx": ctx.trace_id}
