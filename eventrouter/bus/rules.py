@@ -18,7 +18,7 @@ from eventrouter.bus.transform import Transformer, check_path
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
-from eventrouter.sources.base import Model
+from eventrouter.sources.base import Model, messaging
 
 #: The service principal rules invoke their functions as.
 EVENTS_SERVICE = "events.amazonaws.com"
@@ -125,12 +125,7 @@ class EventRule(msgspec.Struct, frozen=True, dict=True):
         return None  # the engine's buses enqueue its events into the function's queue
 
     def trace_attributes(self) -> dict[str, Any]:
-        return {
-            "faas.trigger": "pubsub",
-            "messaging.system": "eventrouter",
-            "messaging.destination.name": f"{self.bus_name}/{self.name}",
-            "messaging.operation.type": "process",
-        }
+        return messaging("eventrouter", f"{self.bus_name}/{self.name}")
 
     def describe(self) -> str:
         return f"bus:{self.bus_name} rule:{self.name}"

@@ -9,7 +9,6 @@ Counters end in ``_total``, as Prometheus names them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import exposition as text
@@ -22,7 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from eventrouter.observability.metrics import AGE_BOUNDS_MS, DURATION_BOUNDS_MS
-from eventrouter.observability.readings import Reading
+from eventrouter.observability.readings import FunctionReading, Reading
 
 #: Counters that are Lambda's own CloudWatch metrics; every other counter is the router's.
 LAMBDA_COUNTERS = frozenset(
@@ -109,11 +108,7 @@ def families(reading: Reading) -> Iterator[Metric]:
         AGE_BOUNDS_MS,
         [(f.name, f.async_age, f.async_age_sum) for f in functions if sum(f.async_age)],
     )
-    yield _gauge(
-        "lambda_ConcurrentExecutions",
-        "Invocations running now",
-        [(f.name, f.in_flight) for f in functions],
-    )
+    yield _gauge("lambda_ConcurrentExecutions", "Invocations running now", functions, "in_flight")
     unreserved = GaugeMetricFamily(
         "lambda_UnreservedConcurrentExecutions",
         "Invocations running now of functions without reserved concurrency",
@@ -131,22 +126,26 @@ def families(reading: Reading) -> Iterator[Metric]:
     yield _gauge(
         "eventrouter_reserved_concurrency",
         "A function's reserved concurrency",
-        [(f.name, f.reserved) for f in functions if f.reserved is not None],
+        functions,
+        "reserved",
     )
     yield _gauge(
         "lambda_IteratorAge_milliseconds",
         "Streams: age of the last record read when it was read, largest over partitions (ms)",
-        [(f.name, f.iterator_age_ms) for f in functions if f.iterator_age_ms is not None],
+        functions,
+        "iterator_age_ms",
     )
     yield _gauge(
         "lambda_OffsetLag",
         "Kafka (and shards with offsets): records not yet processed, over all partitions",
-        [(f.name, f.offset_lag) for f in functions if f.offset_lag is not None],
+        functions,
+        "offset_lag",
     )
     yield _gauge(
         "eventrouter_pollers",
         "Polled queues and notification feeds: pollers running",
-        [(f.name, f.pollers) for f in functions if f.pollers is not None],
+        functions,
+        "pollers",
     )
     environments = GaugeMetricFamily(
         "eventrouter_environments",
@@ -193,10 +192,13 @@ def families(reading: Reading) -> Iterator[Metric]:
     )
 
 
-def _gauge(name: str, documentation: str, values: list[tuple[str, Any]]) -> Metric:
+def _gauge(name: str, documentation: str, functions: list[FunctionReading], field: str) -> Metric:
+    """A gauge of each function's ``field``, for the functions that have one."""
     family = GaugeMetricFamily(name, documentation, labels=FUNCTION)
-    for function, value in values:
-        family.add_metric([function], value)
+    for f in functions:
+        value = getattr(f, field)
+        if value is not None:
+            family.add_metric([f.name], value)
     return family
 
 

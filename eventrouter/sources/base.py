@@ -55,3 +55,14 @@ class QueueInfo(NamedTuple):
     arn: str
     #: Seconds a received message stays invisible.
     visibility_timeout: int
+
+
+def messaging(system: str, destination: str) -> dict[str, Any]:
+    """The span attributes of a function fed by a messaging system (OpenTelemetry's
+    messaging conventions): what a source's ``trace_attributes()`` returns."""
+    return {
+        "faas.trigger": "pubsub",
+        "messaging.system": system,
+        "messaging.destination.name": destination,
+        "messaging.operation.type": "process",
+    }

@@ -17,7 +17,7 @@ from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import Filters, compiled, maybe_json
-from eventrouter.sources.base import Model
+from eventrouter.sources.base import Model, messaging
 from eventrouter.sources.streams import StartingPosition, check_stream_settings
 
 if TYPE_CHECKING:
@@ -85,13 +85,10 @@ class Kafka(msgspec.Struct, frozen=True, dict=True):
         return servers
 
     def trace_attributes(self) -> dict[str, Any]:
-        return {
-            "faas.trigger": "pubsub",
-            "messaging.system": "kafka",
-            "messaging.destination.name": self.name,
-            "messaging.operation.type": "process",
-            **({"messaging.consumer.group.name": self.group} if self.group else {}),
-        }
+        attributes = messaging("kafka", self.name)
+        if self.group:
+            attributes["messaging.consumer.group.name"] = self.group
+        return attributes
 
     def describe(self) -> str:
         return f"kafka:{self.name} batch={self.batch_size}"

@@ -24,6 +24,7 @@ from eventrouter.shards.reader import (
     ShardRecord,
     ShardTransport,
 )
+from eventrouter.sources.base import messaging
 from eventrouter.sources.streams import ShardedStream
 
 if TYPE_CHECKING:
@@ -210,12 +211,7 @@ class Kinesis(ShardedStream, frozen=True, dict=True):
         return self.stream.rsplit("/", 1)[-1]
 
     def trace_attributes(self) -> dict[str, Any]:
-        return {
-            "faas.trigger": "pubsub",
-            "messaging.system": "aws_kinesis",
-            "messaging.destination.name": self.stream,
-            "messaging.operation.type": "process",
-        }
+        return messaging("aws_kinesis", self.stream)
 
     def describe(self) -> str:
         return f"kinesis:{self.stream_name} batch={self.batch_size}"

@@ -10,7 +10,7 @@ import msgspec
 from eventrouter.arns import queue_arn
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
-from eventrouter.sources.base import Model
+from eventrouter.sources.base import Model, messaging
 
 #: The service principal embedded queues invoke their functions as.
 QUEUE_SERVICE = "queue.eventrouter.local"
@@ -62,12 +62,7 @@ class Queue(msgspec.Struct, frozen=True):
         return None  # consumed by the asynchronous policy with the function's own queue
 
     def trace_attributes(self) -> dict[str, Any]:
-        return {
-            "faas.trigger": "pubsub",
-            "messaging.system": "eventrouter",
-            "messaging.destination.name": self.name,
-            "messaging.operation.type": "process",
-        }
+        return messaging("eventrouter", self.name)
 
     def describe(self) -> str:
         return f"queue:{self.name}" + (f" batch={self.batch_size}" if self.batch_size > 1 else "")

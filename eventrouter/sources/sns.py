@@ -29,7 +29,7 @@ from eventrouter.notifications.feed import (
     ensure_queue,
     queue_name,
 )
-from eventrouter.sources.base import Model
+from eventrouter.sources.base import Model, messaging
 from eventrouter.sources.sqs import Sqs
 
 if TYPE_CHECKING:
@@ -124,12 +124,7 @@ class Sns(msgspec.Struct, frozen=True, dict=True):
         return self.path or f"/sns/{function}"
 
     def trace_attributes(self) -> dict[str, Any]:
-        return {
-            "faas.trigger": "pubsub",
-            "messaging.system": "aws_sns",
-            "messaging.destination.name": ",".join(self.topics),
-            "messaging.operation.type": "process",
-        }
+        return messaging("aws_sns", ",".join(self.topics))
 
     def describe(self) -> str:
         return f"sns:{','.join(t.rsplit(':', 1)[-1] for t in self.topics)} ({self.delivery})"

@@ -17,7 +17,7 @@ from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled, maybe_json
 from eventrouter.runtime.clients import Clients, sqs_queue_url
-from eventrouter.sources.base import Model, QueueInfo
+from eventrouter.sources.base import Model, QueueInfo, messaging
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec
@@ -89,12 +89,7 @@ class Sqs(msgspec.Struct, frozen=True, dict=True):
         return self.name.endswith(".fifo")
 
     def trace_attributes(self) -> dict[str, Any]:
-        return {
-            "faas.trigger": "pubsub",
-            "messaging.system": "aws_sqs",
-            "messaging.destination.name": self.name,
-            "messaging.operation.type": "process",
-        }
+        return messaging("aws_sqs", self.name)
 
     def describe(self) -> str:
         return f"sqs:{self.name} batch={self.batch_size}"

@@ -38,6 +38,7 @@ OURS = {
     "records",
     "request_id",
     "send",
+    "trace_id",
 }
 
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from eventrouter import Http, Router, to_function
+from eventrouter import EventRule, Http, Router, to_bus, to_function
 from eventrouter.arns import function_arn
 from eventrouter.context import Context
 from eventrouter.fakes import MemoryStream
@@ -201,3 +201,28 @@ async def test_no_spans_and_no_trace_ids_when_tracing_is_off(
             await twice.wait()
     assert exporter.get_finished_spans() == ()
     assert ids == [None, None]
+
+
+async def test_the_event_bus_carries_the_trace_to_its_rules(
+    exporter: InMemorySpanExporter,
+) -> None:
+    router = traced_router(exporter)
+    matched = anyio.Event()
+
+    @router.on_event(None, name="announce")
+    async def announce(event: Any, ctx: Context) -> None:
+        await ctx.send(to_bus("orders", source="shop", detail_type="placed"), {"n": 1})
+
+    @router.on_event(EventRule(bus="orders", pattern={"source": ["shop"]}), name="listen")
+    async def listen(event: dict[str, Any]) -> None:
+        matched.set()
+
+    async with run_router(router) as app:
+        await app.engine.invoke("announce", {})
+        with anyio.fail_after(10):
+            await matched.wait()
+    spans = exporter.get_finished_spans()
+    announced, listened = by_name(spans, "announce"), by_name(spans, "listen")
+    assert hex_ids(listened)[0] == hex_ids(announced)[0]
+    assert hex_ids(listened)[2] == hex_ids(announced)[1]  # the rule's target: a child
+    assert (listened.attributes or {})["messaging.destination.name"] == "orders/listen"
