@@ -83,6 +83,17 @@ def invoke_rows(o: dict[str, Any], e: dict[str, Any]) -> list[str]:
             target=f"<= {o['metrics_target_us']:.0f} µs",
             met=o["metrics_met"],
         ),
+        *(
+            [
+                _row(
+                    "sync invoke traced (OpenTelemetry SDK span, no exporter), µs/invoke",
+                    _range(o["traced_overhead_us"], ".2f"),
+                    f"untraced {o['overhead_us']['median']:.2f} µs",
+                )
+            ]
+            if o.get("traced_overhead_us")
+            else []
+        ),
         _row(
             "sync invoke, process isolation, µs/invoke (warm)",
             _range(e["isolated_us"], ".1f"),

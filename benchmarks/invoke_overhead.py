@@ -71,6 +71,32 @@ async def _measure(n: int, runs: int) -> dict[str, Any]:
     }
 
 
+async def _traced(n: int, runs: int) -> dict[str, float] | None:
+    """The same invoke with OpenTelemetry's SDK tracing it (a span per invocation, no
+    exporter): what ``Router(tracing=provider)`` costs. ``None`` without the SDK."""
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:
+        return None
+    router = Router("bench-traced", tracing=TracerProvider())
+    router.on_event(name="noop")(noop)
+    event = {"order_id": "o-1", "amount": 12.5}
+    samples = []
+    async with run_router(router) as app:
+        invoke = app.engine.invoke
+        await invoke("noop", event)
+        for _ in range(runs):
+            start = time.perf_counter()
+            for _ in range(n):
+                await noop(event)
+            bare = time.perf_counter() - start
+            start = time.perf_counter()
+            for _ in range(n):
+                await invoke("noop", event)
+            samples.append((time.perf_counter() - start - bare) / n * 1e6)
+    return summarize(samples)
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     progress("synchronous invoke vs a bare await")
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,6 +104,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         with open(log_path, "w") as log_file:
             configure_logging("json", "info", stream=log_file)
             result = anyio.run(_measure, 2_000 if quick else 50_000, 2 if quick else 7)
+            result["traced_overhead_us"] = anyio.run(
+                _traced, 1_000 if quick else 10_000, 2 if quick else 5
+            )
             flush_logs()
         with open(log_path) as written:
             reports = sum(1 for line in written if '"REPORT"' in line)

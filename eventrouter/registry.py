@@ -255,8 +255,9 @@ class Registry:
         self.functions: dict[str, FunctionSpec] = {}
         self.enforce_permissions = enforce_permissions
         self.credentials = credentials
-        #: Time every invocation into the ``Duration`` histogram and account its usage
-        #: (``/metrics``, the dashboard, ``python -m eventrouter usage``); counters stay on.
+        #: Count and time every invocation (``Invocations``, ``Duration``, usage for
+        #: ``python -m eventrouter usage``); off, only the counters of rarer things (errors,
+        #: throttles, drops...) are kept. ``/metrics`` and the dashboard answer either way.
         self.metrics = bool(metrics)
         #: Under enforced permissions, who may read ``/metrics`` and the dashboard on the
         #: router's port (SigV4-signed; user names or IAM ARNs, as in the credentials file).

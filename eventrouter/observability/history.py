@@ -30,6 +30,8 @@ class History:
         self.runtime = runtime
         self.readings: deque[Reading] = deque(maxlen=KEPT)
         self.started = time.time()
+        #: When the store's queue depths were last queried.
+        self._depths_at = 0.0
 
     async def sample(self) -> Reading:
         """Take a reading now and keep it; queue depths carried over from the last query
@@ -43,8 +45,6 @@ class History:
             reading.queues = last.queues
         self.readings.append(reading)
         return reading
-
-    _depths_at = 0.0
 
     async def run(self) -> None:
         """Sample until cancelled (the engine's task group)."""

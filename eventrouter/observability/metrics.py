@@ -101,8 +101,8 @@ class Metrics:
     """
 
     def __init__(self, enabled: bool = True) -> None:
-        #: Off: invocations are not timed into histograms nor accounted for usage (the
-        #: counters below stay, as they cost nothing on a successful invocation).
+        #: Off: invocations are neither counted nor timed nor accounted for usage (the
+        #: counters below stay: they cost nothing on a successful invocation).
         self.enabled = enabled
         self.counts: Counter[tuple[str, str]] = Counter()
         self.functions: dict[str, FunctionMetrics] = {}

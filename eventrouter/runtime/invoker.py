@@ -230,8 +230,9 @@ class Invoker:
         )
         outcome: Outcome | None = None
         try:
-            own = tracer.current()
-            ctx.trace_id = tracer.to_xray(own) if own is not None else None
+            span_context = span.get_span_context()
+            own = tracing.traceparent_of(span_context)
+            ctx.trace_id = tracing.xray_of(span_context)
             outcome = await self._run(state, event, ctx, raw_result, per_record)
             if per_record and outcome.status is not Status.SUCCESS:
                 outcome.failed_index = ctx.index
