@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_ROWS = (
     "sync invoke overhead",  # 1. invoke overhead
     "metrics on the sync invoke path",
+    "sync invoke traced",
     "sync invoke, process isolation",
     "process environment cold start",
     "async invoke end to end",  # 2. the durable queue
