@@ -6,6 +6,7 @@ asset) that asks ``GET /dashboard/data`` for this document every second.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,9 @@ def page() -> bytes:
     return resources.files("eventrouter.observability").joinpath("dashboard.html").read_bytes()
 
 
-def quantile(q: float, counts: list[int], bounds: tuple[float, ...] = DURATION_BOUNDS_MS) -> float:
+def quantile(
+    q: float, counts: Sequence[int], bounds: tuple[float, ...] = DURATION_BOUNDS_MS
+) -> float:
     """The ``q`` quantile of a histogram's bucket counts, interpolated within its bucket (as
     Prometheus' ``histogram_quantile``); 0 for an empty histogram.
 
@@ -52,7 +55,7 @@ def quantile(q: float, counts: list[int], bounds: tuple[float, ...] = DURATION_B
     return bounds[-1]
 
 
-def _delta(new: list[int], old: list[int] | None) -> list[int]:
+def _delta(new: Sequence[int], old: Sequence[int] | None) -> list[int]:
     return list(new) if old is None else [a - b for a, b in zip(new, old, strict=True)]
 
 

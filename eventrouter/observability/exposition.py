@@ -8,7 +8,7 @@ Counters end in ``_total``, as Prometheus names them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import exposition as text
@@ -206,7 +206,7 @@ def _histogram(
     name: str,
     documentation: str,
     bounds: tuple[float, ...],
-    series: list[tuple[str, list[int], float]],
+    series: list[tuple[str, Sequence[int], float]],
 ) -> Metric:
     family = HistogramMetricFamily(name, documentation, labels=FUNCTION)
     for function, counts, total in series:

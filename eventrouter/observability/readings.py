@@ -29,13 +29,14 @@ class FunctionReading(msgspec.Struct):
     invocations: int
     errors: int
     throttles: int
-    #: Per-bucket counts (``metrics.DURATION_BOUNDS_MS`` and +Inf) and the sum, ms.
-    duration: list[int]
+    #: Per-bucket counts (``metrics.DURATION_BOUNDS_MS`` and +Inf) and the sum, ms. Tuples:
+    #: the garbage collector stops tracking them, and the history keeps hundreds.
+    duration: tuple[int, ...]
     duration_sum: float
     billed_ms: int
-    init: list[int]
+    init: tuple[int, ...]
     init_sum: float
-    async_age: list[int]
+    async_age: tuple[int, ...]
     async_age_sum: float
     #: Streams: the largest ``IteratorAge`` over partitions (ms) and the summed offset lag.
     iterator_age_ms: int | None = None
@@ -111,12 +112,12 @@ async def take(runtime: Runtime, *, queues: bool = True) -> Reading:
                 invocations=numbers.invocations,
                 errors=counters.get("Errors", {}).get(name, 0),
                 throttles=counters.get("Throttles", {}).get(name, 0),
-                duration=list(numbers.duration.counts),
+                duration=tuple(numbers.duration.counts),
                 duration_sum=numbers.duration.sum,
                 billed_ms=numbers.billed_ms,
-                init=list(numbers.init.counts),
+                init=tuple(numbers.init.counts),
                 init_sum=numbers.init.sum,
-                async_age=list(numbers.async_age.counts),
+                async_age=tuple(numbers.async_age.counts),
                 async_age_sum=numbers.async_age.sum,
                 **extra,
             )
