@@ -56,9 +56,10 @@ async def handle(runtime: Runtime, path: str, scope: Scope, receive: Receive, se
         headers = [(b"content-type", b"text/html; charset=utf-8")]
     else:
         history = runtime.history
-        if not history.readings:
-            await history.sample()
-        body = _encoder.encode(dashboard.data(history, runtime.metrics, runtime.usage))
+        readings = await history.now()
+        body = _encoder.encode(
+            dashboard.data(readings, history.started, runtime.metrics, runtime.usage)
+        )
         headers = [(b"content-type", JSON)]
     headers += [(b"cache-control", b"no-store"), (b"x-amzn-requestid", request_id)]
     await respond(send, 200, body, headers)

@@ -15,7 +15,6 @@ from eventrouter.observability.readings import FunctionReading, Reading
 from eventrouter.observability.usage import charge, prices
 
 if TYPE_CHECKING:
-    from eventrouter.observability.history import History
     from eventrouter.observability.metrics import Metrics
     from eventrouter.observability.usage import UsageLedger
 
@@ -72,9 +71,10 @@ def _by_name(reading: Reading) -> dict[str, FunctionReading]:
     return {f.name: f for f in reading.functions}
 
 
-def data(history: History, metrics: Metrics, usage: UsageLedger | None) -> dict[str, Any]:
-    """The dashboard's document (see the module's text)."""
-    readings = list(history.readings)
+def data(
+    readings: list[Reading], started: float, metrics: Metrics, usage: UsageLedger | None
+) -> dict[str, Any]:
+    """The dashboard's document (see the module's text) from readings, oldest first."""
     if not readings:
         return {"router": None, "functions": [], "failures": []}
     latest = readings[-1]
@@ -83,7 +83,9 @@ def data(history: History, metrics: Metrics, usage: UsageLedger | None) -> dict[
     rate_span = max(1e-9, latest.at - rate_from.at)
     rate_old = _by_name(rate_from)
     pct_old = _by_name(_at(readings, PERCENTILE_WINDOW))
-    steps = _series_points(readings)
+    # Series step every few seconds over the kept readings (the last one, taken now, would
+    # make a step of a fraction of a second: a noisy rate).
+    steps = _series_points(readings[:-1] if len(readings) > 2 else readings)
     table = prices()
     functions = []
     for name, f in now.items():
@@ -127,7 +129,7 @@ def data(history: History, metrics: Metrics, usage: UsageLedger | None) -> dict[
     return {
         "router": latest.router,
         "at": latest.at,
-        "started": history.started,
+        "started": started,
         "in_flight": latest.in_flight,
         "max_concurrency": latest.max_concurrency,
         "queues": {q: {"depth": n, "oldest": t} for q, (n, t) in latest.queues.items()},

@@ -55,6 +55,15 @@ class History:
                 log.warning("metrics reading failed", error=repr(exc))
             await anyio.sleep(SAMPLE_INTERVAL)
 
+    async def now(self) -> list[Reading]:
+        """The kept readings and one taken now, not kept (what a page shows: now, and the
+        minutes before); the store's depths from the latest kept reading."""
+        if not self.readings:
+            await self.sample()
+        reading = await take(self.runtime, queues=False)
+        reading.queues = self.readings[-1].queues
+        return [*self.readings, reading]
+
     def latest(self) -> Reading | None:
         return self.readings[-1] if self.readings else None
 
