@@ -47,13 +47,13 @@ class History:
         return reading
 
     async def run(self) -> None:
-        """Sample until cancelled (the engine's task group)."""
+        """Sample every second until cancelled (the engine's task group)."""
         while True:
+            await anyio.sleep(SAMPLE_INTERVAL)
             try:
                 await self.sample()
             except Exception as exc:  # noqa: BLE001 - a reading must never stop the router
                 log.warning("metrics reading failed", error=repr(exc))
-            await anyio.sleep(SAMPLE_INTERVAL)
 
     async def now(self) -> list[Reading]:
         """The kept readings and one taken now, not kept (what a page shows: now, and the
@@ -63,13 +63,3 @@ class History:
         reading = await take(self.runtime, queues=False)
         reading.queues = self.readings[-1].queues
         return [*self.readings, reading]
-
-    def latest(self) -> Reading | None:
-        return self.readings[-1] if self.readings else None
-
-    def since(self, seconds: float) -> list[Reading]:
-        """The readings of the last ``seconds`` (at least the latest one)."""
-        if not self.readings:
-            return []
-        cutoff = self.readings[-1].at - seconds
-        return [r for r in self.readings if r.at >= cutoff]

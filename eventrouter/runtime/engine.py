@@ -186,6 +186,7 @@ class Engine(Runtime):
         self._started = True
         serving = self.consume or self._http_address is not None
         if serving:
+            await self.history.sample()  # the zero every rate starts from
             self._task_group.start_soon(self.history.run)
         if self.usage is not None:
             self._task_group.start_soon(self.usage.run)
