@@ -33,11 +33,11 @@ class History:
         #: When the store's queue depths were last queried.
         self._depths_at = 0.0
 
-    async def sample(self) -> Reading:
+    async def sample(self, queues: bool = True) -> Reading:
         """Take a reading now and keep it; queue depths carried over from the last query
-        while it is recent."""
+        while it is recent (``queues=False``: not queried now in any case)."""
         last = self.readings[-1] if self.readings else None
-        query = last is None or time.time() - self._depths_at >= DEPTH_INTERVAL
+        query = queues and (last is None or time.time() - self._depths_at >= DEPTH_INTERVAL)
         reading = await take(self.runtime, queues=query)
         if query:
             self._depths_at = reading.at

@@ -186,7 +186,8 @@ class Engine(Runtime):
         self._started = True
         serving = self.consume or self._http_address is not None
         if serving:
-            await self.history.sample()  # the zero every rate starts from
+            # The zero every rate starts from (the store is not asked: start stays quick).
+            await self.history.sample(queues=False)
             self._task_group.start_soon(self.history.run)
         if self.usage is not None:
             self._task_group.start_soon(self.usage.run)
