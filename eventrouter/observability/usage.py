@@ -10,6 +10,7 @@ with ``prices.json`` (Lambda's published on-demand prices, with the date they we
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -138,8 +139,9 @@ class UsageLedger:
                 log.warning("usage not written", error=repr(exc))
 
 
+@functools.cache
 def prices() -> dict[str, Any]:
-    """Lambda's prices (``prices.json``)."""
+    """Lambda's prices (``prices.json``, read once)."""
     text = resources.files("eventrouter.observability").joinpath("prices.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
