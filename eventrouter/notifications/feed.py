@@ -25,6 +25,7 @@ import anyio.abc
 import structlog
 
 from eventrouter.errors import EventRouterError
+from eventrouter.observability.tracing import sqs_trace
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.clients import error_code, sqs_queue_url
 from eventrouter.sources.sqs import Sqs, SqsAdapter
@@ -111,7 +112,9 @@ class SqsFeed:
         name = self.spec.name
         while not self._stopping:
             try:
-                messages = await self.adapter.receive(10, self.queue.wait_time_seconds, [])
+                messages = await self.adapter.receive(
+                    10, self.queue.wait_time_seconds, ["AWSTraceHeader"]
+                )
                 errors = 0
             except Exception as exc:  # noqa: BLE001 - an SQS hiccup must not stop the feed
                 errors += 1
@@ -128,7 +131,7 @@ class SqsFeed:
 
     async def _feed(self, messages: list[dict[str, Any]]) -> None:
         done: list[dict[str, Any]] = []
-        writes: list[bytes] = []
+        writes: list[tuple[bytes, str | None]] = []
         for message in messages:
             try:
                 events = self.convert(message.get("Body", ""))
@@ -143,12 +146,13 @@ class SqsFeed:
                 continue
             if not events:
                 self.dropped += 1
-            writes.extend(events)
+            trace = sqs_trace(message)  # the publisher's, where SNS or S3 passed one on
+            writes.extend((event, trace) for event in events)
             done.append(message)
         try:
             async with anyio.create_task_group() as tg:  # one group commit for them all
-                for data in writes:
-                    tg.start_soon(self.runtime.enqueue_invocation, self.spec.name, data)
+                for data, trace in writes:
+                    tg.start_soon(self.runtime.enqueue_invocation, self.spec.name, data, trace)
         except Exception as exc:  # noqa: BLE001 - left on the queue: received again later
             log.error("notifications not stored", function=self.spec.name, error=repr(exc))
             return

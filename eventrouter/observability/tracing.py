@@ -57,6 +57,16 @@ def current_xray() -> str | None:
     return None if tracer is None or traceparent is None else tracer.to_xray(traceparent)
 
 
+def sqs_trace(message: Mapping[str, Any]) -> str | None:
+    """The trace an SQS message carries (``AWSTraceHeader``, X-Ray's form), as a
+    ``traceparent``; ``None`` without one or without tracing."""
+    tracer = TRACER
+    if tracer is None:
+        return None
+    header = message.get("Attributes", {}).get("AWSTraceHeader")
+    return tracer.from_xray(header) if header else None
+
+
 class Tracer:
     """OpenTelemetry's tracer and propagators (W3C trace context, X-Ray)."""
 

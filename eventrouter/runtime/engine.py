@@ -422,12 +422,13 @@ class Engine(Runtime):
         data = encode_payload(payload, ASYNC_PAYLOAD_LIMIT)
         return await self.enqueue_invocation(name, data)
 
-    async def enqueue_invocation(self, name: str, data: bytes) -> str:
-        """Write an already encoded event to function ``name``'s queue."""
+    async def enqueue_invocation(self, name: str, data: bytes, trace: str | None = None) -> str:
+        """Write an already encoded event to function ``name``'s queue (continuing ``trace``,
+        else the current span's, while tracing)."""
         if self._stopped or not self._started:
             raise EventRouterError("the engine is not running")
         request_id = new_request_id()
-        await self.store.enqueue(function_queue(name), request_id, data)
+        await self.store.enqueue(function_queue(name), request_id, data, trace=trace)
         return request_id
 
     async def send(

@@ -87,8 +87,8 @@ class Runtime(Protocol):
         """Queue an asynchronous invocation; its request id once it is durable."""
         ...
 
-    async def enqueue_invocation(self, name: str, data: bytes) -> str:
-        """Queue an already encoded event for function ``name``."""
+    async def enqueue_invocation(self, name: str, data: bytes, trace: str | None = None) -> str:
+        """Queue an already encoded event for function ``name`` (continuing ``trace``)."""
         ...
 
     async def send(

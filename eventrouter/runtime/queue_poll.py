@@ -368,12 +368,7 @@ class QueuePollPolicy:
 
 
 def _traces(raws: list[dict[str, Any]]) -> list[str | None] | None:
-    """While tracing: the trace of each message (SQS's ``AWSTraceHeader``, X-Ray's form)."""
-    tracer = tracing.TRACER
-    if tracer is None:
+    """While tracing: the trace of each message (SQS's ``AWSTraceHeader``)."""
+    if tracing.TRACER is None:
         return None
-    out: list[str | None] = []
-    for raw in raws:
-        header = raw.get("Attributes", {}).get("AWSTraceHeader")
-        out.append(tracer.from_xray(header) if header else None)
-    return out
+    return [tracing.sqs_trace(raw) for raw in raws]

@@ -1,8 +1,10 @@
 """Traces across real transports: Kafka record headers (Tansu, or Apache Kafka) and SQS's
-``AWSTraceHeader`` (moto), written by the destinations and read by the sources."""
+``AWSTraceHeader`` (moto), written by the destinations and read by the sources and the
+SNS feed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -12,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from eventrouter import Context, Kafka, Router, Sqs, to_kafka, to_sqs
+from eventrouter import Context, Kafka, Router, Sns, Sqs, to_kafka, to_sqs
 from eventrouter.testing import run_router
 from tests.kafka_broker import create_topic, unique
 
@@ -84,3 +86,42 @@ async def test_sqs_aws_trace_header_carries_the_trace(moto: str) -> None:
         arrived.set()
 
     await run_hop(router, exporter, arrived)
+
+
+async def test_an_sns_notification_through_sqs_continues_the_senders_trace(moto: str) -> None:
+    sns = boto3.client("sns", endpoint_url=moto, region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=moto, region_name="us-east-1")
+    topic = sns.create_topic(Name=unique("traced"))["TopicArn"]
+    queue = unique("feed")
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]  # the user's, subscribed by them
+    router, exporter = traced()
+    arrived = anyio.Event()
+
+    @router.on_event(Sns(topic, queue=queue, endpoint_url=moto, wait_time_seconds=1))
+    async def on_note(event: dict[str, Any]) -> None:
+        arrived.set()
+
+    trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    envelope = {
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": topic,
+        "Message": "{}",
+        "Timestamp": "2026-12-04T07:00:00.000Z",
+    }
+    header = f"Root=1-{trace[:8]}-{trace[8:]};Parent={parent};Sampled=1"
+    async with run_router(router):
+        await anyio.to_thread.run_sync(
+            lambda: sqs.send_message(
+                QueueUrl=url,
+                MessageBody=json.dumps(envelope),
+                MessageSystemAttributes={
+                    "AWSTraceHeader": {"DataType": "String", "StringValue": header}
+                },
+            )
+        )
+        with anyio.fail_after(30):
+            await arrived.wait()
+    context = span(exporter, "on_note")
+    assert f"{context.get_span_context().trace_id:032x}" == trace
+    assert context.parent is not None and f"{context.parent.span_id:016x}" == parent
