@@ -37,4 +37,5 @@ def lambda_handler(event, context):
         "function": context.function_name,
         "request_id": context.aws_request_id,
         "remaining": remaining,
+        "trace": os.environ.get("_X_AMZN_TRACE_ID"),
     }

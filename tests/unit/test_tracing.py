@@ -4,6 +4,7 @@ exporter; a real engine and uvicorn)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import anyio
@@ -226,3 +227,21 @@ async def test_the_event_bus_carries_the_trace_to_its_rules(
     assert hex_ids(listened)[0] == hex_ids(announced)[0]
     assert hex_ids(listened)[2] == hex_ids(announced)[1]  # the rule's target: a child
     assert (listened.attributes or {})["messaging.destination.name"] == "orders/listen"
+
+
+async def test_awslambdaric_gets_the_trace_through_the_runtime_api(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from tests.apps.runtimes import APPS
+
+    router = traced_router(exporter)
+    router.external(
+        "ric",
+        [sys.executable, "-m", "awslambdaric", "lambda_function.lambda_handler"],
+        cwd=str(APPS),
+    )
+    async with run_router(router) as app:
+        result = await app.engine.invoke("ric", {"n": 1})
+    trace, span_id, _ = hex_ids(by_name(exporter.get_finished_spans(), "ric"))
+    # Lambda-Runtime-Trace-Id, which awslambdaric puts in _X_AMZN_TRACE_ID for the handler.
+    assert result["trace"] == f"Root=1-{trace[:8]}-{trace[8:]};Parent={span_id};Sampled=1"
