@@ -172,6 +172,12 @@ def http_rows(h: dict[str, Any]) -> list[str]:
                 row["vs_fastapi"] >= t["vs_fastapi"] if top else None,
             ),
             _row(
+                f"HTTP no-op route on eventrouter's own server, req/s, {c} conn.",
+                _range(row["own_server"]["rps"], ",.0f"),
+                f"on uvicorn {ours['rps']['median']:,.0f}; bare ASGI {bare['rps']['median']:,.0f}",
+                f"{row['own_server_vs_uvicorn']:.2f}x; {row['own_server_vs_bare']:.2f}x",
+            ),
+            _row(
                 f"Invoke API (RequestResponse), req/s, {c} conn.",
                 _range(api["rps"], ",.0f"),
                 f"route {ours['rps']['median']:,.0f}",

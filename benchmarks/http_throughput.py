@@ -1,4 +1,5 @@
-"""HTTP: eventrouter's no-op route vs a bare raw-ASGI app vs FastAPI, all on uvicorn
+"""HTTP: eventrouter's no-op route (on uvicorn, and on eventrouter's own server) vs a bare
+raw-ASGI app vs FastAPI on uvicorn
 (httptools, uvloop, no access log), and the same function through the Invoke API, loaded by
 wrk from a separate process at 1, 16 and 64 concurrent connections. eventrouter runs as users
 run it (``python -m eventrouter run --http``) with logging at its default level: a REPORT
@@ -44,7 +45,7 @@ def start(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         "--port",
         str(port),
     ]
-    if kind == "eventrouter":
+    if kind in ("eventrouter", "own_server"):
         cmd = [
             sys.executable,
             "-m",
@@ -56,8 +57,10 @@ def start(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
             "--log-format",
             "json",
             "--state-dir",
-            str(log.parent / "state"),
+            str(log.parent / f"state-{kind}"),
         ]
+        if kind == "own_server":  # the same route on eventrouter's own HTTP server
+            cmd += ["--server", "eventrouter"]
     elif kind == "bare_asgi":
         cmd = [sys.executable, "-m", "uvicorn", "benchmarks.apps.bare_asgi:app", *uvicorn_args]
     else:
@@ -101,12 +104,13 @@ PAYLOAD_CONNECTIONS = 16
 INVOKE_PATH = "/2015-03-31/functions/noop/invocations"
 PATHS = {
     "eventrouter": "/noop",
+    "own_server": "/noop",
     "invoke_api": INVOKE_PATH,
     "bare_asgi": "/noop",
     "fastapi": "/noop",
 }
 #: Request bodies: the routes are GETs; an invocation POSTs the smallest payload, {"data":"x"}.
-BODY_BYTES = {"eventrouter": 0, "invoke_api": 12, "bare_asgi": 0, "fastapi": 0}
+BODY_BYTES = {"eventrouter": 0, "own_server": 0, "invoke_api": 12, "bare_asgi": 0, "fastapi": 0}
 
 
 def wrk(url: str, connections: int, seconds: float, folder: Path, size: int = 0) -> dict[str, Any]:
@@ -158,7 +162,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     # wrk runs whole seconds: quick mode runs a subset of the points.
     connection_counts = (1, 64) if quick else CONNECTIONS
     payloads = (1_000_000,) if quick else PAYLOADS
-    kinds = ("eventrouter", "invoke_api", "bare_asgi", "fastapi")
+    kinds = ("eventrouter", "own_server", "invoke_api", "bare_asgi", "fastapi")
     samples: dict[tuple[str, int], list[dict[str, Any]]] = {
         (k, c): [] for k in kinds for c in connection_counts
     }
@@ -170,7 +174,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         procs = {}
         urls = {}
         try:
-            for kind in ("eventrouter", "bare_asgi", "fastapi"):
+            for kind in ("eventrouter", "own_server", "bare_asgi", "fastapi"):
                 port = free_port()
                 procs[kind] = start(kind, port, folder / f"{kind}.log")
                 urls[kind] = f"http://127.0.0.1:{port}"
@@ -223,6 +227,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         row["vs_bare"] = ours / row["bare_asgi"]["rps"]["median"]
         row["vs_fastapi"] = ours / row["fastapi"]["rps"]["median"]
         row["invoke_api_vs_route"] = row["invoke_api"]["rps"]["median"] / ours
+        own = row["own_server"]["rps"]["median"]
+        row["own_server_vs_uvicorn"] = own / ours
+        row["own_server_vs_bare"] = own / row["bare_asgi"]["rps"]["median"]
     for size in payloads:
         row = result["by_payload"][str(size)]
         row["invoke_api_vs_bare"] = (

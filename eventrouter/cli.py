@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the HTTP routes and the Invoke API (port 0 picks a free port)",
     )
     run.add_argument(
+        "--server",
+        choices=["uvicorn", "eventrouter"],
+        default="uvicorn",
+        help="the HTTP server: uvicorn (default) or eventrouter's own (httptools, no ASGI "
+        "server in between)",
+    )
+    run.add_argument(
         "--metrics",
         metavar="HOST:PORT",
         help="serve /metrics and /dashboard alone on this address too (open to whoever "
@@ -181,6 +188,7 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
         http=args.http,
         grace=args.grace,
         metrics_http=args.metrics,
+        server=args.server,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         await engine.start()

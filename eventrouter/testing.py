@@ -211,6 +211,7 @@ async def run_router(
     state_dir: str | os.PathLike[str] | None = None,
     grace: float = 5.0,
     http: str | None = None,
+    server: str = "uvicorn",
 ) -> AsyncIterator[RouterUnderTest]:
     """Run ``router`` in this event loop for the duration of the block.
 
@@ -218,10 +219,10 @@ async def run_router(
     ``to_directory`` destination with a relative path writes under a temporary folder too
     (``app.directory("out/ok")`` says where), so tests never write into the project. With
     ``http="127.0.0.1:0"`` the routes and the Invoke API are served by uvicorn on a free
-    port: ``app.url``.
+    port: ``app.url`` (``server="eventrouter"``: eventrouter's own HTTP server instead).
     """
     with tempfile.TemporaryDirectory(prefix="eventrouter-") as tmp:
-        engine = Engine(router, state_dir=state_dir or tmp, http=http, grace=grace)
+        engine = Engine(router, state_dir=state_dir or tmp, http=http, grace=grace, server=server)
         engine.directory_root = os.path.join(tmp, "files")
         await engine.start()
         try:

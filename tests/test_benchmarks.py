@@ -19,6 +19,7 @@ EXPECTED_ROWS = (
     "async invoke end to end",  # 2. the durable queue
     "cost of durability",
     "HTTP no-op route, req/s, 1 conn.",  # 3. HTTP (or says why it was skipped)
+    "HTTP no-op route on eventrouter's own server",
     "Kafka batch handler, records/s",  # 4. Kafka, against its ceiling and peers
     "Kafka per-record handler",
     "Kafka batch handler vs FastStream",

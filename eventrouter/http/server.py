@@ -1,4 +1,5 @@
-"""uvicorn inside the engine's task group: one event loop for HTTP and every other source."""
+"""The HTTP server inside the engine's task group (uvicorn, or eventrouter's own in
+``http/native.py``): one event loop for HTTP and every other source."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from eventrouter.errors import ConfigError, SourceError
 from eventrouter.http import observe
 from eventrouter.http.app import HttpApp
 from eventrouter.http.asgi import JSON, Receive, Scope, Send, respond
+from eventrouter.http.native import NativeHttpServer
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -47,14 +49,30 @@ class _Server(uvicorn.Server):
         self.listening.set()
 
 
-class HttpServer:
-    """Serves the engine's :class:`HttpApp` on ``address`` with uvicorn."""
+#: The HTTP servers the engine can run: eventrouter's own (``http/native.py``) or uvicorn.
+SERVERS = ("eventrouter", "uvicorn")
 
-    def __init__(self, runtime: Runtime, address: str, grace: float, app: Any = None) -> None:
+
+class HttpServer:
+    """Serves the engine's :class:`HttpApp` on ``address`` with uvicorn, or with
+    eventrouter's own server (``server="eventrouter"``)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        address: str,
+        grace: float,
+        app: Any = None,
+        server: str = "uvicorn",
+    ) -> None:
+        if server not in SERVERS:
+            raise ConfigError(f"--server {server!r} must be one of {', '.join(SERVERS)}")
         self.host, self.port = parse_address(address)
         self.app = app if app is not None else HttpApp(runtime.router, runtime)
+        self.kind = server
         self._grace = grace
         self._server: _Server | None = None
+        self._native: NativeHttpServer | None = None
         self._done = anyio.Event()
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
@@ -69,6 +87,20 @@ class HttpServer:
         sock.listen(2048)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
+        if self.kind == "eventrouter":
+            self._native = NativeHttpServer(self.host, self.port, self.app)
+            await self._native.start(sock)
+            task_group.start_soon(self._native.hold)
+        else:
+            await self._start_uvicorn(task_group, sock)
+        if isinstance(self.app, HttpApp):
+            routes = len(self.app.static) + len(self.app.dynamic)
+            url = f"http://{self.host}:{self.port}"
+            log.info("http listening", url=url, routes=routes, server=self.kind)
+        else:
+            log.info("metrics listening", url=f"http://{self.host}:{self.port}/metrics")
+
+    async def _start_uvicorn(self, task_group: anyio.abc.TaskGroup, sock: socket.socket) -> None:
         config: Any = uvicorn.Config(
             self.app,
             lifespan="off",
@@ -80,11 +112,6 @@ class HttpServer:
         self._server = _Server(config)
         task_group.start_soon(self._serve, sock)
         await self._server.listening.wait()
-        if isinstance(self.app, HttpApp):
-            routes = len(self.app.static) + len(self.app.dynamic)
-            log.info("http listening", url=f"http://{self.host}:{self.port}", routes=routes)
-        else:
-            log.info("metrics listening", url=f"http://{self.host}:{self.port}/metrics")
 
     async def _serve(self, sock: socket.socket) -> None:
         assert self._server is not None
@@ -95,11 +122,16 @@ class HttpServer:
             sock.close()
 
     def stop(self) -> None:
-        """Stop accepting connections; requests in flight finish (uvicorn's graceful exit)."""
+        """Stop accepting connections; requests in flight finish, idle keep-alive
+        connections are closed."""
+        if self._native is not None:
+            self._native.stop()
         if self._server is not None:
             self._server.should_exit = True
 
     async def wait_stopped(self) -> None:
+        if self._native is not None:
+            await self._native.wait_stopped()
         if self._server is not None:
             await self._done.wait()
 

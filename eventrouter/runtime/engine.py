@@ -103,6 +103,7 @@ class Engine(Runtime):
         http: str | None = None,
         grace: float = DEFAULT_GRACE,
         metrics_http: str | None = None,
+        server: str = "uvicorn",
     ) -> None:
         self.router = router
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
@@ -136,6 +137,8 @@ class Engine(Runtime):
         self.buses = EventBuses(self, router)
         self._http_address = http
         self._metrics_address = metrics_http
+        #: Which HTTP server serves ``http`` (``http/server.py: SERVERS``).
+        self._server_kind = server
         #: ``metrics_http``: ``/metrics`` and the dashboard alone, on a port of their own.
         self.metrics_server: HttpServer | None = None
         self._grace = grace
@@ -287,7 +290,9 @@ class Engine(Runtime):
 
         try:
             if self._http_address is not None:
-                self.http_server = HttpServer(self, self._http_address, self._grace)
+                self.http_server = HttpServer(
+                    self, self._http_address, self._grace, server=self._server_kind
+                )
                 await self.http_server.start(task_group)
             if self._metrics_address is not None:
                 self.metrics_server = HttpServer(

@@ -1,0 +1,485 @@
+"""eventrouter's own HTTP/1.1 server: httptools' parser on asyncio (uvloop), straight to the
+router's application.
+
+One ``Connection`` (an ``asyncio.Protocol``) per client. Requests are parsed by httptools'
+callbacks and run one at a time per connection, in order (pipelined requests wait their
+turn, so responses go out in the order asked). The application is the same ``HttpApp`` that
+``router.asgi()`` serves, called with a lean ASGI scope: one implementation of HTTP's
+meaning, two transports (this one and uvicorn, ``--server uvicorn``).
+
+Strict where HTTP allows ambiguity: httptools (llhttp) refuses conflicting
+``Content-Length`` headers, ``Transfer-Encoding`` with ``Content-Length``, obsolete line
+folding and bad chunk sizes (400, then the connection is closed); the request line and headers
+may not pass ``Limits.max_header_bytes`` nor ``Limits.max_headers`` (431); a body over the
+invocation payload limit is refused from its ``Content-Length`` before it is read (413).
+Timeouts close connections that send their headers too slowly, bodies too slowly, or stay
+idle between requests too long. Shutdown stops accepting, closes idle connections at once and
+lets requests in flight finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httptools
+import structlog
+
+from eventrouter.config import SYNC_PAYLOAD_LIMIT
+
+log = structlog.get_logger("eventrouter.http")
+
+
+class Limits:
+    """The server's limits and timeouts (seconds; sizes in bytes)."""
+
+    __slots__ = (
+        "body_timeout",
+        "header_timeout",
+        "keep_alive_timeout",
+        "max_body",
+        "max_connections",
+        "max_header_bytes",
+        "max_headers",
+    )
+
+    def __init__(
+        self,
+        *,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        keep_alive_timeout: float = 5.0,
+        max_connections: int = 10_000,
+        max_header_bytes: int = 64 * 1024,
+        max_headers: int = 100,
+        max_body: int = SYNC_PAYLOAD_LIMIT,
+    ) -> None:
+        #: To receive a request's headers once its first byte came (slowloris), its body,
+        #: and the next request on an idle keep-alive connection.
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        #: Open connections at most; more are closed at once.
+        self.max_connections = max_connections
+        #: The request line and headers together, and header fields per request (431).
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        #: A body larger is refused (413), from its Content-Length before it is read.
+        self.max_body = max_body
+
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+_REASONS = {
+    100: b"Continue", 200: b"OK", 201: b"Created", 202: b"Accepted", 204: b"No Content",
+    301: b"Moved Permanently", 302: b"Found", 304: b"Not Modified",
+    307: b"Temporary Redirect", 400: b"Bad Request", 401: b"Unauthorized",
+    403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
+    408: b"Request Timeout", 413: b"Content Too Large", 415: b"Unsupported Media Type",
+    429: b"Too Many Requests", 431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error", 502: b"Bad Gateway", 503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}  # fmt: skip
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        reason = _REASONS.get(status, b"")
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+    return line
+
+
+class Request:
+    """One parsed request waiting for (or in) its turn."""
+
+    __slots__ = ("body", "expect_continue", "headers", "keep_alive", "scope")
+
+    def __init__(self, scope: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+        self.scope = scope
+        self.headers = headers
+        self.body: list[bytes] = []
+        self.keep_alive = True
+        self.expect_continue = False
+
+
+class _Response:
+    """The response of one request as the app sends it: head, then body chunks."""
+
+    __slots__ = ("body_given", "chunked", "start", "written")
+
+    def __init__(self) -> None:
+        self.body_given = False
+        self.start: dict[str, Any] | None = None
+        self.written = False
+        self.chunked = False
+
+    def frame(self, message: dict[str, Any], head: bool, keep_alive: bool) -> bytes:
+        """The bytes of one ``http.response.body`` message: the head first time (with
+        ``Content-Length`` when the whole body is here, else chunked)."""
+        chunk: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        out: list[bytes] = []
+        start = self.start
+        if not self.written:
+            self.written = True
+            status = start["status"] if start is not None else 500
+            out.append(status_line(status))
+            has_length = False
+            for name, value in start.get("headers", ()) if start is not None else ():
+                if name.lower() == b"content-length":
+                    has_length = True
+                out.append(b"%s: %s\r\n" % (name, value))
+            if not has_length:
+                if more:
+                    self.chunked = True
+                    out.append(b"transfer-encoding: chunked\r\n")
+                else:
+                    out.append(b"content-length: %d\r\n" % len(chunk))
+            if not keep_alive:
+                out.append(b"connection: close\r\n")
+            out.append(b"\r\n")
+        if head:
+            return b"".join(out)
+        if self.chunked:
+            if chunk:
+                out.append(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            if not more:
+                out.append(b"0\r\n\r\n")
+        else:
+            out.append(chunk)
+        return b"".join(out)
+
+
+class Server:
+    """What the connections of one listening socket share."""
+
+    def __init__(self, app: App, host: str, port: int, limits: Limits | None = None) -> None:
+        self.app = app
+        self.limits = limits or Limits()
+        self.server_address = (host, port)
+        self.connections: set[Connection] = set()
+        self.closing = False
+        self.idle_event = asyncio.Event()
+
+    def factory(self) -> Connection:
+        return Connection(self)
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: parse, run in order, answer, keep alive or close."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
+        self.pending: deque[Request] = deque()
+        self.current: Request | None = None  # being parsed
+        self.running: asyncio.Task[None] | None = None
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.body_size = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.writable = asyncio.Event()
+        self.writable.set()
+        #: Set when the client is gone (``receive`` then answers ``http.disconnect``).
+        self.lost = asyncio.Event()
+
+    # -- asyncio ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        server = self.server
+        if server.closing or len(server.connections) >= self.limits.max_connections:
+            self.transport.close()  # type: ignore[union-attr]
+            self.closed = True
+            return
+        server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self.client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._arm(self.limits.keep_alive_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        self._disarm()
+        self.writable.set()
+        self.lost.set()
+        if self.running is not None and not self.running.done():
+            self.running.cancel()  # the client left: its handler is cancelled
+        if not self.server.connections:
+            self.server.idle_event.set()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, b"upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if self.closed:
+                return
+            status = 431 if self.header_bytes > self.limits.max_header_bytes else 400
+            if status == 400 and "too large" in str(exc).lower():
+                status = 413
+            self._refuse(status, str(exc).encode("latin-1", "replace"))
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    # -- httptools' callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.header_bytes = 0
+        self.body_size = 0
+        self._arm(self.limits.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.header_bytes += len(url)
+        if self.header_bytes > self.limits.max_header_bytes:
+            raise httptools.HttpParserError("request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self.limits
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > limits.max_header_bytes or len(self.headers) >= limits.max_headers:
+            self.header_bytes = limits.max_header_bytes + 1
+            raise httptools.HttpParserError("request headers too large")
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        parsed = httptools.parse_url(self.url)
+        raw_path = parsed.path
+        path = raw_path.decode("latin-1")
+        if b"%" in raw_path:
+            from urllib.parse import unquote
+
+            path = unquote(path)
+        server = self.server
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": parser.get_http_version(),
+            "method": parser.get_method().decode("ascii"),
+            "scheme": "http",
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": parsed.query or b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": self.client,
+            "server": server.server_address,
+        }
+        request = Request(scope, self.headers)
+        request.keep_alive = parser.should_keep_alive()
+        length = None
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif name == b"expect" and value.lower() == b"100-continue":
+                request.expect_continue = True
+        if length is not None and length > self.limits.max_body:
+            self._refuse(413, b"the body is too large")
+            raise httptools.HttpParserError("body too large")
+        self.current = request
+        self._disarm()
+        if length or parser.get_method() in (b"POST", b"PUT", b"PATCH"):
+            self._arm(self.limits.body_timeout)
+        if request.expect_continue and not self.pending and self.running is None:
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.expect_continue = False
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > self.limits.max_body:
+            self._refuse(413, b"the body is too large")
+            raise httptools.HttpParserError("body too large")
+        assert self.current is not None
+        self.current.body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self.current
+        assert request is not None
+        self.current = None
+        self._disarm()
+        self.pending.append(request)
+        if self.running is None:
+            self.running = self.loop.create_task(self._run())
+
+    # -- running requests in order ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while self.pending and not self.closed:
+                request = self.pending.popleft()
+                if request.expect_continue and self.transport is not None:
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await self._serve(request)
+                if not request.keep_alive or self.server.closing:
+                    self._close()
+                    return
+        finally:
+            self.running = None
+        if not self.closed:
+            self._arm(self.limits.keep_alive_timeout)
+
+    async def _serve(self, request: Request) -> None:
+        """Run the app for one request; write its response as it comes."""
+        body = b"".join(request.body)
+        head = request.scope["method"] == "HEAD"
+        response = _Response()
+
+        async def receive() -> dict[str, Any]:
+            if not response.body_given:
+                response.body_given = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await self.lost.wait()  # the handler is cancelled when the client leaves
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            transport = self.transport
+            if transport is None or self.closed:
+                return
+            kind = message["type"]
+            if kind == "http.response.start":
+                response.start = message
+            elif kind == "http.response.body":
+                if not self.writable.is_set():
+                    await self.writable.wait()  # the client reads slower than we write
+                keep = request.keep_alive and not self.server.closing
+                transport.write(response.frame(message, head, keep))
+
+        try:
+            await self.server.app(request.scope, receive, send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("http application failed", path=request.scope["path"])
+            request.keep_alive = False
+            if not response.written:
+                response.start = None
+                await send_error(send, 500)
+            return
+        if not response.written:  # the app returned without an answer
+            request.keep_alive = False
+            await send_error(send, 500)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def _refuse(self, status: int, reason: bytes) -> None:
+        """Answer ``status`` and close (a request we will not run)."""
+        if self.closed or self.transport is None:
+            return
+        body = b'{"errorType":"BadRequest","errorMessage":"%s"}' % reason.replace(b'"', b"'")
+        self.transport.write(
+            status_line(status)
+            + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % len(body)
+            + body
+        )
+        self._close()
+
+    def _close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+        self._disarm()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self.timer = self.loop.call_later(seconds, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.running is None and not self.pending:
+            self._close()
+
+    def close_if_idle(self) -> None:
+        if self.running is None and not self.pending and self.current is None:
+            self._close()
+
+
+async def send_error(send: Callable[[dict[str, Any]], Awaitable[None]], status: int) -> None:
+    body = b'{"errorType":"InternalError","errorMessage":"the request failed"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class NativeHttpServer:
+    """Serves an ASGI app (the engine's :class:`HttpApp`) on ``address`` with :class:`Server`;
+    the lifecycle of :class:`~eventrouter.http.server.HttpServer`, without uvicorn."""
+
+    def __init__(self, host: str, port: int, app: App, limits: Limits | None = None) -> None:
+        self.host, self.port = host, port
+        self.app = app
+        self.limits = limits or Limits()
+        self.server: Server | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on a bound, listening socket."""
+        self.port = sock.getsockname()[1]
+        self.server = Server(self.app, self.host, self.port, self.limits)
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.server.factory, sock=sock, backlog=2048
+        )
+
+    async def hold(self) -> None:
+        """Run until cancelled (the engine's task group), then drop every connection."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stop()
+            if self.server is not None:
+                for connection in list(self.server.connections):
+                    connection._close()
+
+    def stop(self) -> None:
+        """Stop accepting; close idle keep-alive connections now, the rest after their
+        response."""
+        server = self.server
+        if server is None or server.closing:
+            return
+        server.closing = True
+        if self._listener is not None:
+            self._listener.close()
+        for connection in list(server.connections):
+            connection.close_if_idle()
+        if not server.connections:
+            server.idle_event.set()
+
+    async def wait_stopped(self) -> None:
+        """Wait until every connection is closed (after :meth:`stop`)."""
+        if self.server is not None and self.server.connections:
+            await self.server.idle_event.wait()

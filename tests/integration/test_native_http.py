@@ -1,0 +1,254 @@
+"""eventrouter's own HTTP/1.1 server (``--server eventrouter``, ``http/native.py``) over raw
+sockets: keep-alive, pipelining in order, HEAD, chunked bodies, ``Expect: 100-continue``,
+request-smuggling defences, limits, timeouts and a graceful stop; and the same requests
+against uvicorn serving the same app, whose answers must agree (differential)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+
+from eventrouter import Http, Router
+from eventrouter.http.app import HttpApp
+from eventrouter.http.native import Limits, NativeHttpServer
+from eventrouter.testing import run_router
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+class Text(msgspec.Struct):
+    text: str
+
+
+def app_router() -> Router:
+    router = Router("native")
+
+    @router.on_event(Http("GET /items/{item}"))
+    async def item(event: dict[str, Any]) -> dict[str, Any]:
+        return {"statusCode": 200, "body": {"item": event["pathParameters"]["item"]}}
+
+    @router.on_event(Http("POST /echo"))
+    async def echo(body: Text) -> dict[str, int]:
+        return {"length": len(body.text)}
+
+    @router.on_event(Http("GET /slow"))
+    async def slow(event: dict[str, Any]) -> dict[str, str]:
+        await anyio.sleep(0.3)
+        return {"slow": "done"}
+
+    return router
+
+
+@contextlib.asynccontextmanager
+async def serving(server: str = "eventrouter") -> AsyncIterator[int]:
+    async with run_router(app_router(), http="127.0.0.1:0", server=server) as app:
+        port = app.engine.http_port
+        assert port is not None
+        yield port
+
+
+async def exchange(port: int, data: bytes, within: float = 5.0) -> bytes:
+    """Send ``data``; everything the server answers until it closes the connection."""
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    chunks = []
+    async with stream:
+        await stream.send(data)
+        with anyio.fail_after(within):
+            while True:
+                try:
+                    chunks.append(await stream.receive())
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+    return b"".join(chunks)
+
+
+def statuses(answer: bytes) -> list[int]:
+    """The status codes of the responses in ``answer`` (a body may end right before the next
+    status line, as when pipelined)."""
+    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)]
+
+
+def get(path: str, *extra: str, close: bool = False) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: t", *extra]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_keep_alive_and_pipelined_requests_answer_in_order() -> None:
+    async with serving() as port:
+        answer = await exchange(port, get("/items/a") + get("/slow") + get("/items/c", close=True))
+    assert statuses(answer) == [200, 200, 200]
+    a, slow, c = answer.index(b'"item":"a"'), answer.index(b'"slow"'), answer.index(b'"item":"c"')
+    assert a < slow < c  # the slow one did not let the third overtake it
+    assert answer.count(b"connection: close") == 1
+
+
+async def test_head_has_the_length_and_no_body() -> None:
+    async with serving() as port:
+        answer = await exchange(
+            port, b"HEAD /items/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert statuses(answer) == [200] and body == b""
+    assert b"content-length: " in head.lower()
+
+
+async def test_chunked_request_body_and_expect_100_continue() -> None:
+    body = b'{"text": "hello world"}'
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:5], body[5:]))
+    request = (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked + b"0\r\n\r\n"
+    )
+    async with serving() as port:
+        answer = await exchange(port, request)
+        assert statuses(answer) == [200] and answer.endswith(b'{"length":11}')
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        async with stream:
+            await stream.send(
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+                % len(body)
+            )
+            with anyio.fail_after(5):
+                interim = await stream.receive()
+            assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await stream.send(body)
+            rest = interim[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
+            with anyio.fail_after(5):
+                while not rest.endswith(b"}"):
+                    rest += await stream.receive()
+    assert statuses(rest) == [200] and rest.endswith(b'{"length":11}')
+
+
+SMUGGLING = {
+    "content-length and transfer-encoding": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+    "two different content-lengths": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"
+    ),
+    "obsolete line folding": b"GET /items/a HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n  folded\r\n\r\n",
+    "a bad chunk size": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"
+    ),
+    "a space before the colon": b"GET /items/a HTTP/1.1\r\nHost : t\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMUGGLING))
+async def test_smuggling_attempts_get_400_and_a_closed_connection(name: str) -> None:
+    async with serving() as port:
+        answer = await exchange(port, SMUGGLING[name] + get("/items/smuggled-through"))
+    assert statuses(answer) == [400]  # and nothing after it is served
+    assert b"smuggled-through" not in answer
+
+
+async def test_limits_431_and_413_without_reading_the_body() -> None:
+    many = [f"X-H{i}: v" for i in range(150)]
+    async with serving() as port:
+        assert statuses(await exchange(port, get("/items/a", *many))) == [431]
+        huge = "X-Big: " + "v" * (70 * 1024)
+        assert statuses(await exchange(port, get("/items/a", huge))) == [431]
+        # 7 MB announced, nothing sent: refused at once, not after a read timeout.
+        answer = await exchange(
+            port, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 7000000\r\n\r\n", within=2
+        )
+        assert statuses(answer) == [413]
+
+
+async def test_slow_headers_slow_bodies_and_idle_connections_are_closed() -> None:
+    limits = Limits(header_timeout=0.3, body_timeout=0.3, keep_alive_timeout=0.3)
+    router = app_router()
+    async with run_router(router) as app:
+        server = NativeHttpServer("127.0.0.1", 0, HttpApp(router, app.engine), limits)
+        sock = socket.create_server(("127.0.0.1", 0))
+        sock.setblocking(False)
+        await server.start(sock)
+        try:
+            for partial in (
+                b"GET /items/a HTTP/1.1\r\nHost: t\r\n",  # headers never end (slowloris)
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc",  # body
+                b"",  # connected, never asks
+            ):
+                with anyio.fail_after(3):  # closed by the server, well before this
+                    answer = await exchange(server.port, partial, within=3)
+                assert b"HTTP/1.1 200" not in answer
+            # A kept-alive connection is closed once idle past its timeout.
+            with anyio.fail_after(3):
+                answer = await exchange(server.port, get("/items/a"), within=3)
+            assert statuses(answer) == [200]
+        finally:
+            server.stop()
+            await server.wait_stopped()
+
+
+async def test_stop_finishes_requests_in_flight_and_closes_idle_connections() -> None:
+    router = app_router()
+    async with run_router(router, http="127.0.0.1:0", server="eventrouter") as app:
+        port = app.engine.http_port
+        assert port is not None and app.engine.http_server is not None
+        idle = await anyio.connect_tcp("127.0.0.1", port)
+        busy = await anyio.connect_tcp("127.0.0.1", port)
+        await idle.send(get("/items/a"))
+        first = await idle.receive()
+        assert statuses(first) == [200]
+        await busy.send(get("/slow"))
+        await anyio.sleep(0.05)  # the slow request is in flight (a timed handler)
+        app.engine.http_server.stop()
+        with anyio.fail_after(3):
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                assert await idle.receive() == b""  # closed at once
+            answer = b""
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    answer += await busy.receive()
+        assert statuses(answer) == [200] and answer.endswith(b'{"slow":"done"}')
+        assert b"connection: close" in answer
+        with pytest.raises(OSError):
+            await anyio.connect_tcp("127.0.0.1", port)  # no longer accepting
+
+
+#: Requests whose answers both servers must agree on (status codes).
+DIFFERENTIAL = {
+    "get": get("/items/a", close=True),
+    "unknown path": get("/nope", close=True),
+    "wrong method": b"DELETE /items/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    "post json": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 12\r\nConnection: close\r\n\r\n{"text":"x"}'
+    ),
+    "post not json": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    ),
+    "http/1.0": b"GET /items/a HTTP/1.0\r\n\r\n",
+    "percent-encoded path": get("/items/a%20b", close=True),
+    "query string": get("/items/a?x=1&y=2", close=True),
+    "garbage": b"NOT HTTP AT ALL\r\n\r\n",
+    **{f"smuggling: {name}": request for name, request in SMUGGLING.items()},
+}
+
+
+async def test_answers_agree_with_uvicorn_serving_the_same_app() -> None:
+    answers: dict[str, dict[str, list[int]]] = {}
+    for server in ("eventrouter", "uvicorn"):
+        async with serving(server) as port:
+            answers[server] = {
+                name: statuses(await exchange(port, request))
+                for name, request in DIFFERENTIAL.items()
+            }
+    differences = {
+        name: (answers["eventrouter"][name], answers["uvicorn"][name])
+        for name in DIFFERENTIAL
+        if answers["eventrouter"][name] != answers["uvicorn"][name]
+    }
+    assert differences == {}, differences
