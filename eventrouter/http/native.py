@@ -84,6 +84,7 @@ _REASONS = {
     504: b"Gateway Timeout",
 }  # fmt: skip
 _STATUS_LINES: dict[int, bytes] = {}
+_ERROR_TYPES = {413: b"RequestTooLarge", 431: b"RequestHeaderFieldsTooLarge"}
 
 
 def status_line(status: int) -> bytes:
@@ -389,7 +390,9 @@ class Connection(asyncio.Protocol):
         """Answer ``status`` and close (a request we will not run)."""
         if self.closed or self.transport is None:
             return
-        body = b'{"errorType":"BadRequest","errorMessage":"%s"}' % reason.replace(b'"', b"'")
+        kind = _ERROR_TYPES.get(status, b"BadRequest")
+        message = reason.replace(b'"', b"'").replace(b"\\", b"/")
+        body = b'{"errorType":"%s","errorMessage":"%s"}' % (kind, message)
         self.transport.write(
             status_line(status)
             + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
