@@ -27,6 +27,17 @@ class Text(msgspec.Struct):
     text: str
 
 
+class Hanging:
+    """What the ``/hang`` handler tells the test."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+        self.ended = anyio.Event()
+
+
+HANGING = Hanging()
+
+
 def app_router() -> Router:
     router = Router("native")
 
@@ -37,6 +48,14 @@ def app_router() -> Router:
     @router.on_event(Http("POST /echo"))
     async def echo(body: Text) -> dict[str, int]:
         return {"length": len(body.text)}
+
+    @router.on_event(Http("GET /hang"), timeout=30)
+    async def hang(event: dict[str, Any]) -> None:
+        HANGING.started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            HANGING.ended.set()
 
     @router.on_event(Http("GET /slow"))
     async def slow(event: dict[str, Any]) -> dict[str, str]:
@@ -252,3 +271,16 @@ async def test_answers_agree_with_uvicorn_serving_the_same_app() -> None:
         if answers["eventrouter"][name] != answers["uvicorn"][name]
     }
     assert differences == {}, differences
+
+
+async def test_a_client_that_leaves_cancels_its_handler() -> None:
+    global HANGING
+    HANGING = Hanging()
+    async with serving() as port:
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(get("/hang"))
+        with anyio.fail_after(5):
+            await HANGING.started.wait()
+        await stream.aclose()
+        with anyio.fail_after(5):
+            await HANGING.ended.wait()  # cancelled, long before its 30 s timeout
