@@ -88,7 +88,7 @@ typecheck: $(TEST_STAMP)
 unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP)
 	$(PY) -m pytest -q
 
-## Every benchmark scenario (~15 min; starts its own broker, moto and servers): writes
+## Every benchmark scenario (~9 min; starts its own broker, moto and servers): writes
 ## benchmarks/results/latest.json, summary.md and the PNG plots.
 bench: $(BENCH_PY_STAMP) $(BENCH_STAMP)
 	$(PY) -m benchmarks
