@@ -13,7 +13,7 @@ import anyio
 import msgspec
 import structlog
 
-from eventrouter.errors import EventRouterError, FunctionError
+from eventrouter.errors import ConfigError, EventRouterError, FunctionError
 from eventrouter.loader import load_router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.observability.usage import parse_span, read_usage, usage_table
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the HTTP server: uvicorn (default) or eventrouter's own (httptools, no ASGI "
         "server in between)",
     )
+    run.add_argument("--uds", metavar="PATH", help="serve HTTP on this Unix domain socket")
+    run.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate")
+    run.add_argument("--ssl-keyfile", metavar="FILE", help="...and this private key")
     run.add_argument(
         "--metrics",
         metavar="HOST:PORT",
@@ -182,10 +185,15 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
         router.enforce_permissions = True
     if args.credentials:
         router.credentials = args.credentials
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
+    if args.uds and args.http:
+        raise ConfigError("--http and --uds: one address, please")
     engine = Engine(
         router,
         state_dir=args.state_dir,
-        http=args.http,
+        http=f"unix:{args.uds}" if args.uds else args.http,
+        tls=(args.ssl_certfile, args.ssl_keyfile) if args.ssl_certfile else None,
         grace=args.grace,
         metrics_http=args.metrics,
         server=args.server,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -165,6 +166,7 @@ class Server:
         self.server_address = (host, port)
         self.connections: set[Connection] = set()
         self.closing = False
+        self.scheme = "http"
         self.idle_event = asyncio.Event()
 
     def factory(self) -> Connection:
@@ -280,7 +282,7 @@ class Connection(asyncio.Protocol):
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": parser.get_http_version(),
             "method": parser.get_method().decode("ascii"),
-            "scheme": "http",
+            "scheme": server.scheme,
             "path": path,
             "raw_path": raw_path,
             "query_string": parsed.query or b"",
@@ -450,13 +452,21 @@ class NativeHttpServer:
         self._listener: asyncio.AbstractServer | None = None
         self._stopped = asyncio.Event()
 
-    async def start(self, sock: socket.socket) -> None:
-        """Serve on a bound, listening socket."""
-        self.port = sock.getsockname()[1]
+    async def start(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
+        """Serve on a bound, listening socket (TCP or Unix), over TLS with ``tls``."""
+        if sock.family != socket.AF_UNIX:
+            self.port = sock.getsockname()[1]
         self.server = Server(self.app, self.host, self.port, self.limits)
-        self._listener = await asyncio.get_running_loop().create_server(
-            self.server.factory, sock=sock, backlog=2048
-        )
+        self.server.scheme = "https" if tls is not None else "http"
+        loop = asyncio.get_running_loop()
+        if sock.family == socket.AF_UNIX:
+            self._listener = await loop.create_unix_server(
+                self.server.factory, sock=sock, backlog=2048, ssl=tls
+            )
+        else:
+            self._listener = await loop.create_server(
+                self.server.factory, sock=sock, backlog=2048, ssl=tls
+            )
 
     async def hold(self) -> None:
         """Run until cancelled (the engine's task group), then drop every connection."""

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import ssl
+import stat
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +67,18 @@ class HttpServer:
         grace: float,
         app: Any = None,
         server: str = "uvicorn",
+        tls: tuple[str, str] | None = None,
     ) -> None:
         if server not in SERVERS:
             raise ConfigError(f"--server {server!r} must be one of {', '.join(SERVERS)}")
-        self.host, self.port = parse_address(address)
+        #: ``unix:PATH``: a Unix domain socket instead of TCP (``--uds``).
+        self.uds = address[len("unix:") :] if address.startswith("unix:") else None
+        if self.uds is not None:
+            self.host, self.port = "unix", 0
+        else:
+            self.host, self.port = parse_address(address)
+        #: (certificate file, key file): HTTPS (``--ssl-certfile`` / ``--ssl-keyfile``).
+        self.tls = tls
         self.app = app if app is not None else HttpApp(runtime.router, runtime)
         self.kind = server
         self._grace = grace
@@ -75,30 +86,60 @@ class HttpServer:
         self._native: NativeHttpServer | None = None
         self._done = anyio.Event()
 
-    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    @property
+    def url(self) -> str:
+        if self.uds is not None:
+            return f"{'https' if self.tls else 'http'}+unix://{self.uds}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def _bind(self) -> socket.socket:
+        if self.uds is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISSOCK(os.stat(self.uds).st_mode):
+                    os.unlink(self.uds)  # left by a router that is gone
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            where: Any = self.uds
+        else:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            where = (self.host, self.port)
         try:
-            sock.bind((self.host, self.port))
+            sock.bind(where)
         except OSError as exc:
             sock.close()
-            raise SourceError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+            raise SourceError(f"cannot listen on {self.url}: {exc}") from exc
         sock.listen(2048)
         sock.setblocking(False)
-        self.port = sock.getsockname()[1]
+        if self.uds is None:
+            self.port = sock.getsockname()[1]
+        return sock
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(*self.tls)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"--ssl-certfile / --ssl-keyfile: {exc}") from exc
+        return context
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        context = self._tls_context()
+        sock = self._bind()
         if self.kind == "eventrouter":
             self._native = NativeHttpServer(self.host, self.port, self.app)
-            await self._native.start(sock)
+            await self._native.start(sock, context)
             task_group.start_soon(self._native.hold)
         else:
             await self._start_uvicorn(task_group, sock)
         if isinstance(self.app, HttpApp):
             routes = len(self.app.static) + len(self.app.dynamic)
-            url = f"http://{self.host}:{self.port}"
+            url = self.url
             log.info("http listening", url=url, routes=routes, server=self.kind)
         else:
-            log.info("metrics listening", url=f"http://{self.host}:{self.port}/metrics")
+            log.info("metrics listening", url=f"{self.url}/metrics")
 
     async def _start_uvicorn(self, task_group: anyio.abc.TaskGroup, sock: socket.socket) -> None:
         config: Any = uvicorn.Config(
@@ -108,6 +149,8 @@ class HttpServer:
             access_log=False,
             timeout_graceful_shutdown=int(max(1, self._grace)),
             backlog=2048,
+            ssl_certfile=self.tls[0] if self.tls else None,
+            ssl_keyfile=self.tls[1] if self.tls else None,
         )
         self._server = _Server(config)
         task_group.start_soon(self._serve, sock)

@@ -104,6 +104,7 @@ class Engine(Runtime):
         grace: float = DEFAULT_GRACE,
         metrics_http: str | None = None,
         server: str = "uvicorn",
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.router = router
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
@@ -139,6 +140,8 @@ class Engine(Runtime):
         self._metrics_address = metrics_http
         #: Which HTTP server serves ``http`` (``http/server.py: SERVERS``).
         self._server_kind = server
+        #: (certificate file, key file): serve ``http`` over TLS.
+        self._tls = tls
         #: ``metrics_http``: ``/metrics`` and the dashboard alone, on a port of their own.
         self.metrics_server: HttpServer | None = None
         self._grace = grace
@@ -291,7 +294,7 @@ class Engine(Runtime):
         try:
             if self._http_address is not None:
                 self.http_server = HttpServer(
-                    self, self._http_address, self._grace, server=self._server_kind
+                    self, self._http_address, self._grace, server=self._server_kind, tls=self._tls
                 )
                 await self.http_server.start(task_group)
             if self._metrics_address is not None:

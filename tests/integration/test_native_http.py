@@ -8,16 +8,20 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import msgspec
 import pytest
 
-from eventrouter import Http, Router
+from eventrouter import ConfigError, Http, Router
 from eventrouter.http.app import HttpApp
 from eventrouter.http.native import Limits, NativeHttpServer
+from eventrouter.runtime.engine import Engine
 from eventrouter.testing import run_router
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -284,3 +288,75 @@ async def test_a_client_that_leaves_cancels_its_handler() -> None:
         await stream.aclose()
         with anyio.fail_after(5):
             await HANGING.ended.wait()  # cancelled, long before its 30 s timeout
+
+
+def self_signed(folder: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as files (``cryptography``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert), str(private)
+
+
+@pytest.mark.parametrize("server", ["eventrouter", "uvicorn"])
+async def test_https_and_a_unix_socket(server: str, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    engine = Engine(
+        app_router(), state_dir=tmp_path / "a", http="127.0.0.1:0", server=server, tls=(cert, key)
+    )
+    async with engine:
+        verify = ssl.create_default_context(cafile=cert)
+        url = f"https://127.0.0.1:{engine.http_port}"
+        async with httpx.AsyncClient(base_url=url, verify=verify) as client:
+            response = await client.get("/items/secure")
+    assert response.status_code == 200 and response.json() == {"item": "secure"}
+    uds = str(tmp_path / "router.sock")
+    async with Engine(app_router(), state_dir=tmp_path / "b", http=f"unix:{uds}", server=server):
+        transport = httpx.AsyncHTTPTransport(uds=uds)
+        async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
+            response = await client.get("/items/local")
+    assert response.status_code == 200 and response.json() == {"item": "local"}
+
+
+async def test_a_bad_certificate_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    engine = Engine(
+        app_router(),
+        state_dir=tmp_path,
+        http="127.0.0.1:0",
+        server="eventrouter",
+        tls=(str(tmp_path / "cert.pem"), str(tmp_path / "cert.pem")),
+    )
+    with pytest.raises(ConfigError, match="--ssl-certfile"):
+        await engine.start()
