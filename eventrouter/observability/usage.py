@@ -98,8 +98,13 @@ class UsageLedger:
         #: The last day's usage, read back after each write (the dashboard shows it).
         self.last_day: Usage | None = None
 
-    def _increments(self) -> tuple[list[tuple[str, int, int, int]], float]:
+    def _increments(
+        self,
+    ) -> tuple[list[tuple[str, int, int, int]], float, dict[str, tuple[int, int]], float]:
+        """The rows and CPU seconds to add since the last write, and the marks that are
+        written once they are (a failed write leaves them to the next one)."""
         rows = []
+        marks = dict(self._written)
         for name, numbers in self.metrics.functions.items():
             requests, billed = self._written.get(name, (0, 0))
             if numbers.invocations > requests:
@@ -107,10 +112,9 @@ class UsageLedger:
                     (name, self.memory.get(name, 128), numbers.invocations - requests,
                      numbers.billed_ms - billed)
                 )  # fmt: skip
-                self._written[name] = (numbers.invocations, numbers.billed_ms)
+                marks[name] = (numbers.invocations, numbers.billed_ms)
         now_cpu = cpu_seconds()
-        cpu, self._cpu = now_cpu - self._cpu, now_cpu
-        return rows, cpu
+        return rows, now_cpu - self._cpu, marks, now_cpu
 
     def _write(self, rows: list[tuple[str, int, int, int]], cpu: float) -> Usage:
         hour = int(time.time() // 3600 * 3600)
@@ -125,18 +129,21 @@ class UsageLedger:
             conn.close()
 
     async def flush(self) -> None:
-        """Write what was used since the last write (in a thread: a SQLite transaction)."""
-        rows, cpu = self._increments()
-        self.last_day = await anyio.to_thread.run_sync(self._write, rows, cpu)
+        """Write what was used since the last write (in a thread: a SQLite transaction); if
+        the write fails, it is logged and the same increments go with the next one."""
+        rows, cpu, marks, now_cpu = self._increments()
+        try:
+            self.last_day = await anyio.to_thread.run_sync(self._write, rows, cpu)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("usage not written", error=repr(exc))
+            return
+        self._written, self._cpu = marks, now_cpu
 
     async def run(self) -> None:
         """Write every :data:`FLUSH_INTERVAL` seconds until cancelled."""
         while True:
             await anyio.sleep(FLUSH_INTERVAL)
-            try:
-                await self.flush()
-            except (sqlite3.Error, OSError) as exc:  # kept in memory, written next time
-                log.warning("usage not written", error=repr(exc))
+            await self.flush()
 
 
 @functools.cache

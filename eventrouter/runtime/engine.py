@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -264,7 +263,7 @@ class Engine(Runtime):
         finally:
             with anyio.CancelScope(shield=True):
                 if self.usage is not None:
-                    await self._flush_usage(self.usage)
+                    await self.usage.flush()
                 await self.invoker.close_environments()
                 await self.store.close()
                 await self.clients.close()
@@ -278,13 +277,6 @@ class Engine(Runtime):
                 metrics=self.metrics.snapshot(),
             )
             flush_logs()
-
-    @staticmethod
-    async def _flush_usage(usage: UsageLedger) -> None:
-        try:
-            await usage.flush()
-        except (OSError, sqlite3.Error) as exc:
-            log.warning("usage not written", error=repr(exc))
 
     # -- invoking ----------------------------------------------------------------------------
 

@@ -320,3 +320,17 @@ def test_usage_of_a_state_dir_without_any(tmp_path: Path, capsys: Any) -> None:
     assert main(["usage", "--state-dir", str(tmp_path)]) == 2
     assert "no usage recorded" in capsys.readouterr().err
     assert main(["usage", "--state-dir", str(tmp_path), "--since", "soon"]) == 2
+
+
+async def test_a_failed_usage_write_is_written_with_the_next_one(tmp_path: Path) -> None:
+    async with run_router(shop(), state_dir=tmp_path / "state") as app:
+        ledger = app.engine.usage
+        assert ledger is not None
+        for _ in range(2):
+            await app.engine.invoke_outcome("ok", {})
+        good, ledger.path = ledger.path, tmp_path  # a folder: SQLite cannot open it
+        await ledger.flush()  # logged, not raised
+        ledger.path = good
+        await app.engine.invoke_outcome("ok", {})
+    (ok,) = [u for u in read_usage(tmp_path / "state", 0).functions if u.function == "ok"]
+    assert ok.requests == 3
