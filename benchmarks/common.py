@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -143,17 +144,30 @@ end
 """
 
 
-def run_wrk(script: Path, url: str, seconds: int, connections: int = 16) -> tuple[int, float]:
-    """Run wrk (one thread) with ``script`` (ending with :data:`WRK_DONE`): ``(requests,
-    seconds)``; ``RuntimeError`` if any request failed or answered other than 2xx/3xx."""
+def wrk_output(script: Path, url: str, seconds: int, connections: int) -> str:
+    """Run wrk (one thread) with ``script`` (whose ``done`` writes ``REQUESTS n seconds`` and
+    ``ERRORS n``, as :data:`WRK_DONE` does): its output; ``RuntimeError`` if any request
+    failed or answered other than 2xx/3xx."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    requests = int(out.split("REQUESTS ")[1].split()[0])
-    duration = float(out.split("REQUESTS ")[1].split()[1])
-    if int(out.split("ERRORS ")[1].split()[0]) or "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors: {out}")
-    return requests, duration
+    errors = re.search(r"^ERRORS (\d+)$", out, re.M)
+    if errors is None or int(errors.group(1)) or "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    return out
+
+
+def wrk_requests(out: str) -> tuple[int, float]:
+    """``(requests, seconds)`` from wrk's output (:func:`wrk_output`)."""
+    found = re.search(r"^REQUESTS (\d+) ([\d.]+)$", out, re.M)
+    if found is None:
+        raise RuntimeError(f"wrk wrote no REQUESTS line:\n{out}")
+    return int(found.group(1)), float(found.group(2))
+
+
+def run_wrk(script: Path, url: str, seconds: int, connections: int = 16) -> tuple[int, float]:
+    """Run wrk with ``script`` (ending with :data:`WRK_DONE`): ``(requests, seconds)``."""
+    return wrk_requests(wrk_output(script, url, seconds, connections))

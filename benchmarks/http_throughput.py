@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import progress, summarize
+from benchmarks.common import progress, summarize, wrk_output, wrk_requests
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,23 +118,14 @@ def wrk(url: str, connections: int, seconds: float, folder: Path, size: int = 0)
     script.write_text(
         WRK_SCRIPT % {"size": size, "percentiles": ", ".join(str(p) for p in PERCENTILES)}
     )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    requests, duration = re.search(r"^REQUESTS (\d+) ([\d.]+)$", out, re.M).groups()  # type: ignore[union-attr]
-    errors = int(re.search(r"^ERRORS (\d+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors or non_2xx:
-        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    out = wrk_output(script, url, int(seconds), connections)
+    requests, duration = wrk_requests(out)
     percentiles = [
         (float(p), int(us) / 1000) for p, us in re.findall(r"^P ([\d.]+) (\d+)$", out, re.M)
     ]
     by_pct = dict(percentiles)
     return {
-        "rps": int(requests) / float(duration),
+        "rps": requests / duration,
         "p50_ms": by_pct[50.0],
         "p99_ms": by_pct[99.0],
         "percentiles_ms": percentiles,

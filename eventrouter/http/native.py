@@ -25,6 +25,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 import structlog
@@ -273,8 +274,6 @@ class Connection(asyncio.Protocol):
         raw_path = parsed.path
         path = raw_path.decode("latin-1")
         if b"%" in raw_path:
-            from urllib.parse import unquote
-
             path = unquote(path)
         server = self.server
         scope: dict[str, Any] = {

@@ -86,8 +86,6 @@ async def test_sns_through_a_queue_the_router_subscribes_with_a_filter_policy(mo
             )
         await seen.until(1)
         feed = app.engine.feeds["on_order"]
-        await seen.until(1)
-        print("COUNTS", feed.fed, feed.dropped)
         await feed.wait_until(lambda: feed.fed + feed.dropped == 3)
     assert (feed.fed, feed.dropped) == (1, 2)
     (event,) = seen.events
