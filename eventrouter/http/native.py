@@ -100,11 +100,10 @@ def status_line(status: int) -> bytes:
 class Request:
     """One parsed request waiting for (or in) its turn."""
 
-    __slots__ = ("body", "expect_continue", "headers", "keep_alive", "scope")
+    __slots__ = ("body", "expect_continue", "keep_alive", "scope")
 
-    def __init__(self, scope: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
-        self.headers = headers
         self.body: list[bytes] = []
         self.keep_alive = True
         self.expect_continue = False
@@ -208,6 +207,7 @@ class Connection(asyncio.Protocol):
             self.closed = True
             return
         server.connections.add(self)
+        server.idle_event.clear()  # set again when the last connection closes
         peer = transport.get_extra_info("peername")
         self.client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         sock = transport.get_extra_info("socket")
@@ -290,7 +290,7 @@ class Connection(asyncio.Protocol):
             "client": self.client,
             "server": server.server_address,
         }
-        request = Request(scope, self.headers)
+        request = Request(scope)
         request.keep_alive = parser.should_keep_alive()
         length = None
         for name, value in self.headers:

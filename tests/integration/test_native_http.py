@@ -360,3 +360,23 @@ async def test_a_bad_certificate_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="--ssl-certfile"):
         await engine.start()
+
+
+async def test_stop_waits_for_a_request_that_came_after_an_idle_spell() -> None:
+    router = app_router()
+    async with run_router(router, http="127.0.0.1:0", server="eventrouter") as app:
+        server = app.engine.http_server
+        assert server is not None and app.engine.http_port is not None
+        assert statuses(await exchange(app.engine.http_port, get("/items/a", close=True))) == [200]
+        busy = await anyio.connect_tcp("127.0.0.1", app.engine.http_port)
+        await busy.send(get("/slow"))
+        await anyio.sleep(0.05)  # in flight: the handler sleeps 0.3 s
+        server.stop()
+        with anyio.fail_after(3):
+            await server.wait_stopped()
+        assert app.engine.metrics.function("slow").invocations == 1  # it ran to its end
+        answer = b""
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:  # already written in full: stopped means finished
+                answer += await busy.receive()
+        assert answer.endswith(b'{"slow":"done"}')
