@@ -40,10 +40,6 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
 
 class FunctionMetrics:
     """The per-invocation numbers of one function."""
