@@ -54,6 +54,7 @@ from eventrouter.sources import (
     Sqs,
     SqsMessage,
 )
+from eventrouter.streaming import ServerSentEvent, StreamingResponse, sse
 
 __version__ = "0.1.0"
 
@@ -87,14 +88,17 @@ __all__ = [
     "Router",
     "S3",
     "Schedule",
+    "ServerSentEvent",
     "Sns",
     "SourceError",
     "Sqs",
     "SqsMessage",
     "StateDirInUse",
+    "StreamingResponse",
     "Throttled",
     "default_router",
     "on_event",
+    "sse",
     "to_bus",
     "to_directory",
     "to_eventbridge",

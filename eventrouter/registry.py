@@ -230,6 +230,7 @@ class Registry:
         metrics: bool = True,
         metrics_readers: Iterable[str] = (),
         tracing: Any = True,
+        stream_bandwidth_cap: bool = True,
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1, 1_000_000)
         self.name = name
@@ -266,6 +267,9 @@ class Registry:
         #: uses the global tracer provider when one is set, a ``TracerProvider`` that one,
         #: ``False`` none.
         self.tracing = tracing
+        #: Streamed responses past their first 6 MB go no faster than 2 MB/s, as Lambda's
+        #: (``eventrouter/streaming.py``); ``False`` lifts that cap (the 200 MB limit stays).
+        self.stream_bandwidth_cap = bool(stream_bandwidth_cap)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, functions={sorted(self.functions)})"

@@ -31,6 +31,7 @@ from eventrouter.http.asgi import (
 from eventrouter.http.openapi import openapi_document
 from eventrouter.http.request import HttpRequest, http_event
 from eventrouter.http.response import is_json, shape
+from eventrouter.http.streams import RouteStream, StreamAborted
 from eventrouter.observability import tracing
 from eventrouter.outcomes import Outcome, Status
 from eventrouter.security.guard import AuthFailure
@@ -195,7 +196,7 @@ class HttpApp:
                 return
             await self._route(route, params, scope, receive, send)
             return
-        if path.startswith(invoke_api.PREFIX):
+        if path.startswith(invoke_api.PREFIXES):
             await invoke_api.handle(self.running, self.enforce, scope, receive, send)
             return
         if path in observe.PATHS and method in ("GET", "HEAD"):
@@ -319,7 +320,17 @@ class HttpApp:
                     send, 400, "InvalidJSON", f"the body is not JSON: {exc}", request_id
                 )
                 return
-        outcome = await runtime.invoke_sync(state, event, request_id, http=request, raw_result=True)
+        sink = RouteStream(send, receive, self.router.stream_bandwidth_cap, request_id)
+        outcome = await runtime.invoke_sync(
+            state, event, request_id, http=request, raw_result=True, stream=sink
+        )
+        if sink.started:  # streamed: the head is out, an error can only cut the body short
+            if sink.aborted:
+                return
+            if outcome.status is not Status.SUCCESS:
+                raise StreamAborted(outcome.request_id)
+            await sink.end()
+            return
         await self._answer(send, outcome)
 
     def _authorized(self, route: Route, scope: Scope, body: bytes) -> Principal | None:

@@ -1,4 +1,7 @@
-"""Lambda's Invoke API: ``POST /2015-03-31/functions/{FunctionName}/invocations``.
+"""Lambda's Invoke API: ``POST /2015-03-31/functions/{FunctionName}/invocations``, and
+``InvokeWithResponseStream``:
+``POST /2021-11-15/functions/{FunctionName}/response-streaming-invocations`` (the answer as
+an event stream, ``http/streams.py``).
 
 Answers in the shapes botocore expects, so any AWS SDK pointed at the router with
 ``endpoint_url`` works: errors carry ``x-amzn-ErrorType`` and ``{"Type", "message"}``.
@@ -19,6 +22,7 @@ from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from eventrouter.errors import InvalidRequestContent, PayloadTooLarge
 from eventrouter.events import new_request_id
 from eventrouter.http.asgi import Receive, Scope, Send, read_body, respond
+from eventrouter.http.streams import InvokeStream, invoke_complete
 from eventrouter.observability.function_logs import Entry, log_capture, tail_bytes
 from eventrouter.observability.function_logs import tail as tail_lines
 from eventrouter.outcomes import Status
@@ -26,12 +30,18 @@ from eventrouter.security.guard import AuthFailure
 from eventrouter.security.permissions import INVOKE
 
 if TYPE_CHECKING:
+    from eventrouter.outcomes import Outcome
     from eventrouter.runtime.interface import Runtime
 
 PREFIX = "/2015-03-31/functions/"
 SUFFIX = "/invocations"
+STREAM_PREFIX = "/2021-11-15/functions/"
+STREAM_SUFFIX = "/response-streaming-invocations"
+#: Where the app sends a request to :func:`handle`.
+PREFIXES = (PREFIX, STREAM_PREFIX)
 LOG_TAIL_BYTES = 4096
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
 LOG_TYPES = (b"None", b"Tail")
 
 _encoder = msgspec.json.Encoder()
@@ -62,10 +72,12 @@ async def handle(
     receive: Receive,
     send: Send,
 ) -> None:
-    """Answer one request under ``/2015-03-31/functions/``; ``running()`` gives the runtime
-    (started on first use by an app that owns one)."""
+    """Answer one request under :data:`PREFIXES`; ``running()`` gives the runtime (started
+    on first use by an app that owns one)."""
     path: str = scope["path"]
     request_id = new_request_id()
+    streaming = path.startswith(STREAM_PREFIX)
+    prefix, suffix = (STREAM_PREFIX, STREAM_SUFFIX) if streaming else (PREFIX, SUFFIX)
 
     async def error(
         status: int, error_type: str, message: str, allow: bytes | None = None, **extra: Any
@@ -82,28 +94,31 @@ async def handle(
             headers.append((b"allow", allow))
         await respond(send, status, body, headers)
 
-    if not path.endswith(SUFFIX):
+    if not path.endswith(suffix):
         await error(404, "UnknownOperationException", f"no operation {scope['method']} {path}")
         return
     if scope["method"] != "POST":
         await error(
             405,
             "UnknownOperationException",
-            f"no operation {scope['method']} {path}: Invoke is POST",
+            f"no operation {scope['method']} {path}: "
+            + ("InvokeWithResponseStream" if streaming else "Invoke")
+            + " is POST",
             allow=b"POST",
         )
         return
     query = parse_qs(scope["query_string"].decode("latin-1"))
-    identifier = path[len(PREFIX) : -len(SUFFIX)]
+    identifier = path[len(prefix) : -len(suffix)]
     name, qualifier = function_name(identifier, (query.get("Qualifier") or [None])[0])
     runtime = await running()
     headers = {k.lower(): v for k, v in scope["headers"] if k.lower().startswith(b"x-amz-")}
     invocation_type = headers.get(b"x-amz-invocation-type", b"RequestResponse").decode("latin-1")
-    if invocation_type not in INVOCATION_TYPES:
+    allowed_types = STREAM_INVOCATION_TYPES if streaming else INVOCATION_TYPES
+    if invocation_type not in allowed_types:
         await error(
             400,
             "InvalidParameterValueException",
-            f"X-Amz-Invocation-Type must be one of {', '.join(INVOCATION_TYPES)}",
+            f"X-Amz-Invocation-Type must be one of {', '.join(allowed_types)}",
         )
         return
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
@@ -171,8 +186,15 @@ async def handle(
     tail = log_type == b"Tail"
     captured: list[Entry] | None = [] if tail else None
     token = log_capture.set(captured) if tail else None
+    sink = (
+        InvokeStream(send, receive, runtime.router.stream_bandwidth_cap, request_id)
+        if streaming
+        else None
+    )
     try:
-        outcome = await runtime.invoke_outcome(name, payload, client_context=client_context)
+        outcome = await runtime.invoke_outcome(
+            name, payload, client_context=client_context, stream=sink
+        )
     except (InvalidRequestContent, PayloadTooLarge) as exc:
         await error(_STATUS[type(exc)], exc.error_type, str(exc))
         return
@@ -182,13 +204,7 @@ async def handle(
     if outcome.status is Status.THROTTLED:
         await error(429, "TooManyRequestsException", "Rate Exceeded.", Reason=outcome.reason)
         return
-    response_headers = [
-        (b"content-type", b"application/json"),
-        (b"x-amzn-requestid", outcome.request_id.encode()),
-        (b"x-amz-executed-version", LATEST.encode()),
-    ]
-    if outcome.status is not Status.SUCCESS:
-        response_headers.append((b"x-amz-function-error", b"Unhandled"))
+    log_result = None
     if captured is not None:
         lines = tail_lines(
             captured,
@@ -197,6 +213,36 @@ async def handle(
             outcome.error,
             outcome.status is Status.TIMEOUT,
         )
-        log = tail_bytes(lines, LOG_TAIL_BYTES)
-        response_headers.append((b"x-amz-log-result", base64.b64encode(log)))
+        log_result = base64.b64encode(tail_bytes(lines, LOG_TAIL_BYTES))
+    if sink is not None:
+        await _complete_stream(sink, outcome, log_result)
+        return
+    response_headers = [
+        (b"content-type", b"application/json"),
+        (b"x-amzn-requestid", outcome.request_id.encode()),
+        (b"x-amz-executed-version", LATEST.encode()),
+    ]
+    if outcome.status is not Status.SUCCESS:
+        response_headers.append((b"x-amz-function-error", b"Unhandled"))
+    if log_result is not None:
+        response_headers.append((b"x-amz-log-result", log_result))
     await respond(send, 200, outcome.response or b"null", response_headers)
+
+
+async def _complete_stream(sink: InvokeStream, outcome: Outcome, log_result: bytes | None) -> None:
+    """End an ``InvokeWithResponseStream`` answer: a result that was not streamed goes as one
+    ``PayloadChunk``; ``InvokeComplete`` carries the error, if any, and the log tail."""
+    if sink.aborted:
+        return
+    if not sink.started:
+        await sink.start(b"application/json")
+        if outcome.status is Status.SUCCESS:
+            await sink.piece(outcome.response or b"null")
+    error = outcome.error
+    await sink.complete(
+        invoke_complete(
+            None if error is None else str(error["errorType"]),
+            None if error is None else str(error["errorMessage"]),
+            None if log_result is None else log_result.decode(),
+        )
+    )

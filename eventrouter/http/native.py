@@ -31,6 +31,7 @@ import httptools
 import structlog
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
+from eventrouter.http.streams import StreamAborted
 
 log = structlog.get_logger("eventrouter.http")
 
@@ -112,19 +113,21 @@ class Request:
 class _Response:
     """The response of one request as the app sends it: head, then body chunks."""
 
-    __slots__ = ("body_given", "chunked", "start", "written")
+    __slots__ = ("body_given", "chunked", "finished", "start", "written")
 
     def __init__(self) -> None:
         self.body_given = False
         self.start: dict[str, Any] | None = None
         self.written = False
         self.chunked = False
+        self.finished = False
 
     def frame(self, message: dict[str, Any], head: bool, keep_alive: bool) -> bytes:
         """The bytes of one ``http.response.body`` message: the head first time (with
         ``Content-Length`` when the whole body is here, else chunked)."""
         chunk: bytes = message.get("body", b"")
         more: bool = message.get("more_body", False)
+        self.finished = not more
         out: list[bytes] = []
         start = self.start
         if not self.written:
@@ -374,6 +377,9 @@ class Connection(asyncio.Protocol):
             await self.server.app(request.scope, receive, send)
         except asyncio.CancelledError:
             raise
+        except StreamAborted:  # the body is left unfinished: the client sees it cut short
+            request.keep_alive = False
+            return
         except Exception:
             log.exception("http application failed", path=request.scope["path"])
             request.keep_alive = False
@@ -384,6 +390,8 @@ class Connection(asyncio.Protocol):
         if not response.written:  # the app returned without an answer
             request.keep_alive = False
             await send_error(send, 500)
+        elif not response.finished:  # nor the end of its body: close to say so
+            request.keep_alive = False
 
     # -- closing ---------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from eventrouter.runtime.clients import Clients
 from eventrouter.runtime.concurrency import Slots
 from eventrouter.runtime.delivery import Deliveries, DeliveryListener
 from eventrouter.runtime.interface import Runtime
-from eventrouter.runtime.invoker import FunctionState, Invoker
+from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
 from eventrouter.runtime.queue_poll import QueuePollPolicy
 from eventrouter.runtime.scheduler import Scheduler
 from eventrouter.runtime.stream import StreamPolicy
@@ -371,7 +371,11 @@ class Engine(Runtime):
         return result_of(outcome)
 
     async def invoke_outcome(
-        self, name: str, payload: Any = None, client_context: Any = None
+        self,
+        name: str,
+        payload: Any = None,
+        client_context: Any = None,
+        stream: StreamSink | None = None,
     ) -> Outcome:
         """Invoke ``name`` synchronously and return the :class:`Outcome` (errors included)."""
         state = self.state(name)
@@ -389,7 +393,9 @@ class Engine(Runtime):
                 raise InvalidRequestContent(
                     f"Could not parse request body into json: {exc}"
                 ) from None
-        return await self.invoke_sync(state, event, request_id, client_context=client_context)
+        return await self.invoke_sync(
+            state, event, request_id, client_context=client_context, stream=stream
+        )
 
     def invoke_sync(
         self,
@@ -400,6 +406,7 @@ class Engine(Runtime):
         client_context: Any = None,
         http: Any = None,
         raw_result: bool = False,
+        stream: StreamSink | None = None,
     ) -> Coroutine[Any, Any, Outcome]:
         """The synchronous model: one invocation, its outcome returned to the caller (a
         throttle is answered at once, never queued). The invoker's coroutine itself, not a
@@ -411,6 +418,7 @@ class Engine(Runtime):
             http=http,
             client_context=client_context,
             raw_result=raw_result,
+            stream=stream,
         )
 
     #: The decoded result of an outcome, or the exception it stands for.

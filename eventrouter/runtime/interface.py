@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from eventrouter.runtime.clients import Clients
     from eventrouter.runtime.concurrency import Slots
     from eventrouter.runtime.delivery import Deliveries
-    from eventrouter.runtime.invoker import FunctionState, Invoker
+    from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
     from eventrouter.security.guard import Guard
     from eventrouter.store.base import Store
 
@@ -68,13 +68,18 @@ class Runtime(Protocol):
         client_context: Any = None,
         http: Any = None,
         raw_result: bool = False,
+        stream: StreamSink | None = None,
     ) -> Outcome:
         """The synchronous model: invoke with an already decoded event (HTTP routes, the
-        Invoke API and ``ctx.invoke`` all enter here)."""
+        Invoke API and ``ctx.invoke`` all enter here); a handler's stream goes to ``stream``."""
         ...
 
     async def invoke_outcome(
-        self, name: str, payload: Any = None, client_context: Any = None
+        self,
+        name: str,
+        payload: Any = None,
+        client_context: Any = None,
+        stream: StreamSink | None = None,
     ) -> Outcome:
         """Decode ``payload`` for function ``name`` and invoke it synchronously."""
         ...

@@ -13,7 +13,7 @@ import contextvars
 import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -51,9 +51,13 @@ from eventrouter.runtime.deadlines import Deadline, Deadlines
 from eventrouter.runtime.environments import Pool
 from eventrouter.runtime.frames import Invoke, Mode
 from eventrouter.runtime.per_record import each, each_async
+from eventrouter.streaming import Stream, open_stream
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
+
+#: Sends a handler's stream to whoever asked (the HTTP route, ``InvokeWithResponseStream``).
+StreamSink = Callable[[Stream], Awaitable[None]]
 
 log = structlog.get_logger("eventrouter")
 
@@ -167,6 +171,7 @@ class Invoker:
         per_record: bool = False,
         trace: str | None = None,
         links: Sequence[str | None] | None = None,
+        stream: StreamSink | None = None,
     ) -> Outcome:
         """Invoke the handler with an already decoded event.
 
@@ -175,7 +180,9 @@ class Invoker:
         ``per_record`` the event is a list and the handler is called once per item, in order,
         within one invocation; a failed outcome's ``failed_index`` says which item failed.
         While tracing, the invocation's span continues ``trace`` (else the current span) and
-        links the traces of a batch's records (``links``).
+        links the traces of a batch's records (``links``). With ``stream``, a handler that
+        returns a stream (:mod:`eventrouter.streaming`) has it drained by ``stream`` within the
+        invocation (its timeout and slot); the outcome's value is then ``None``.
         """
         spec = state.spec
         reason = self.slots.try_acquire(state.slots)
@@ -189,9 +196,9 @@ class Invoker:
             ctx.records = records
             if tracing.TRACER is not None:
                 return await self._run_traced(
-                    tracing.TRACER, state, event, ctx, raw_result, per_record, trace, links
+                    tracing.TRACER, state, event, ctx, raw_result, per_record, trace, links, stream
                 )
-            outcome = await self._run(state, event, ctx, raw_result, per_record)
+            outcome = await self._run(state, event, ctx, raw_result, per_record, stream)
             if per_record and outcome.status is not Status.SUCCESS:
                 outcome.failed_index = ctx.index
             return outcome
@@ -208,6 +215,7 @@ class Invoker:
         per_record: bool,
         trace: str | None,
         links: Sequence[str | None] | None,
+        stream: StreamSink | None,
     ) -> Outcome:
         """:meth:`_run` inside the invocation's span."""
         if state.trace_attributes is None:
@@ -233,7 +241,7 @@ class Invoker:
             span_context = span.get_span_context()
             own = tracing.traceparent_of(span_context)
             ctx.trace_id = tracing.xray_of(span_context)
-            outcome = await self._run(state, event, ctx, raw_result, per_record)
+            outcome = await self._run(state, event, ctx, raw_result, per_record, stream)
             if per_record and outcome.status is not Status.SUCCESS:
                 outcome.failed_index = ctx.index
             outcome.trace = own
@@ -248,6 +256,7 @@ class Invoker:
         ctx: Context,
         raw_result: bool,
         per_record: bool = False,
+        stream: StreamSink | None = None,
     ) -> Outcome:
         if state.pool is not None:
             return await self._run_isolated(state, event, ctx, raw_result, per_record)
@@ -295,6 +304,11 @@ class Invoker:
                 value = await asyncio.get_running_loop().run_in_executor(
                     self._executor, contextvars.copy_context().run, call
                 )
+            if stream is not None:
+                opened = open_stream(value, self._executor)
+                if opened is not None:
+                    await stream(opened)
+                    value = None
         except asyncio.CancelledError:
             if not timer.fired:
                 raise
