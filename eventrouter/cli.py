@@ -47,9 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--server",
         choices=["uvicorn", "eventrouter"],
-        default="uvicorn",
-        help="the HTTP server: uvicorn (default) or eventrouter's own (httptools, no ASGI "
-        "server in between)",
+        default="eventrouter",
+        help="the HTTP server: eventrouter's own (default: httptools, no ASGI server in "
+        "between) or uvicorn (router.asgi() served as any ASGI app)",
     )
     run.add_argument("--uds", metavar="PATH", help="serve HTTP on this Unix domain socket")
     run.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate")

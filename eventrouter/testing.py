@@ -211,15 +211,15 @@ async def run_router(
     state_dir: str | os.PathLike[str] | None = None,
     grace: float = 5.0,
     http: str | None = None,
-    server: str = "uvicorn",
+    server: str = "eventrouter",
 ) -> AsyncIterator[RouterUnderTest]:
     """Run ``router`` in this event loop for the duration of the block.
 
     ``state_dir`` defaults to a fresh temporary directory, removed afterwards. A
     ``to_directory`` destination with a relative path writes under a temporary folder too
     (``app.directory("out/ok")`` says where), so tests never write into the project. With
-    ``http="127.0.0.1:0"`` the routes and the Invoke API are served by uvicorn on a free
-    port: ``app.url`` (``server="eventrouter"``: eventrouter's own HTTP server instead).
+    ``http="127.0.0.1:0"`` the routes and the Invoke API are served on a free port:
+    ``app.url`` (by eventrouter's own HTTP server; ``server="uvicorn"``: by uvicorn).
     """
     with tempfile.TemporaryDirectory(prefix="eventrouter-") as tmp:
         engine = Engine(router, state_dir=state_dir or tmp, http=http, grace=grace, server=server)

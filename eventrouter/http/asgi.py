@@ -12,6 +12,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
+#: A key of eventrouter's own server in an ``http.request`` message: the body passed the
+#: server's limit and was not read (:func:`read_body` then answers ``None``).
+TOO_LARGE = "eventrouter.body_too_large"
 
 
 class ClientDisconnected(Exception):
@@ -23,6 +26,8 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientDisconnected
+    if TOO_LARGE in message:
+        return None
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         return body if len(body) <= limit else None

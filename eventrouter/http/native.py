@@ -31,6 +31,8 @@ import httptools
 import structlog
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
+from eventrouter.events import new_request_id
+from eventrouter.http.asgi import TOO_LARGE
 from eventrouter.http.streams import StreamAborted
 
 log = structlog.get_logger("eventrouter.http")
@@ -101,13 +103,15 @@ def status_line(status: int) -> bytes:
 class Request:
     """One parsed request waiting for (or in) its turn."""
 
-    __slots__ = ("body", "expect_continue", "keep_alive", "scope")
+    __slots__ = ("body", "expect_continue", "keep_alive", "scope", "too_large")
 
     def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
         self.body: list[bytes] = []
         self.keep_alive = True
         self.expect_continue = False
+        #: Its body passes ``Limits.max_body``: dropped unread, the app told (``TOO_LARGE``).
+        self.too_large = False
 
 
 class _Response:
@@ -301,10 +305,10 @@ class Connection(asyncio.Protocol):
                 length = int(value) if value.isdigit() else None
             elif name == b"expect" and value.lower() == b"100-continue":
                 request.expect_continue = True
-        if length is not None and length > self.limits.max_body:
-            self._refuse(413, b"the body is too large")
-            raise httptools.HttpParserError("body too large")
         self.current = request
+        if length is not None and length > self.limits.max_body:
+            self._too_large(request)
+            return
         self._disarm()
         if length or parser.get_method() in (b"POST", b"PUT", b"PATCH"):
             self._arm(self.limits.body_timeout)
@@ -314,18 +318,34 @@ class Connection(asyncio.Protocol):
             request.expect_continue = False
 
     def on_body(self, body: bytes) -> None:
+        request = self.current
+        assert request is not None
+        if request.too_large:
+            return  # dropped: the app has answered, or will, and the connection closes
         self.body_size += len(body)
         if self.body_size > self.limits.max_body:
-            self._refuse(413, b"the body is too large")
-            raise httptools.HttpParserError("body too large")
-        assert self.current is not None
-        self.current.body.append(body)
+            self._too_large(request)
+            return
+        request.body.append(body)
 
     def on_message_complete(self) -> None:
         request = self.current
         assert request is not None
         self.current = None
         self._disarm()
+        if not request.too_large:  # else already handed over
+            self._dispatch(request)
+
+    def _too_large(self, request: Request) -> None:
+        """A body over the limit: run the request now, without it (the app answers 413 in
+        its own terms: the Invoke API's ``RequestTooLargeException``...), then close."""
+        request.too_large = True
+        request.body = []
+        request.keep_alive = False
+        request.expect_continue = False
+        self._dispatch(request)
+
+    def _dispatch(self, request: Request) -> None:
         self.pending.append(request)
         if self.running is None:
             self.running = self.loop.create_task(self._run())
@@ -356,6 +376,8 @@ class Connection(asyncio.Protocol):
         async def receive() -> dict[str, Any]:
             if not response.body_given:
                 response.body_given = True
+                if request.too_large:
+                    return {"type": "http.request", "body": b"", TOO_LARGE: True}
                 return {"type": "http.request", "body": body, "more_body": False}
             await self.lost.wait()  # the handler is cancelled when the client leaves
             return {"type": "http.disconnect"}
@@ -401,11 +423,16 @@ class Connection(asyncio.Protocol):
             return
         kind = _ERROR_TYPES.get(status, b"BadRequest")
         message = reason.replace(b'"', b"'").replace(b"\\", b"/")
-        body = b'{"errorType":"%s","errorMessage":"%s"}' % (kind, message)
+        request_id = new_request_id().encode()
+        body = b'{"errorType":"%s","errorMessage":"%s","requestId":"%s"}' % (
+            kind,
+            message,
+            request_id,
+        )
         self.transport.write(
             status_line(status)
-            + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-            % len(body)
+            + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+            + b"x-amzn-requestid: %s\r\nconnection: close\r\n\r\n" % request_id
             + body
         )
         self._close()

@@ -57,8 +57,8 @@ SERVERS = ("eventrouter", "uvicorn")
 
 
 class HttpServer:
-    """Serves the engine's :class:`HttpApp` on ``address`` with uvicorn, or with
-    eventrouter's own server (``server="eventrouter"``)."""
+    """Serves the engine's :class:`HttpApp` on ``address`` with eventrouter's own server
+    (``http/native.py``), or with uvicorn (``server="uvicorn"``)."""
 
     def __init__(
         self,
@@ -66,7 +66,7 @@ class HttpServer:
         address: str,
         grace: float,
         app: Any = None,
-        server: str = "uvicorn",
+        server: str = "eventrouter",
         tls: tuple[str, str] | None = None,
     ) -> None:
         if server not in SERVERS:

@@ -102,7 +102,7 @@ class Engine(Runtime):
         http: str | None = None,
         grace: float = DEFAULT_GRACE,
         metrics_http: str | None = None,
-        server: str = "uvicorn",
+        server: str = "eventrouter",
         tls: tuple[str, str] | None = None,
     ) -> None:
         self.router = router
@@ -291,7 +291,7 @@ class Engine(Runtime):
                 await self.http_server.start(task_group)
             if self._metrics_address is not None:
                 self.metrics_server = HttpServer(
-                    self, self._metrics_address, self._grace, ObserveApp(self)
+                    self, self._metrics_address, self._grace, ObserveApp(self), self._server_kind
                 )
                 await self.metrics_server.start(task_group)
         except BaseException:
