@@ -27,6 +27,7 @@ from benchmarks import (
     notifications,
     scaling,
     sqs_throughput,
+    streaming,
     timeouts,
 )
 from benchmarks.common import environment, progress
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "environments": environments,
     "async_throughput": async_throughput,
     "http_throughput": http_throughput,
+    "streaming": streaming,
     "kafka_throughput": kafka_throughput,
     "sqs_throughput": sqs_throughput,
     "kinesis_throughput": kinesis_throughput,
@@ -150,58 +152,89 @@ def http_rows(h: dict[str, Any]) -> list[str]:
     rows = []
     for c in h["connections"]:
         row = h["by_connections"][str(c)]
-        ours, bare, fast, api = (
-            row[k] for k in ("eventrouter", "bare_asgi", "fastapi", "invoke_api")
-        )
-        top = c == max(h["connections"])
+        ours, api = row["eventrouter"], row["invoke_api"]
+        median = {k: row[k]["rps"]["median"] for k in row if isinstance(row[k], dict)}
         rows += [
             _row(
                 f"HTTP no-op route, req/s, {c} conn.",
                 _range(ours["rps"], ",.0f"),
-                f"bare ASGI {bare['rps']['median']:,.0f}",
-                f"{row['vs_bare']:.2f}x",
-                f">= {t['vs_bare']}x" if top else "",
-                row["vs_bare"] >= t["vs_bare"] if top else None,
+                f"bare ASGI on uvicorn {median['bare_asgi']:,.0f}",
+                f"{row['vs_bare_asgi']:.2f}x",
+                f">= {t['vs_bare']}x",
+                row["vs_bare_asgi"] >= t["vs_bare"],
             ),
             _row(
-                f"HTTP no-op route vs FastAPI, {c} conn.",
+                f"HTTP no-op route vs the no-framework limit, {c} conn.",
                 "",
-                f"FastAPI {fast['rps']['median']:,.0f}",
-                f"{row['vs_fastapi']:.2f}x",
-                f">= {t['vs_fastapi']}x" if top else "",
-                row["vs_fastapi"] >= t["vs_fastapi"] if top else None,
+                f"asyncio Protocol + httptools {median['limit']:,.0f}",
+                f"{row['vs_limit']:.2f}x",
+                f">= {t['vs_limit']}x",
+                row["vs_limit"] >= t["vs_limit"],
             ),
             _row(
-                f"HTTP no-op route on eventrouter's own server, req/s, {c} conn.",
-                _range(row["own_server"]["rps"], ",.0f"),
-                f"on uvicorn {ours['rps']['median']:,.0f}; bare ASGI {bare['rps']['median']:,.0f}",
-                f"{row['own_server_vs_uvicorn']:.2f}x; {row['own_server_vs_bare']:.2f}x",
+                f"HTTP no-op route vs peers, {c} conn.",
+                "",
+                f"Sanic {median['sanic']:,.0f}; FastAPI {median['fastapi']:,.0f}; "
+                f"the route on uvicorn {median['on_uvicorn']:,.0f}",
+                f"{row['vs_sanic']:.2f}x; {row['vs_fastapi']:.2f}x; {row['vs_on_uvicorn']:.2f}x",
             ),
             _row(
                 f"Invoke API (RequestResponse), req/s, {c} conn.",
                 _range(api["rps"], ",.0f"),
                 f"route {ours['rps']['median']:,.0f}",
                 f"{row['invoke_api_vs_route']:.2f}x",
+                f">= {t['invoke_vs_route']}x",
+                row["invoke_met"],
             ),
             _row(
                 f"HTTP p50 / p99 latency, ms, {c} conn.",
                 f"route {ours['p50_ms']['median']:.2f} / {ours['p99_ms']['median']:.2f}; "
                 f"Invoke API {api['p50_ms']['median']:.2f} / {api['p99_ms']['median']:.2f}",
-                f"bare {bare['p50_ms']['median']:.2f} / {bare['p99_ms']['median']:.2f}; "
-                f"FastAPI {fast['p50_ms']['median']:.2f} / {fast['p99_ms']['median']:.2f}",
+                "; ".join(
+                    f"{label} {row[k]['p50_ms']['median']:.2f} / {row[k]['p99_ms']['median']:.2f}"
+                    for k, label in (("bare_asgi", "bare"), ("sanic", "Sanic"), ("limit", "limit"))
+                ),
+                f"p99 {row['p99_vs_bare']:.2f}x bare",
+                "p99 <= bare's",
+                row["p99_vs_bare"] <= 1.0,
             ),
         ]
     for size, row in h["by_payload"].items():
-        api, bare = row["invoke_api"], row["bare_asgi"]
+        route, api, bare = row["eventrouter"], row["invoke_api"], row["bare_asgi"]
+        big = size == "1000000"
         rows.append(
             _row(
-                f"Invoke API, {int(size):,} B payload, req/s ({h['payload_connections']} conn.)",
-                _range(api["rps"], ",.0f") + f" (p99 {api['p99_ms']['median']:.1f} ms)",
+                f"HTTP route, {int(size):,} B JSON body, req/s ({h['payload_connections']} conn.)",
+                _range(route["rps"], ",.0f") + f" (p99 {route['p99_ms']['median']:.1f} ms); "
+                f"Invoke API {api['rps']['median']:,.0f}",
                 f"bare ASGI reading + decoding it {bare['rps']['median']:,.0f}",
-                f"{row['invoke_api_vs_bare']:.2f}x",
+                f"{row['route_vs_bare']:.2f}x; Invoke API {row['invoke_api_vs_bare']:.2f}x",
+                f">= {t['body_vs_bare']}x" if big else "",
+                row["route_vs_bare"] >= t["body_vs_bare"] if big else None,
             )
         )
     return rows
+
+
+def streaming_rows(s: dict[str, Any]) -> list[str]:
+    if "skipped" in s:
+        return [_row("streamed response", f"skipped: {s['skipped']}")]
+    mb = s["megabytes"]
+    ours, bare = s["eventrouter"], s["bare_asgi"]
+    return [
+        _row(
+            f"streamed response, {mb} MB: time to first byte, ms",
+            _range(ours["ttfb_ms"], ".2f"),
+            f"bare ASGI on uvicorn {bare['ttfb_ms']['median']:.2f}",
+            f"{ours['ttfb_ms']['median'] / bare['ttfb_ms']['median']:.2f}x",
+        ),
+        _row(
+            f"streamed response, {mb} MB, MB/s",
+            _range(ours["mb_per_s"], ",.0f"),
+            f"bare ASGI on uvicorn {bare['mb_per_s']['median']:,.0f}",
+            f"{s['throughput_vs_bare']:.2f}x",
+        ),
+    ]
 
 
 def kafka_rows(k: dict[str, Any]) -> list[str]:
@@ -506,6 +539,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
         (("invoke_overhead", "environments"), invoke_rows),
         (("async_throughput",), async_rows),
         (("http_throughput",), http_rows),
+        (("streaming",), streaming_rows),
         (("kafka_throughput",), kafka_rows),
         (("sqs_throughput",), sqs_rows),
         (("kinesis_throughput",), kinesis_rows),

@@ -52,9 +52,11 @@ def throughput(results: dict[str, Any], path: Path) -> None:
                 f"HTTP no-op, {max(h['connections'])} connections",
                 "requests/s",
                 [
+                    ("limit", top["limit"]["rps"], CEILING),
                     ("bare ASGI", top["bare_asgi"]["rps"], CEILING),
                     ("route", top["eventrouter"]["rps"], OURS),
                     ("Invoke API", top["invoke_api"]["rps"], OURS),
+                    ("Sanic", top["sanic"]["rps"], PEER),
                     ("FastAPI", top["fastapi"]["rps"], PEER),
                 ],
             )
@@ -102,7 +104,9 @@ def http_latency(h: dict[str, Any], path: Path) -> None:
     styles = {
         "eventrouter": ("route", OURS, "-"),
         "invoke_api": ("Invoke API", OURS, "--"),
+        "limit": ("no-framework limit", CEILING, ":"),
         "bare_asgi": ("bare ASGI", CEILING, "-"),
+        "sanic": ("Sanic", PEER, "--"),
         "fastapi": ("FastAPI", PEER, "-"),
     }
     for ax, c in zip(axes, counts, strict=True):

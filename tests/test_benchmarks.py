@@ -19,7 +19,10 @@ EXPECTED_ROWS = (
     "async invoke end to end",  # 2. the durable queue
     "cost of durability",
     "HTTP no-op route, req/s, 1 conn.",  # 3. HTTP (or says why it was skipped)
-    "HTTP no-op route on eventrouter's own server",
+    "HTTP no-op route vs the no-framework limit",
+    "HTTP no-op route vs peers",
+    "HTTP route, 1,000,000 B JSON body",
+    "streamed response, 10 MB: time to first byte",  # 3b. streaming
     "Kafka batch handler, records/s",  # 4. Kafka, against its ceiling and peers
     "Kafka per-record handler",
     "Kafka batch handler vs FastStream",

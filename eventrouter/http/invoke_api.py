@@ -107,9 +107,10 @@ async def handle(
             allow=b"POST",
         )
         return
-    query = parse_qs(scope["query_string"].decode("latin-1"))
+    raw_query: bytes = scope["query_string"]
+    qualifiers = parse_qs(raw_query.decode("latin-1")).get("Qualifier") if raw_query else None
     identifier = path[len(prefix) : -len(suffix)]
-    name, qualifier = function_name(identifier, (query.get("Qualifier") or [None])[0])
+    name, qualifier = function_name(identifier, qualifiers[0] if qualifiers else None)
     runtime = await running()
     headers = {k.lower(): v for k, v in scope["headers"] if k.lower().startswith(b"x-amz-")}
     invocation_type = headers.get(b"x-amz-invocation-type", b"RequestResponse").decode("latin-1")

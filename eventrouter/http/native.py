@@ -129,9 +129,10 @@ class _Response:
         self.chunked = False
         self.finished = False
 
-    def frame(self, message: dict[str, Any], head: bool, keep_alive: bool) -> bytes:
-        """The bytes of one ``http.response.body`` message: the head first time (with
-        ``Content-Length`` when the whole body is here, else chunked)."""
+    def frame(self, message: dict[str, Any], head: bool, keep_alive: bool) -> list[bytes]:
+        """The pieces of bytes of one ``http.response.body`` message: the head first time
+        (with ``Content-Length`` when the whole body is here, else chunked); the body's bytes
+        are never copied here."""
         chunk: bytes = message.get("body", b"")
         more: bool = message.get("more_body", False)
         self.finished = not more
@@ -156,15 +157,15 @@ class _Response:
                 out.append(b"connection: close\r\n")
             out.append(b"\r\n")
         if head:
-            return b"".join(out)
+            return out
         if self.chunked:
             if chunk:
-                out.append(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
             if not more:
                 out.append(b"0\r\n\r\n")
-        else:
+        elif chunk:
             out.append(chunk)
-        return b"".join(out)
+        return out
 
 
 class Server:
@@ -452,12 +453,18 @@ class Connection(asyncio.Protocol):
                 if not self.writable.is_set():
                     await self.writable.wait()  # the client reads slower than we write
                 keep = request.keep_alive and not self.server.closing
-                data = response.frame(message, head, keep)
-                if response.finished and len(data) <= CORK_BYTES:
-                    self.server.cork(self, data)
-                else:
+                pieces = response.frame(message, head, keep)
+                size = sum(map(len, pieces))
+                if size <= CORK_BYTES:
+                    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                    if response.finished:
+                        self.server.cork(self, data)
+                        return
                     self.uncork()
                     transport.write(data)
+                else:  # a large body: written as it is, without a copy
+                    self.uncork()
+                    transport.writelines(pieces)
 
         try:
             await self.server.app(request.scope, receive, send)

@@ -379,7 +379,8 @@ class Engine(Runtime):
     ) -> Outcome:
         """Invoke ``name`` synchronously and return the :class:`Outcome` (errors included)."""
         state = self.state(name)
-        data = encode_payload(payload, SYNC_PAYLOAD_LIMIT)
+        # Bytes for an inline function are decoded below: no need to check them first.
+        data = encode_payload(payload, SYNC_PAYLOAD_LIMIT, validate=state.pool is not None)
         request_id = new_request_id()
         event: Any
         if state.pool is not None:  # decoded in the function's environment
@@ -447,11 +448,12 @@ class Engine(Runtime):
         await self.deliveries.send(spec, destination, record, key)
 
 
-def encode_payload(payload: Any, limit: int) -> bytes:
-    """The payload as JSON bytes, checked against ``limit``."""
+def encode_payload(payload: Any, limit: int, validate: bool = True) -> bytes:
+    """The payload as JSON bytes, checked against ``limit``; bytes are checked to be JSON
+    unless ``validate`` is false (their caller decodes them next anyway)."""
     if isinstance(payload, (bytes, bytearray, memoryview)):
         data = bytes(payload)
-        if len(data) <= limit:
+        if validate and len(data) <= limit:
             try:
                 _decoder.decode(data)
             except msgspec.DecodeError as exc:
