@@ -112,7 +112,8 @@ async def handle(
     identifier = path[len(prefix) : -len(suffix)]
     name, qualifier = function_name(identifier, qualifiers[0] if qualifiers else None)
     runtime = await running()
-    headers = {k.lower(): v for k, v in scope["headers"] if k.lower().startswith(b"x-amz-")}
+    # Only X-Amz-* headers matter here (servers give lower-cased names, as ASGI requires).
+    headers = {k: v for k, v in scope["headers"] if k[:6] == b"x-amz-"}
     invocation_type = headers.get(b"x-amz-invocation-type", b"RequestResponse").decode("latin-1")
     allowed_types = STREAM_INVOCATION_TYPES if streaming else INVOCATION_TYPES
     if invocation_type not in allowed_types:
@@ -132,7 +133,8 @@ async def handle(
         )
         return
     known = name in runtime.router.functions and qualifier in (None, LATEST)
-    shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
+    if enforce or not known:
+        shown = function_arn(name or identifier) + (f":{qualifier}" if qualifier else "")
     if enforce:
         # Authenticated and authorized before anything tells whether the function exists:
         # an unknown function and a refused one get the same 403.
