@@ -73,7 +73,7 @@ def test_quick_benchmarks_run_every_scenario(tmp_path: Path) -> None:
         )
     ]
     assert not missing, f"scenarios without their row: {missing}\n{done.stdout}"
-    assert "scenario 11/11: events done" in done.stderr  # progress is shown
+    assert "scenario 12/12: events done" in done.stderr  # progress is shown
     results = json.loads((tmp_path / "latest.json").read_text())
     assert results["environment"]["cpus"] >= 1 and results["environment"]["packages"]["msgspec"]
     written = (tmp_path / "summary.md").read_text().splitlines()

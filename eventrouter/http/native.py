@@ -39,6 +39,8 @@ log = structlog.get_logger("eventrouter.http")
 #: A complete response up to this size waits for the end of the loop's iteration
 #: (``Server.cork``); larger ones and streamed pieces are written at once.
 CORK_BYTES = 64 * 1024
+#: Pipelined requests waiting on a connection before it is no longer read from.
+MAX_PIPELINED = 16
 
 
 class Limits:
@@ -251,6 +253,8 @@ class Connection(asyncio.Protocol):
         self.writable.set()
         #: Responses written at the end of the loop's iteration (``Server.cork``).
         self.corked: list[bytes] | None = None
+        #: Reading is paused: the client does not read our answers, or pipelined too much.
+        self.reading_paused = False
         #: Set when the client is gone (``receive`` then answers ``http.disconnect``).
         self.lost = asyncio.Event()
 
@@ -297,10 +301,24 @@ class Connection(asyncio.Protocol):
             self._refuse(status, str(exc).encode("latin-1", "replace"))
 
     def pause_writing(self) -> None:
+        """The client reads slower than we write: stop reading its requests too."""
         self.writable.clear()
+        self._pause_reading()
 
     def resume_writing(self) -> None:
         self.writable.set()
+        if len(self.pending) < MAX_PIPELINED:
+            self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and not self.closed and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.reading_paused and not self.closed and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     # -- httptools' callbacks ---------------------------------------------------------------
 
@@ -398,6 +416,8 @@ class Connection(asyncio.Protocol):
 
     def _dispatch(self, request: Request) -> None:
         self.pending.append(request)
+        if len(self.pending) >= MAX_PIPELINED:
+            self._pause_reading()  # enough waiting: read more once they are answered
         if self.running is None:
             self.running = self.loop.create_task(self._run())
         elif self.wakeup is not None and not self.wakeup.done():
@@ -416,6 +436,8 @@ class Connection(asyncio.Protocol):
                 await self.wakeup
                 continue
             request = pending.popleft()
+            if self.reading_paused and len(pending) < MAX_PIPELINED and self.writable.is_set():
+                self._resume_reading()
             if request.expect_continue and self.transport is not None:
                 self.uncork()
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -18,7 +18,7 @@ import httpx
 import msgspec
 import pytest
 
-from eventrouter import ConfigError, Http, Router
+from eventrouter import ConfigError, Http, Response, Router
 from eventrouter.http.app import HttpApp
 from eventrouter.http.native import Limits, NativeHttpServer
 from eventrouter.runtime.engine import Engine
@@ -40,6 +40,7 @@ class Hanging:
 
 
 HANGING = Hanging()
+BIG = b"x" * (512 * 1024)
 
 
 def app_router() -> Router:
@@ -60,6 +61,10 @@ def app_router() -> Router:
             await anyio.sleep_forever()
         finally:
             HANGING.ended.set()
+
+    @router.on_event(Http("GET /big"))
+    async def big(event: dict[str, Any]) -> Response:
+        return Response(BIG)
 
     @router.on_event(Http("GET /slow"))
     async def slow(event: dict[str, Any]) -> dict[str, str]:
@@ -380,3 +385,36 @@ async def test_stop_waits_for_a_request_that_came_after_an_idle_spell() -> None:
             while True:  # already written in full: stopped means finished
                 answer += await busy.receive()
         assert answer.endswith(b'{"slow":"done"}')
+
+
+async def test_a_client_that_does_not_read_is_not_read_from_either() -> None:
+    """Flow control: pipelined requests for big answers that the client does not read. The
+    server stops reading the connection (the answers wait in the socket, not in memory) and
+    serves them all once the client reads."""
+    count = 100
+    async with run_router(app_router(), http="127.0.0.1:0") as app:
+        port = app.engine.http_port
+        assert port is not None and app.engine.http_server is not None
+        native = app.engine.http_server._native
+        assert native is not None and native.server is not None
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        async with stream:
+            await stream.send(get("/big") * (count - 1) + get("/big", close=True))
+            # Polled: nothing announces when the socket's buffers fill and the server pauses.
+            with anyio.fail_after(10):
+                while not native.server.connections:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+                (connection,) = native.server.connections
+                assert connection.transport is not None
+                while connection.transport.is_reading():  # type: ignore[attr-defined]  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+            # Paused: writes wait for the client; the requests wait unanswered.
+            assert not connection.writable.is_set()
+            received = 0
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        received += len(await stream.receive(1 << 20))
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        break
+    assert received > count * len(BIG)
