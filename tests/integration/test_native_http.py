@@ -20,7 +20,8 @@ import pytest
 
 from eventrouter import ConfigError, Http, Response, Router
 from eventrouter.http.app import HttpApp
-from eventrouter.http.native import Limits, NativeHttpServer
+from eventrouter.http.native import NativeHttpServer
+from eventrouter.http.wire import Limits
 from eventrouter.runtime.engine import Engine
 from eventrouter.testing import run_router
 
