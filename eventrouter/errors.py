@@ -109,7 +109,10 @@ class SourceError(EventRouterError):
 
 
 class StateDirInUse(SourceError):
-    """Another running router already consumes this state directory."""
+    """Another running router already consumes this state directory.
+
+    No longer raised: several routers (``--workers``) consume one state dir, each leasing
+    what it claims. Kept so that code catching it still imports."""
 
 
 class DestinationError(EventRouterError):

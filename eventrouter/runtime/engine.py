@@ -115,13 +115,15 @@ class Engine(Runtime):
         self.history = History(self)
         self.usage = UsageLedger(self.metrics, router, self.state_dir) if router.metrics else None
         self.store: Store
+        # A claimed event is leased past the longest timeout, so that no other consumer takes
+        # it while it runs.
+        longest = max((s.settings.timeout for s in router.functions.values()), default=3.0)
         if router.async_queue is not None:
             from eventrouter.store.sqs import SqsStore
 
-            longest = max((s.settings.timeout for s in router.functions.values()), default=3.0)
             self.store = SqsStore(router.async_queue, consumer=consume, lease_seconds=longest + 30)
         else:
-            self.store = EventStore(self.state_dir, consumer=consume)
+            self.store = EventStore(self.state_dir, consumer=consume, lease_seconds=longest + 30)
         self.slots = Slots(
             router.max_concurrency,
             [(name, spec.settings.reserved_concurrency) for name, spec in router.functions.items()],

@@ -7,9 +7,13 @@ caller gets an acknowledgement). Acknowledgements, retries and releases are fire
 and ride along with the next transaction; losing them in a crash only means an event is
 processed again (at least once).
 
-Several processes may enqueue into one state dir; one process at a time consumes it (a
-``flock`` on ``consumer.lock``). The consumer leases what it claims; on start it returns
-every lease left by a consumer that died, so nothing acknowledged is lost by a crash.
+Several processes may enqueue into and consume one state dir (``--workers``). A consumer
+leases what it claims, in the transaction that selects it: the row's ``leased`` is the lease's
+deadline (epoch seconds; 0: free) and ``owner`` the consumer's id, so no two consumers hold
+one event, and an event whose lease passed is free again. Each consumer holds a ``flock`` on
+``consumers/<id>.lock`` while it runs: a lock file nobody holds is a consumer that died, and
+its leases are returned at once (on start, and every few seconds while claiming) instead of
+waiting for their deadline. Nothing acknowledged is lost by a crash.
 
 Durability: ``synchronous=NORMAL`` in WAL mode survives a crash of the process (``kill -9``),
 not a power loss of the machine.
@@ -32,7 +36,7 @@ from typing import Any
 
 import structlog
 
-from eventrouter.errors import SourceError, StateDirInUse
+from eventrouter.errors import SourceError
 from eventrouter.observability.tracing import current_trace
 from eventrouter.store.base import StoredEvent
 
@@ -48,10 +52,11 @@ CREATE TABLE IF NOT EXISTS events (
     due REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     throttles INTEGER NOT NULL DEFAULT 0,
-    leased INTEGER NOT NULL DEFAULT 0,
+    leased REAL NOT NULL DEFAULT 0,
     record BLOB,
     record_kind TEXT,
-    trace TEXT
+    trace TEXT,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ready ON events (queue, leased, due);
 """
@@ -62,6 +67,10 @@ INSERT_EVENT = (
 )
 #: Seconds a connection waits for another process's lock.
 BUSY_TIMEOUT = 30.0
+#: A lease lasts Lambda's longest timeout and a margin, unless the store is told otherwise.
+LEASE_SECONDS = 930.0
+#: How often a claiming consumer looks for consumers that died (their lock files).
+REAP_INTERVAL = 5.0
 _COLUMNS = (
     "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind, trace"
 )
@@ -79,10 +88,21 @@ class EventStore:
     >>> await store.enqueue("fn:charge", request_id, b'{"amount": 3}')
     """
 
-    def __init__(self, state_dir: str | os.PathLike[str], *, consumer: bool) -> None:
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        consumer: bool,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / "queue.db"
         self.consumer = consumer
+        #: How long a claimed event stays this consumer's (longer than any invocation).
+        self.lease_seconds = lease_seconds
+        #: This consumer's id in the ``owner`` column and its lock file's name.
+        self.consumer_id = os.urandom(8).hex()
+        self._reaped_at = 0.0
         #: Called on the loop after a commit that added events, with their queue names.
         self.on_enqueued: Callable[[set[str]], None] | None = None
         self._ops: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any] | None] | None] = (
@@ -114,13 +134,27 @@ class EventStore:
             self._release_consumer_lock()
             raise SourceError(f"cannot open the queue {str(self.path)!r}: {exc}") from exc
         if self.consumer:
-            await self._call(lambda c: c.execute("UPDATE events SET leased = 0 WHERE leased = 1"))
+            await self._call(self._reap)
+            # A state dir written before leases had owners: its leases were a single
+            # consumer's, which is gone.
+            await self._call(
+                lambda c: c.execute(
+                    "UPDATE events SET leased = 0 WHERE owner IS NULL AND leased != 0"
+                )
+            )
 
     async def close(self) -> None:
         """Commit what is queued and stop the store's thread."""
         if self._closed or self._thread is None:
             return
         self._closed = True
+        if self.consumer:  # what this consumer still holds is free for the others now
+            owner = self.consumer_id
+            self._send(
+                lambda c: c.execute(
+                    "UPDATE events SET leased = 0, owner = NULL WHERE owner = ?", (owner,)
+                )
+            )
         await self.flush()
         self._ops.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
@@ -130,22 +164,44 @@ class EventStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+            with contextlib.suppress(OSError):
+                (self.state_dir / "consumers" / f"{self.consumer_id}.lock").unlink()
 
     def _take_consumer_lock(self) -> None:
-        path = self.state_dir / "consumer.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StateDirInUse(
-                f"state dir {str(self.state_dir)!r} is consumed by another running router "
-                f"(pid {owner}); stop it or use another --state-dir"
-            ) from None
-        os.ftruncate(fd, 0)
+        folder = self.state_dir / "consumers"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(folder / f"{self.consumer_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh name: nobody else holds it
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
+
+    def _reap(self, conn: sqlite3.Connection) -> int:
+        """Free the leases of consumers that died (their lock files held by nobody). In the
+        store's thread."""
+        self._reaped_at = time.monotonic()
+        freed = 0
+        folder = self.state_dir / "consumers"
+        for path in folder.glob("*.lock"):
+            owner = path.stem
+            if owner == self.consumer_id:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:  # its consumer stopped meanwhile
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # alive
+            finally:
+                os.close(fd)
+            freed += conn.execute(
+                "UPDATE events SET leased = 0, owner = NULL WHERE owner = ?", (owner,)
+            ).rowcount
+            with contextlib.suppress(OSError):
+                path.unlink()
+            log.info("leases of a stopped consumer returned", consumer=owner)
+        return freed
 
     # -- the store's thread --------------------------------------------------------------------
 
@@ -169,9 +225,11 @@ class EventStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-        if "trace" not in columns:  # a state dir written before traces were carried
-            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
-                conn.execute("ALTER TABLE events ADD COLUMN trace TEXT")
+        # A state dir written before traces were carried, or before leases had owners.
+        for column in ("trace", "owner"):
+            if column not in columns:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                    conn.execute(f"ALTER TABLE events ADD COLUMN {column} TEXT")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         return conn
@@ -268,21 +326,25 @@ class EventStore:
     # -- consuming ---------------------------------------------------------------------------
 
     async def claim(self, requests: Iterable[tuple[list[str], int]]) -> list[StoredEvent]:
-        """Lease due events: for each ``(queues, limit)`` up to ``limit`` of them, oldest first."""
+        """Lease due events: for each ``(queues, limit)`` up to ``limit`` of them, oldest first.
+        Free events and events whose lease passed are taken; other consumers' are not."""
         plan = [(queues, limit) for queues, limit in requests if queues and limit > 0]
         if not plan:
             return []
         now = _now()
+        until, owner = now + self.lease_seconds, self.consumer_id
 
         def op(conn: sqlite3.Connection) -> list[StoredEvent]:
+            if time.monotonic() - self._reaped_at > REAP_INTERVAL:
+                self._reap(conn)
             out: list[StoredEvent] = []
             for queues, limit in plan:
                 marks = ",".join("?" * len(queues))
                 rows = conn.execute(
-                    f"UPDATE events SET leased = 1 WHERE id IN ("
-                    f" SELECT id FROM events WHERE queue IN ({marks}) AND leased = 0 AND due <= ?"
-                    f" ORDER BY due LIMIT ?) RETURNING {_COLUMNS}, due",
-                    (*queues, now, limit),
+                    f"UPDATE events SET leased = ?, owner = ? WHERE id IN ("
+                    f" SELECT id FROM events WHERE queue IN ({marks}) AND leased <= ?"
+                    f" AND due <= ? ORDER BY due LIMIT ?) RETURNING {_COLUMNS}, due",
+                    (until, owner, *queues, now, now, limit),
                 ).fetchall()
                 rows.sort(key=lambda r: (r[-1], r[0]))
                 out.extend(StoredEvent(*r[:-1]) for r in rows)
@@ -301,7 +363,8 @@ class EventStore:
         args = (due, attempts, throttles, event.id)
         self._send(
             lambda c: c.execute(
-                "UPDATE events SET leased = 0, due = ?, attempts = ?, throttles = ? WHERE id = ?",
+                "UPDATE events SET leased = 0, owner = NULL, due = ?, attempts = ?, throttles = ?"
+                " WHERE id = ?",
                 args,
             )
         )
@@ -317,8 +380,8 @@ class EventStore:
         args = (record, kind, due, deliveries, event.id)
         self._send(
             lambda c: c.execute(
-                "UPDATE events SET leased = 0, record = ?, record_kind = ?, due = ?,"
-                " throttles = ? WHERE id = ?",
+                "UPDATE events SET leased = 0, owner = NULL, record = ?, record_kind = ?,"
+                " due = ?, throttles = ? WHERE id = ?",
                 args,
             )
         )
@@ -359,13 +422,15 @@ class EventStore:
         return result
 
     async def pop(self, queue_name: str, limit: int = 100) -> list[StoredEvent]:
-        """Remove and return up to ``limit`` of the oldest unleased events of a queue."""
+        """Remove and return up to ``limit`` of the oldest events of a queue that nobody
+        holds a lease on."""
+        now = _now()
 
         def op(conn: sqlite3.Connection) -> list[StoredEvent]:
             rows = conn.execute(
                 f"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE queue = ?"
-                f" AND leased = 0 ORDER BY id LIMIT ?) RETURNING {_COLUMNS}",
-                (queue_name, limit),
+                f" AND leased <= ? ORDER BY id LIMIT ?) RETURNING {_COLUMNS}",
+                (queue_name, now, limit),
             ).fetchall()
             rows.sort(key=lambda r: r[0])
             return [StoredEvent(*r) for r in rows]

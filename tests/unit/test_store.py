@@ -1,9 +1,10 @@
-"""The SQLite queue: durability, leases, group commit, the consumer lock."""
+"""The SQLite queue: durability, leases shared by many consumers, group commit."""
 
 from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import anyio
 import anyio.abc
 import pytest
 
-from eventrouter import StateDirInUse
 from eventrouter.store import EventStore
 
 pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def open_store(path: Path, consumer: bool = True) -> EventStore:
@@ -69,12 +70,30 @@ async def test_concurrent_enqueues_share_commits(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_leases_return_after_a_crash(tmp_path: Path) -> None:
-    store = await open_store(tmp_path)
-    await store.enqueue("q", "r1", b"1")
-    assert len(await store.claim([(["q"], 10)])) == 1
-    await store.close()  # as a crash would: the lease is still on disk
-    store = await open_store(tmp_path)
+CRASHING_CONSUMER = """
+import asyncio, os, sys
+from eventrouter.store import EventStore
+
+async def main():
+    store = EventStore(sys.argv[1], consumer=True)
+    await store.open()
+    print(len(await store.claim([(["q"], 10)])), flush=True)
+    os._exit(0)  # as kill -9: no close, the lease stays on disk with its owner
+
+asyncio.run(main())
+"""
+
+
+async def test_leases_of_a_consumer_that_died_return_at_once(tmp_path: Path) -> None:
+    producer = await open_store(tmp_path, consumer=False)
+    await producer.enqueue("q", "r1", b"1")
+    await producer.close()
+    done = await anyio.run_process(
+        [sys.executable, "-c", CRASHING_CONSUMER, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.stdout.strip() == b"1"  # it took the event, and died with its lease
+    store = await open_store(tmp_path)  # the lease is an hour long: returned at once anyway
     try:
         (event,) = await store.claim([(["q"], 10)])
         assert event.request_id == "r1"
@@ -82,21 +101,54 @@ async def test_leases_return_after_a_crash(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_one_consumer_many_producers(tmp_path: Path) -> None:
-    consumer = await open_store(tmp_path)
+async def test_a_clean_close_returns_what_it_held(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await store.enqueue("q", "r1", b"1")
+    assert len(await store.claim([(["q"], 10)])) == 1
+    await store.close()
+    other = await open_store(tmp_path)
     try:
-        with pytest.raises(StateDirInUse, match=str(os.getpid())):
-            await open_store(tmp_path)
-        producer = await open_store(tmp_path, consumer=False)
-        await producer.enqueue("q", "from-producer", b"{}")
-        await producer.close()
-        (event,) = await consumer.claim([(["q"], 10)])
-        assert event.request_id == "from-producer"
+        assert [e.request_id for e in await other.claim([(["q"], 10)])] == ["r1"]
     finally:
-        await consumer.close()
-    # Released on close: a new consumer may start.
-    again = await open_store(tmp_path)
-    await again.close()
+        await other.close()
+
+
+async def test_many_consumers_share_a_state_dir(tmp_path: Path) -> None:
+    """Each claim leases in its own transaction: two consumers never hold one event, and an
+    event whose lease passed is free for another consumer."""
+    first, second = await open_store(tmp_path), await open_store(tmp_path)
+    try:
+        for i in range(100):
+            await first.enqueue("q", f"r{i}", b"{}")
+        taken: list[str] = []
+        async with anyio.create_task_group() as tg:
+
+            async def drain(store: EventStore) -> None:
+                while events := await store.claim([(["q"], 7)]):
+                    taken.extend(e.request_id for e in events)
+                    for event in events:
+                        store.ack(event)
+
+            tg.start_soon(drain, first)
+            tg.start_soon(drain, second)
+        assert sorted(taken) == sorted(f"r{i}" for i in range(100))  # each exactly once
+        assert await first.count() == 0
+        producer = await open_store(tmp_path, consumer=False)
+        await producer.enqueue("q", "late", b"{}")
+        await producer.close()
+    finally:
+        await first.close()
+        await second.close()
+    short = EventStore(tmp_path, consumer=True, lease_seconds=0)  # every lease already over
+    await short.open()
+    other = await open_store(tmp_path)
+    try:
+        assert [e.request_id for e in await short.claim([(["q"], 10)])] == ["late"]
+        assert [e.request_id for e in await other.claim([(["q"], 10)])] == ["late"]
+        assert await other.claim([(["q"], 10)]) == []  # other's lease has not passed
+    finally:
+        await short.close()
+        await other.close()
 
 
 async def test_held_record_and_pop(tmp_path: Path) -> None:
