@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -21,6 +24,7 @@ from eventrouter.router import FunctionSpec, Router
 from eventrouter.runtime.engine import DEFAULT_GRACE, DEFAULT_STATE_DIR, Engine
 from eventrouter.schedules.expressions import to_instant
 from eventrouter.schedules.report import schedules_report
+from eventrouter.supervisor import Supervisor, as_worker, tell_ready, worker_count
 
 log = structlog.get_logger("eventrouter")
 UTC_ZONE = ZoneInfo("UTC")
@@ -60,6 +64,25 @@ def _parser() -> argparse.ArgumentParser:
         help="serve /metrics and /dashboard alone on this address too (open to whoever "
         "reaches it: bind it to loopback or an internal network)",
     )
+    run.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="worker processes sharing the port and the state dir (auto: one per CPU)",
+    )
+    run.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the workers when a Python file under the current folder changes",
+    )
+    run.add_argument(
+        "--reload-dir",
+        action="append",
+        metavar="DIR",
+        help="watch this folder instead of the current one (repeatable)",
+    )
+    # A worker of --workers: serve HTTP on this inherited listening socket.
+    run.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     run.add_argument(
         "--grace",
         type=float,
@@ -155,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "usage":
             return _usage(args)
         configure_logging(args.log_format, args.log_level)
+        if args.command == "run" and (worker_count(args.workers) > 1 or args.reload):
+            return _supervise(args, list(sys.argv[1:] if argv is None else argv))
         router = load_router(args.target)
         if args.command == "run":
             return anyio.run(_serve, router, args, backend_options=_loop_options())
@@ -163,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             return anyio.run(_replay, router, args)
         return anyio.run(_invoke, router, args)
-    except (EventRouterError, OSError) as exc:
+    except (EventRouterError, OSError, ValueError) as exc:
         flush_logs()
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -181,6 +206,7 @@ def _loop_options() -> dict[str, Any]:
 
 
 async def _serve(router: Router, args: argparse.Namespace) -> int:
+    as_worker()
     if args.enforce_permissions:
         router.enforce_permissions = True
     if args.credentials:
@@ -193,6 +219,7 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
         router,
         state_dir=args.state_dir,
         http=f"unix:{args.uds}" if args.uds else args.http,
+        http_socket=socket.socket(fileno=args.fd) if args.fd is not None else None,
         tls=(args.ssl_certfile, args.ssl_keyfile) if args.ssl_certfile else None,
         grace=args.grace,
         metrics_http=args.metrics,
@@ -200,11 +227,61 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         await engine.start()
+        tell_ready()
         async for signum in signals:
             log.info("stopping", signal=signal.Signals(signum).name, grace=args.grace)
             break
     await engine.shutdown(grace=args.grace)
     return 0
+
+
+#: Options of ``run`` that are the supervisor's, not its workers': (name, takes a value).
+_SUPERVISOR_OPTIONS = {"--workers": True, "--reload": False, "--reload-dir": True}
+
+
+def _without(argv: list[str], options: dict[str, bool]) -> tuple[list[str], list[str]]:
+    """``argv`` without ``options`` (and their values); and what was taken out."""
+    kept: list[str] = []
+    taken: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            taken.append(arg)
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in options:
+            taken.append(arg)
+            skip = options[name] and "=" not in arg
+            continue
+        kept.append(arg)
+    return kept, taken
+
+
+def _supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """``run --workers N`` / ``--reload``: bind the HTTP socket, run the workers."""
+    from eventrouter.http.server import listen_on, parse_address
+
+    workers = worker_count(args.workers)
+    if args.uds and args.http:
+        raise ConfigError("--http and --uds: one address, please")
+    listener = None
+    if args.uds:
+        listener = listen_on("", 0, args.uds)
+    elif args.http:
+        listener = listen_on(*parse_address(args.http))
+    worker_argv, _ = _without(argv, _SUPERVISOR_OPTIONS)
+    worker_argv, metrics = _without(worker_argv, {"--metrics": True})
+    dirs = (args.reload_dir or [os.getcwd()]) if args.reload else []
+    if listener is not None and not args.uds:
+        host, port = listener.getsockname()[:2]
+        log.info("http listening", url=f"http://{host}:{port}", workers=workers)
+    supervisor = Supervisor(worker_argv, workers, args.grace, listener, dirs, metrics)
+    try:
+        return asyncio.run(supervisor.run())
+    finally:
+        if listener is not None:
+            listener.close()
 
 
 def _usage(args: argparse.Namespace) -> int:

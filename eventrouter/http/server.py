@@ -52,6 +52,31 @@ class _Server(uvicorn.Server):
         self.listening.set()
 
 
+def listen_on(host: str, port: int, uds: str | None = None) -> socket.socket:
+    """A listening, non-blocking socket on ``host:port`` (port 0: a free one), or on the
+    Unix socket ``uds`` (a stale socket file of a router that is gone is replaced)."""
+    where: Any
+    if uds is not None:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(uds).st_mode):
+                os.unlink(uds)  # left by a router that is gone
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        where, shown = uds, f"unix:{uds}"
+    else:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        where, shown = (host, port), f"{host}:{port}"
+    try:
+        sock.bind(where)
+    except OSError as exc:
+        sock.close()
+        raise SourceError(f"cannot listen on {shown}: {exc}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
 #: The HTTP servers the engine can run: eventrouter's own (``http/native.py``) or uvicorn.
 SERVERS = ("eventrouter", "uvicorn")
 
@@ -68,6 +93,7 @@ class HttpServer:
         app: Any = None,
         server: str = "eventrouter",
         tls: tuple[str, str] | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         if server not in SERVERS:
             raise ConfigError(f"--server {server!r} must be one of {', '.join(SERVERS)}")
@@ -85,6 +111,10 @@ class HttpServer:
         self._server: _Server | None = None
         self._native: NativeHttpServer | None = None
         self._done = anyio.Event()
+        #: A listening socket made by someone else (the supervisor of ``--workers``).
+        self._sock = sock
+        if sock is not None and sock.family != socket.AF_UNIX:
+            self.port = sock.getsockname()[1]
 
     @property
     def url(self) -> str:
@@ -93,24 +123,7 @@ class HttpServer:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def _bind(self) -> socket.socket:
-        if self.uds is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISSOCK(os.stat(self.uds).st_mode):
-                    os.unlink(self.uds)  # left by a router that is gone
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            where: Any = self.uds
-        else:
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            where = (self.host, self.port)
-        try:
-            sock.bind(where)
-        except OSError as exc:
-            sock.close()
-            raise SourceError(f"cannot listen on {self.url}: {exc}") from exc
-        sock.listen(2048)
-        sock.setblocking(False)
+        sock = listen_on(self.host, self.port, self.uds)
         if self.uds is None:
             self.port = sock.getsockname()[1]
         return sock
@@ -127,7 +140,7 @@ class HttpServer:
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
         context = self._tls_context()
-        sock = self._bind()
+        sock = self._sock if self._sock is not None else self._bind()
         if self.kind == "eventrouter":
             self._native = NativeHttpServer(self.host, self.port, self.app)
             await self._native.start(sock, context)

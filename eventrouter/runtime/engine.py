@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -104,6 +105,7 @@ class Engine(Runtime):
         metrics_http: str | None = None,
         server: str = "eventrouter",
         tls: tuple[str, str] | None = None,
+        http_socket: socket.socket | None = None,
     ) -> None:
         self.router = router
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
@@ -143,6 +145,8 @@ class Engine(Runtime):
         self._server_kind = server
         #: (certificate file, key file): serve ``http`` over TLS.
         self._tls = tls
+        #: ``http``'s listening socket, when a supervisor made it (``--workers``).
+        self._http_socket = http_socket
         #: ``metrics_http``: ``/metrics`` and the dashboard alone, on a port of their own.
         self.metrics_server: HttpServer | None = None
         self._grace = grace
@@ -288,7 +292,12 @@ class Engine(Runtime):
         try:
             if self._http_address is not None:
                 self.http_server = HttpServer(
-                    self, self._http_address, self._grace, server=self._server_kind, tls=self._tls
+                    self,
+                    self._http_address,
+                    self._grace,
+                    server=self._server_kind,
+                    tls=self._tls,
+                    sock=self._http_socket,
                 )
                 await self.http_server.start(task_group)
             if self._metrics_address is not None:

@@ -109,20 +109,21 @@ def test_grace_period_ends_and_the_event_is_kept(dirs: tuple[Path, Path]) -> Non
     assert again.stop() == 0
 
 
-def test_second_consumer_of_a_state_dir_is_refused(dirs: tuple[Path, Path]) -> None:
+def test_two_routers_consume_one_state_dir_each_event_once(dirs: tuple[Path, Path]) -> None:
+    """Two ``run`` processes on one state dir (the embedded queue's leases): every event is
+    processed, none twice."""
     state, out = dirs
-    first = RouterProcess(state, out)
-    first.wait_for(lambda rs: any(r.get("event") == "router started" for r in rs))
-    second = subprocess.run(
-        [sys.executable, "-m", "eventrouter", "run", TARGET, "--state-dir", str(state)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert second.returncode == 2
-    assert "consumed by another running router" in second.stderr
-    assert first.stop() == 0
+    first, second = RouterProcess(state, out), RouterProcess(state, out)
+    for router in (first, second):
+        router.wait_for(lambda rs: any(r.get("event") == "router started" for r in rs))
+    total = 400
+    anyio.run(enqueue, state, "record", [{"n": n} for n in range(total)])
+    processed = out / "processed.log"
+    wait_until(lambda: processed.exists() and len(processed.read_text().split()) >= total)
+    numbers = [int(n) for n in processed.read_text().split()]
+    assert sorted(numbers) == list(range(total))
+    assert first.successes("record") > 0 and second.successes("record") > 0
+    assert first.stop() == 0 and second.stop() == 0
 
 
 def test_events_enqueued_by_the_cli_reach_the_running_router(dirs: tuple[Path, Path]) -> None:
