@@ -24,7 +24,13 @@ from eventrouter.router import FunctionSpec, Router
 from eventrouter.runtime.engine import DEFAULT_GRACE, DEFAULT_STATE_DIR, Engine
 from eventrouter.schedules.expressions import to_instant
 from eventrouter.schedules.report import schedules_report
-from eventrouter.supervisor import Supervisor, as_worker, tell_ready, worker_count
+from eventrouter.supervisor import (
+    Supervisor,
+    as_worker,
+    tell_ready,
+    worker_count,
+    worker_index,
+)
 
 log = structlog.get_logger("eventrouter")
 UTC_ZONE = ZoneInfo("UTC")
@@ -220,6 +226,7 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         http=f"unix:{args.uds}" if args.uds else args.http,
         http_socket=socket.socket(fileno=args.fd) if args.fd is not None else None,
+        worker=worker_index(),
         tls=(args.ssl_certfile, args.ssl_keyfile) if args.ssl_certfile else None,
         grace=args.grace,
         metrics_http=args.metrics,

@@ -54,6 +54,12 @@ def worker_count(value: str) -> int:
     return int(value)
 
 
+def worker_index() -> int:
+    """Which worker this process is (0 when not run by a supervisor)."""
+    value = os.environ.get(WORKER, "0")
+    return int(value) if value.isdigit() else 0
+
+
 def as_worker() -> None:
     """In a worker: a hang-up (a closed terminal, a signal to the process group) is the
     supervisor's to act on (a rolling restart), not a reason for a worker to die."""

@@ -106,8 +106,12 @@ class Engine(Runtime):
         server: str = "eventrouter",
         tls: tuple[str, str] | None = None,
         http_socket: socket.socket | None = None,
+        worker: int = 0,
     ) -> None:
         self.router = router
+        #: Which worker of ``run --workers`` this is (0 alone): sources that one router of a
+        #: state dir reads at a time run in worker 0 only.
+        self.worker = worker
         self.state_dir = os.fspath(state_dir or router.state_dir or DEFAULT_STATE_DIR)
         self.consume = consume
         #: Relative ``to_directory`` paths resolve under this folder when set (the testing
@@ -347,6 +351,10 @@ class Engine(Runtime):
             source = state.spec.source
             if source is None or source.model not in PULL_POLICIES:
                 continue  # invoked directly, by HTTP, or through the durable queue
+            single = getattr(source, "single_reader", None)
+            if self.worker != 0 and single is not None and single(self):
+                log.info("stream read by worker 0 only", function=state.spec.name)
+                continue
             policy_type = PULL_POLICIES[source.model]
             adapter: Any = source.adapter(state.spec, self)  # the transport of its model
             policy = policy_type(self, state, adapter)

@@ -103,6 +103,11 @@ class ShardedStream(msgspec.Struct, frozen=True, dict=True, kw_only=True):
         """The stream's API (Kinesis, DynamoDB Streams)."""
         raise NotImplementedError
 
+    def single_reader(self, runtime: Runtime) -> bool:
+        """Only one router of a state dir may read this stream: its shard checkpoints are in
+        the embedded store, without leases (with ``lease_table``, hosts share it)."""
+        return (self.lease_table or runtime.router.lease_table) is None
+
     def adapter(self, spec: FunctionSpec, runtime: Runtime) -> ShardReader:
         """The reader, with the checkpoints in the lease table when one is named (here or on
         the router), else in the embedded store."""
