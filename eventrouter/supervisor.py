@@ -43,6 +43,7 @@ CRASH_LOOP_DEATHS, CRASH_LOOP_WINDOW = 5, 60.0
 START_TIMEOUT = 60.0
 READY_FD = "EVENTROUTER_READY_FD"
 WORKER = "EVENTROUTER_WORKER"
+WORKERS = "EVENTROUTER_WORKERS"
 
 
 def worker_count(value: str) -> int:
@@ -54,10 +55,12 @@ def worker_count(value: str) -> int:
     return int(value)
 
 
-def worker_index() -> int:
-    """Which worker this process is (0 when not run by a supervisor)."""
-    value = os.environ.get(WORKER, "0")
-    return int(value) if value.isdigit() else 0
+def worker_index() -> tuple[int, int]:
+    """Which worker this process is and of how many ((0, 1) without a supervisor)."""
+    index, count = os.environ.get(WORKER, "0"), os.environ.get(WORKERS, "1")
+    if not (index.isdigit() and count.isdigit()):
+        return 0, 1
+    return int(index), max(1, int(count))
 
 
 def as_worker() -> None:
@@ -124,7 +127,7 @@ class Supervisor:
         if self.listener is not None:
             fds.append(self.listener.fileno())
             argv += ["--fd", str(self.listener.fileno())]
-        env = {**os.environ, READY_FD: str(write), WORKER: str(slot)}
+        env = {**os.environ, READY_FD: str(write), WORKER: str(slot), WORKERS: str(self.count)}
         try:
             process = await asyncio.create_subprocess_exec(*argv, env=env, pass_fds=fds)
         finally:

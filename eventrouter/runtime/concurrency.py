@@ -1,4 +1,5 @@
 """Concurrency slots: reserved per function, the rest shared, the sum capped router-wide.
+Under ``run --workers`` a function's reservation holds across the workers (:class:`SharedSlots`).
 
 Counters, not semaphores: a synchronous caller that finds no slot is throttled at once
 (Lambda's 429), and the asynchronous dispatcher asks how many slots are free before it takes
@@ -8,7 +9,10 @@ events from the queue, so nobody waits on a slot.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from eventrouter.errors import ConfigError
 
@@ -16,14 +20,54 @@ RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ROUTER_LIMIT = "ConcurrentInvocationLimitExceeded"
 
 
-class FunctionSlots:
-    """The slot counter of one function."""
+class SharedSlots:
+    """A function's reserved slots shared by the routers of one state dir (``--workers``):
+    byte ``i`` of a file under a record lock (``fcntl``) is slot ``i`` taken. The kernel
+    drops the locks of a process that dies, so a killed worker never keeps slots. Record
+    locks belong to the process, so this process's own slots are kept in ``held`` and not
+    tried again.
+    """
 
-    __slots__ = ("in_flight", "reserved")
+    __slots__ = ("count", "fd", "held", "next")
+
+    def __init__(self, path: Path, count: int) -> None:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.count = count
+        self.held: list[int] = []
+        self.next = os.getpid() % count  # workers start probing at different slots
+
+    def take(self) -> bool:
+        held = self.held
+        for i in range(self.count):
+            offset = (self.next + i) % self.count
+            if offset in held:
+                continue
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            except OSError:  # another worker's
+                continue
+            held.append(offset)
+            self.next = offset + 1
+            return True
+        return False
+
+    def give(self) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.held.pop())
+
+    def close(self) -> None:
+        os.close(self.fd)  # and with it every lock this process held
+
+
+class FunctionSlots:
+    """The slot counter of one function (and its slots shared with other workers)."""
+
+    __slots__ = ("in_flight", "reserved", "shared")
 
     def __init__(self, reserved: int | None) -> None:
         self.reserved = reserved
         self.in_flight = 0
+        self.shared: SharedSlots | None = None
 
 
 class Slots:
@@ -34,9 +78,16 @@ class Slots:
     """
 
     def __init__(
-        self, max_concurrency: int, reservations: Iterable[tuple[str, int | None]]
+        self,
+        max_concurrency: int,
+        reservations: Iterable[tuple[str, int | None]],
+        shared_dir: Path | None = None,
     ) -> None:
         self.functions = {name: FunctionSlots(reserved) for name, reserved in reservations}
+        if shared_dir is not None:  # reservations hold across the workers of a state dir
+            for name, slots in self.functions.items():
+                if slots.reserved:
+                    slots.shared = SharedSlots(shared_dir / f"{name}.slots", slots.reserved)
         total = sum(f.reserved or 0 for f in self.functions.values())
         if total > max_concurrency:
             raise ConfigError(
@@ -54,6 +105,8 @@ class Slots:
         if slots.reserved is not None:
             if slots.in_flight >= slots.reserved:
                 return RESERVED_LIMIT
+            if slots.shared is not None and not slots.shared.take():
+                return RESERVED_LIMIT  # the other workers hold the rest
         elif self.pool_in_flight >= self.pool:
             return ROUTER_LIMIT
         else:
@@ -63,6 +116,8 @@ class Slots:
         return None
 
     def release(self, slots: FunctionSlots) -> None:
+        if slots.shared is not None:
+            slots.shared.give()
         slots.in_flight -= 1
         self.total_in_flight -= 1
         if slots.reserved is None:
@@ -75,6 +130,11 @@ class Slots:
         if slots.reserved is not None:
             return slots.reserved - slots.in_flight
         return self.pool - self.pool_in_flight
+
+    def close(self) -> None:
+        for slots in self.functions.values():
+            if slots.shared is not None:
+                slots.shared.close()
 
     async def wait_released(self) -> None:
         """Wait until some slot is released."""

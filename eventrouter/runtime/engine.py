@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -46,7 +47,7 @@ from eventrouter.runtime.stream import StreamPolicy
 from eventrouter.schedules.ledger import Ledger, SqliteLedger
 from eventrouter.security.guard import Guard
 from eventrouter.store.base import Store
-from eventrouter.store.sqlite import EventStore
+from eventrouter.store.sqlite import EventStore, private_dir
 
 if TYPE_CHECKING:
     from eventrouter.destinations import Destination
@@ -107,6 +108,7 @@ class Engine(Runtime):
         tls: tuple[str, str] | None = None,
         http_socket: socket.socket | None = None,
         worker: int = 0,
+        workers: int = 1,
     ) -> None:
         self.router = router
         #: Which worker of ``run --workers`` this is (0 alone): sources that one router of a
@@ -130,9 +132,14 @@ class Engine(Runtime):
             self.store = SqsStore(router.async_queue, consumer=consume, lease_seconds=longest + 30)
         else:
             self.store = EventStore(self.state_dir, consumer=consume, lease_seconds=longest + 30)
+        shared_slots = None
+        if workers > 1:  # reservations hold across the workers sharing the state dir
+            private_dir(Path(self.state_dir))
+            shared_slots = Path(self.state_dir) / "concurrency"
         self.slots = Slots(
             router.max_concurrency,
             [(name, spec.settings.reserved_concurrency) for name, spec in router.functions.items()],
+            shared_slots,
         )
         self.invoker = Invoker(self, self.slots, self.metrics, thread_workers)
         #: The permission checks (``router.enforce_permissions``).
@@ -278,6 +285,7 @@ class Engine(Runtime):
                 await self.store.close()
                 await self.clients.close()
             self.invoker.close()
+            self.slots.close()
             self._output.close()
             announce = log.info if self.consume or self._http_address is not None else log.debug
             announce(

@@ -21,3 +21,12 @@ def record(event: dict[str, Any]) -> None:
     time.sleep(event.get("sleep", 0))
     with open(os.path.join(OUT, f"done-{os.getpid()}.log"), "a") as out:
         out.write(f"{event['n']}\n")
+
+
+@router.on_event(None, reserved_concurrency=3, timeout=10)
+def limited(event: dict[str, Any]) -> None:
+    """Records when each invocation ran (``spans-<pid>.log``: start and end, epoch seconds)."""
+    started = time.time()
+    time.sleep(event.get("sleep", 0.05))
+    with open(os.path.join(OUT, f"spans-{os.getpid()}.log"), "a") as out:
+        out.write(f"{started} {time.time()}\n")

@@ -21,8 +21,6 @@ from tests.services import free_port
 
 pytestmark = pytest.mark.integration
 
-INVOKE = "/2015-03-31/functions/record/invocations"
-
 
 def start(tmp_path: Path, *extra: str, workers: int = 2) -> tuple[RouterProcess, str]:
     port = free_port()
@@ -54,8 +52,8 @@ def who(url: str, times: int) -> Counter[int]:
     return seen
 
 
-def send_events(url: str, numbers: range, sleep: float = 0.0) -> None:
-    """Queue one asynchronous invocation of ``record`` per number (Invoke API, ``Event``)."""
+def send_events(url: str, numbers: range, sleep: float = 0.0, function: str = "record") -> None:
+    """Queue one asynchronous invocation of ``function`` per number (Invoke API, ``Event``)."""
 
     async def main() -> None:
         limit = anyio.Semaphore(32)
@@ -64,7 +62,7 @@ def send_events(url: str, numbers: range, sleep: float = 0.0) -> None:
             async def one(n: int) -> None:
                 async with limit:
                     response = await client.post(
-                        INVOKE,
+                        f"/2015-03-31/functions/{function}/invocations",
                         json={"n": n, "sleep": sleep},
                         headers={"x-amz-invocation-type": "Event"},
                     )
@@ -101,6 +99,34 @@ def test_workers_share_the_port_and_the_queue(tmp_path: Path, workers: int) -> N
     finally:
         assert router.stop() == 0
     assert sum(1 for r in router.records if r.get("event") == "router stopped") == workers
+
+
+def test_a_reservation_holds_across_workers(tmp_path: Path) -> None:
+    """``reserved_concurrency=3`` over 4 workers: never more than 3 at once, router-wide."""
+    router, url = start(tmp_path, workers=4)
+    try:
+        total = 60
+        send_events(url, range(total), sleep=0.05, function="limited")
+
+        def spans() -> list[tuple[float, float]]:
+            out = []
+            for path in tmp_path.glob("spans-*.log"):
+                for line in path.read_text().splitlines():
+                    start, end = line.split()
+                    out.append((float(start), float(end)))
+            return out
+
+        wait_until(lambda: len(spans()) >= total, within=120)
+        moments = sorted([(s, 1) for s, _ in spans()] + [(e, -1) for _, e in spans()])
+        running = most = 0
+        for _, step in moments:  # an end before a start at the same instant
+            running += step
+            most = max(most, running)
+        workers_used = len(list(tmp_path.glob("spans-*.log")))
+    finally:
+        assert router.stop() == 0
+    assert most <= 3
+    assert most >= 2 and workers_used >= 2  # it did run concurrently, in several workers
 
 
 def test_a_killed_worker_is_replaced_and_its_events_still_run(tmp_path: Path) -> None:
