@@ -29,6 +29,7 @@ from benchmarks import (
     sqs_throughput,
     streaming,
     timeouts,
+    workers,
 )
 from benchmarks.common import environment, progress
 
@@ -46,6 +47,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "scaling": scaling,
     "timeouts": timeouts,
     "events": events,
+    "workers": workers,
 }
 HEADER = [
     "| figure | measured: median [min-max] | baseline (same run) | ratio | target | met |",
@@ -235,6 +237,32 @@ def streaming_rows(s: dict[str, Any]) -> list[str]:
             f"{s['throughput_vs_bare']:.2f}x",
         ),
     ]
+
+
+def worker_rows(w: dict[str, Any]) -> list[str]:
+    one, two = w["events_per_s"]["1"], w["events_per_s"]["2"]
+    rows = [
+        _row(
+            f"async events end to end, 2 workers, events/s ({w['events']:,} queued)",
+            _range(two, ",.0f"),
+            f"1 worker {one['median']:,.0f}/s",
+            f"{w['speedup']:.2f}x",
+            f">= {w['target_speedup']}x",
+            w["met"],
+        )
+    ]
+    if "http_rps" in w:
+        r1, r2 = w["http_rps"]["1"], w["http_rps"]["2"]
+        c1, c2 = w["http_cpu_us"]["1"], w["http_cpu_us"]["2"]
+        rows.append(
+            _row(
+                "HTTP no-op route, 2 workers, req/s (wrk on the same 2 cores); CPU µs/request",
+                _range(r2, ",.0f") + f"; {c2['median']:.1f} µs",
+                f"1 worker {r1['median']:,.0f}; {c1['median']:.1f} µs",
+                f"{r2['median'] / r1['median']:.2f}x",
+            )
+        )
+    return rows
 
 
 def kafka_rows(k: dict[str, Any]) -> list[str]:
@@ -547,6 +575,7 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
         (("scaling",), scaling_rows),
         (("timeouts",), timeout_rows),
         (("events",), events_rows),
+        (("workers",), worker_rows),
     )
     for names, build in builders:
         if all(name in results for name in names):

@@ -47,6 +47,8 @@ EXPECTED_ROWS = (
     "schedules firing at once",
     "memory per schedule",
     "rate(1 second) lateness while",
+    "async events end to end, 2 workers",  # 9. workers
+    "HTTP no-op route, 2 workers",
 )
 
 
@@ -73,7 +75,7 @@ def test_quick_benchmarks_run_every_scenario(tmp_path: Path) -> None:
         )
     ]
     assert not missing, f"scenarios without their row: {missing}\n{done.stdout}"
-    assert "scenario 12/12: events done" in done.stderr  # progress is shown
+    assert "scenario 13/13: workers done" in done.stderr  # progress is shown
     results = json.loads((tmp_path / "latest.json").read_text())
     assert results["environment"]["cpus"] >= 1 and results["environment"]["packages"]["msgspec"]
     written = (tmp_path / "summary.md").read_text().splitlines()
