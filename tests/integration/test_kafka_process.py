@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections import Counter
 from pathlib import Path
@@ -107,4 +108,33 @@ def test_two_routers_share_partitions_and_one_takes_over(kafka: str, tmp_path: P
     wait_until(lambda: len(assigned(b)) == PARTITIONS, within=30)
     wait_until(lambda: {n for _, _, n in lines(tmp_path)} >= set(range(total)))
     assert b.stop() == 0
+    assert {n for _, _, n in lines(tmp_path)} == set(range(total))
+
+
+def test_workers_split_the_partitions_and_survive_a_killed_one(kafka: str, tmp_path: Path) -> None:
+    """``run --workers 2``: both workers are members of the function's group (the partitions
+    are split between them); one killed, the partitions move and every record is handled."""
+    total = 2000
+    topic, group = setup(kafka, 0)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_TOPIC": topic, "KAFKA_GROUP": group}
+    proc = RouterProcess(tmp_path / "state", tmp_path, "--workers", "2", target=TARGET, env=env)
+    proc.wait_for(lambda rs: any(r.get("event") == "workers started" for r in rs))
+    proc.wait_for(
+        lambda rs: len([r for r in rs if r.get("event") == "partitions assigned"]) >= 2,
+        timeout=30,
+    )
+
+    async def produce() -> None:
+        await produce_fast(
+            kafka,
+            topic,
+            [(n % PARTITIONS, None, msgspec.json.encode({"n": n})) for n in range(total)],
+        )
+
+    anyio.run(produce)
+    workers = [r["pid"] for r in proc.records if r.get("event") == "worker ready"]
+    wait_until(lambda: {pid for pid, _, _ in lines(tmp_path)} == set(workers))  # split
+    os.kill(workers[0], signal.SIGKILL)
+    wait_until(lambda: {n for _, _, n in lines(tmp_path)} >= set(range(total)), within=60)
+    assert proc.stop() == 0
     assert {n for _, _, n in lines(tmp_path)} == set(range(total))
