@@ -197,6 +197,7 @@ class Supervisor:
         except TimeoutError:
             worker.process.kill()
             await worker.process.wait()
+        log.info("worker stopped", worker=worker.slot, exit_code=worker.process.returncode)
 
     async def roll(self, reason: str) -> bool:
         """Replace every worker, one slot at a time; ``False`` if a new one failed to start
