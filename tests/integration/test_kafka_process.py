@@ -27,16 +27,19 @@ def lines(out: Path) -> list[tuple[int, int, int]]:
     return [tuple(int(x) for x in line.split(":")) for line in path.read_text().split()]  # type: ignore[misc]
 
 
+async def produce(kafka: str, topic: str, total: int) -> None:
+    """Records ``{"n": 0}`` ... ``{"n": total - 1}``, round robin over the partitions."""
+    await produce_fast(
+        kafka, topic, [(n % PARTITIONS, None, msgspec.json.encode({"n": n})) for n in range(total)]
+    )
+
+
 def setup(kafka: str, total: int) -> tuple[str, str]:
     topic, group = unique("proc"), unique("g")
 
     async def prepare() -> None:
         await create_topic(kafka, topic, PARTITIONS)
-        await produce_fast(
-            kafka,
-            topic,
-            [(n % PARTITIONS, None, msgspec.json.encode({"n": n})) for n in range(total)],
-        )
+        await produce(kafka, topic, total)
 
     anyio.run(prepare)
     return topic, group
@@ -95,14 +98,7 @@ def test_two_routers_share_partitions_and_one_takes_over(kafka: str, tmp_path: P
     )
     assert not assigned(a) & assigned(b)
 
-    async def produce() -> None:
-        await produce_fast(
-            kafka,
-            topic,
-            [(n % PARTITIONS, None, msgspec.json.encode({"n": n})) for n in range(total)],
-        )
-
-    anyio.run(produce)
+    anyio.run(produce, kafka, topic, total)
     wait_until(lambda: len({pid for pid, _, _ in lines(tmp_path)}) == 2)  # both are working
     assert a.stop(signal.SIGKILL) == -signal.SIGKILL
     wait_until(lambda: len(assigned(b)) == PARTITIONS, within=30)
@@ -124,14 +120,7 @@ def test_workers_split_the_partitions_and_survive_a_killed_one(kafka: str, tmp_p
         timeout=30,
     )
 
-    async def produce() -> None:
-        await produce_fast(
-            kafka,
-            topic,
-            [(n % PARTITIONS, None, msgspec.json.encode({"n": n})) for n in range(total)],
-        )
-
-    anyio.run(produce)
+    anyio.run(produce, kafka, topic, total)
     workers = [r["pid"] for r in proc.records if r.get("event") == "worker ready"]
     wait_until(lambda: {pid for pid, _, _ in lines(tmp_path)} == set(workers))  # split
     os.kill(workers[0], signal.SIGKILL)

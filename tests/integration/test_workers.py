@@ -231,3 +231,16 @@ def test_reload_on_a_change_and_not_on_a_syntax_error(tmp_path: Path) -> None:
         wait_until(lambda: version() == 3)
     finally:
         assert router.stop() == 0
+
+
+def test_a_crash_loop_stops_the_router(tmp_path: Path) -> None:
+    """Workers that keep dying right after they start: restarted with backoff, then, five
+    deaths within a minute, the router stops with exit 1."""
+    router = RouterProcess(
+        tmp_path / "state", tmp_path, "--workers", "2", target="tests.apps.dying:router"
+    )
+    code = router.proc.wait(90)
+    router._reader.join(5)
+    events = [r.get("event") for r in router.records]
+    assert code == 1
+    assert "worker crash loop: stopping" in events or "worker did not start" in events
