@@ -17,7 +17,7 @@ import structlog
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.events import HttpEvent, new_request_id
-from eventrouter.http import events_api, invoke_api, observe
+from eventrouter.http import control_api, events_api, invoke_api, observe
 from eventrouter.http.asgi import (
     JSON,
     ClientDisconnected,
@@ -195,6 +195,9 @@ class HttpApp:
                 await self._method_not_allowed(send, method, ", ".join(sorted(table)))
                 return
             await self._route(route, params, scope, receive, send)
+            return
+        if control_api.handles(method, path):
+            await control_api.handle(self.running, self.enforce, scope, send)
             return
         if path.startswith(invoke_api.PREFIXES):
             await invoke_api.handle(self.running, self.enforce, scope, receive, send)

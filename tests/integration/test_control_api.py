@@ -1,0 +1,123 @@
+"""Lambda's control plane (read side) on a running router, through boto3: every answer goes
+through botocore's parser, so field names, types and error classes are the SDK's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from eventrouter import Http, Router
+from eventrouter.testing import run_router
+from tests.services import lambda_client
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+def control_router() -> Router:
+    router = Router("control", max_concurrency=100)
+
+    @router.on_event(Http("GET /hello"), timeout=2.5, memory_mb=256)
+    async def hello(event: dict[str, Any]) -> dict[str, str]:
+        return {"hello": "world"}
+
+    @router.on_event(None, reserved_concurrency=7, log_format="JSON")
+    async def charge(event: dict[str, Any]) -> None:
+        return None
+
+    for n in range(3):
+
+        @router.on_event(None, name=f"extra-{n}")
+        async def extra(event: dict[str, Any]) -> None:
+            return None
+
+    return router
+
+
+async def test_list_get_and_account_settings() -> None:
+    async with run_router(control_router(), http="127.0.0.1:0") as app:
+        url = f"http://127.0.0.1:{app.engine.http_port}"
+
+        def calls() -> dict[str, Any]:
+            client = lambda_client(url)
+            pages = []
+            marker: dict[str, str] = {}
+            while True:
+                page = client.list_functions(MaxItems=2, **marker)
+                pages.append([f["FunctionName"] for f in page["Functions"]])
+                if "NextMarker" not in page:
+                    break
+                marker = {"Marker": page["NextMarker"]}
+            every = [
+                f["FunctionName"]
+                for p in client.get_paginator("list_functions").paginate()
+                for f in p["Functions"]
+            ]
+            try:
+                client.get_function(FunctionName="nobody")
+            except client.exceptions.ResourceNotFoundException as exc:
+                missing = exc.response["Error"]["Code"]
+            return {
+                "pages": pages,
+                "every": every,
+                "hello": client.get_function_configuration(FunctionName="hello"),
+                "charge": client.get_function(FunctionName="charge"),
+                "by_arn": client.get_function_configuration(
+                    FunctionName="arn:aws:lambda:us-east-1:000000000000:function:charge"
+                ),
+                "reserved": client.get_function_concurrency(FunctionName="charge"),
+                "unreserved": client.get_function_concurrency(FunctionName="hello"),
+                "account": client.get_account_settings(),
+                "missing": missing,
+            }
+
+        got = await anyio.to_thread.run_sync(calls)
+    names = ["charge", "extra-0", "extra-1", "extra-2", "hello"]
+    assert got["pages"] == [names[:2], names[2:4], names[4:]]
+    assert got["every"] == names
+    hello = got["hello"]
+    assert hello["FunctionArn"].endswith(":function:hello")
+    assert (hello["Timeout"], hello["MemorySize"]) == (3, 256)  # whole seconds, rounded up
+    assert hello["Handler"].endswith(".hello") and hello["Runtime"].startswith("python3.")
+    assert (hello["State"], hello["Version"], hello["PackageType"]) == ("Active", "$LATEST", "Zip")
+    assert hello["Role"] == "arn:aws:iam::000000000000:role/hello"
+    charge = got["charge"]
+    assert charge["Configuration"]["LoggingConfig"]["LogFormat"] == "JSON"
+    assert charge["Concurrency"] == {"ReservedConcurrentExecutions": 7}
+    assert got["by_arn"]["FunctionName"] == "charge"
+    assert got["reserved"]["ReservedConcurrentExecutions"] == 7
+    assert "ReservedConcurrentExecutions" not in got["unreserved"]
+    limits = got["account"]["AccountLimit"]
+    assert (limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]) == (100, 93)
+    assert got["account"]["AccountUsage"]["FunctionCount"] == 5
+    assert got["missing"] == "ResourceNotFoundException"
+
+
+async def test_bad_parameters_and_enforced_permissions() -> None:
+    async with run_router(control_router(), http="127.0.0.1:0") as app:
+        url = f"http://127.0.0.1:{app.engine.http_port}"
+
+        def bad() -> str:
+            client = lambda_client(url)
+            try:
+                client.list_functions(Marker="nobody")
+            except client.exceptions.InvalidParameterValueException as exc:
+                return str(exc.response["Error"]["Code"])
+            return "no error"
+
+        assert await anyio.to_thread.run_sync(bad) == "InvalidParameterValueException"
+    secured = control_router()
+    secured.enforce_permissions = True
+    async with run_router(secured, http="127.0.0.1:0") as app:
+        url = f"http://127.0.0.1:{app.engine.http_port}"
+
+        def refused() -> str:
+            client = lambda_client(url)
+            try:
+                client.list_functions()
+            except client.exceptions.ClientError as exc:
+                return str(exc.response["Error"]["Code"])
+            return "no error"
+
+        assert await anyio.to_thread.run_sync(refused) == "AccessDeniedException"
