@@ -339,10 +339,11 @@ def test_state_dir_is_private(tmp_path: Path) -> None:
     with TestRouter(router, state_dir=state) as app:
         app.invoke_async("noop", {})
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    files = list(state.iterdir())
+    files = list(state.rglob("*"))
     assert any(f.name == "queue.db" for f in files)
-    for file in files:
-        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    for file in files:  # folders (consumers/) 0700, files 0600
+        expected = 0o700 if file.is_dir() else 0o600
+        assert stat.S_IMODE(file.stat().st_mode) == expected, file.name
 
 
 def test_to_directory_cannot_be_steered_outside_its_folder(tmp_path: Path) -> None:
