@@ -197,7 +197,7 @@ class HttpApp:
             await self._route(route, params, scope, receive, send)
             return
         if control_api.handles(method, path):
-            await control_api.handle(self.running, self.enforce, scope, send)
+            await control_api.handle(self.running, self.enforce, scope, receive, send)
             return
         if path.startswith(invoke_api.PREFIXES):
             await invoke_api.handle(self.running, self.enforce, scope, receive, send)

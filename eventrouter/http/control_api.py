@@ -6,6 +6,9 @@ model has them), so the AWS SDKs can look at a running router:
 - ``GetFunctionConfiguration`` — ``GET /2015-03-31/functions/{name}/configuration``
 - ``GetFunctionConcurrency`` — ``GET /2019-09-30/functions/{name}/concurrency``
 - ``GetAccountSettings`` — ``GET /2016-08-19/account-settings/``
+- ``PutFunctionConcurrency`` / ``DeleteFunctionConcurrency`` —
+  ``PUT`` / ``DELETE /2017-10-31/functions/{name}/concurrency``: applied at once, kept in the
+  state dir (``eventrouter/control.py``); deleting returns to what the code sets
 
 Functions stay defined in code: this is what the code set. Errors are Lambda's
 (``ResourceNotFoundException``, ``InvalidParameterValueException``), so botocore raises its
@@ -28,8 +31,9 @@ from urllib.parse import parse_qs, unquote
 import msgspec
 
 from eventrouter.arns import LATEST, function_arn, role_arn
+from eventrouter.errors import ConfigError
 from eventrouter.events import new_request_id
-from eventrouter.http.asgi import JSON, Scope, Send, respond
+from eventrouter.http.asgi import JSON, Receive, Scope, Send, read_body, respond
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 
 FUNCTIONS = "/2015-03-31/functions"
 CONCURRENCY = "/2019-09-30/functions/"
+PUT_CONCURRENCY = "/2017-10-31/functions/"
 ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
 #: ``ListFunctions`` gives at most this many a page (Lambda's own maximum).
 PAGE_LIMIT = 50
@@ -47,6 +52,8 @@ _loaded = time.time()
 
 def handles(method: str, path: str) -> bool:
     """Whether ``method path`` is one of the operations here."""
+    if path.startswith(PUT_CONCURRENCY):
+        return method in ("PUT", "DELETE") and path.endswith("/concurrency")
     if method not in ("GET", "HEAD"):
         return False
     if path.rstrip("/") in (FUNCTIONS, ACCOUNT_SETTINGS):
@@ -60,7 +67,11 @@ def handles(method: str, path: str) -> bool:
 
 
 async def handle(
-    running: Callable[[], Awaitable[Runtime]], enforce: bool, scope: Scope, send: Send
+    running: Callable[[], Awaitable[Runtime]],
+    enforce: bool,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
 ) -> None:
     path: str = scope["path"]
     request_id = new_request_id()
@@ -69,7 +80,8 @@ async def handle(
         headers = [(b"content-type", JSON), (b"x-amzn-requestid", request_id.encode())]
         if error_type is not None:
             headers.append((b"x-amzn-errortype", error_type.encode()))
-        await respond(send, status, _encoder.encode(document), headers)
+        body = b"" if document is None else _encoder.encode(document)
+        await respond(send, status, body, headers)
 
     async def error(status: int, error_type: str, message: str) -> None:
         await answer(status, {"Type": "User", "message": message}, error_type)
@@ -105,8 +117,9 @@ async def handle(
             document["NextMarker"] = names[start + len(page)]
         await answer(200, document)
         return
-    if path.startswith(CONCURRENCY):
-        name = unquote(path[len(CONCURRENCY) : -len("/concurrency")])
+    if path.startswith((CONCURRENCY, PUT_CONCURRENCY)):
+        prefix = CONCURRENCY if path.startswith(CONCURRENCY) else PUT_CONCURRENCY
+        name = unquote(path[len(prefix) : -len("/concurrency")])
     else:
         name = unquote(trimmed[len(FUNCTIONS) + 1 :].removesuffix("/configuration"))
     name = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name
@@ -114,7 +127,10 @@ async def handle(
     if spec is None:
         await error(404, "ResourceNotFoundException", f"Function not found: {function_arn(name)}")
         return
-    reserved = spec.settings.reserved_concurrency
+    if path.startswith(PUT_CONCURRENCY):
+        await change_concurrency(runtime, name, scope, receive, answer, error)
+        return
+    reserved = runtime.slots.functions[name].reserved
     if path.startswith(CONCURRENCY):
         await answer(200, {} if reserved is None else {"ReservedConcurrentExecutions": reserved})
     elif trimmed.endswith("/configuration"):
@@ -127,6 +143,40 @@ async def handle(
         if reserved is not None:
             document["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
         await answer(200, document)
+
+
+async def change_concurrency(
+    runtime: Runtime,
+    name: str,
+    scope: Scope,
+    receive: Receive,
+    answer: Callable[[int, Any], Awaitable[None]],
+    error: Callable[[int, str, str], Awaitable[None]],
+) -> None:
+    """``PutFunctionConcurrency`` (PUT, ``{"ReservedConcurrentExecutions": n}``) or
+    ``DeleteFunctionConcurrency`` (DELETE: 204, back to what the code sets)."""
+    if scope["method"] == "DELETE":
+        runtime.set_concurrency(name, None)
+        await answer(204, None)
+        return
+    body = await read_body(receive, 64 * 1024)
+    try:
+        value = msgspec.json.decode(body or b"{}").get("ReservedConcurrentExecutions")
+    except (msgspec.DecodeError, AttributeError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        await error(
+            400,
+            "InvalidParameterValueException",
+            "ReservedConcurrentExecutions must be a whole number, 0 or more",
+        )
+        return
+    try:
+        runtime.set_concurrency(name, value)
+    except ConfigError as exc:
+        await error(400, "InvalidParameterValueException", str(exc))
+        return
+    await answer(200, {"ReservedConcurrentExecutions": value})
 
 
 def configuration(spec: FunctionSpec) -> dict[str, Any]:

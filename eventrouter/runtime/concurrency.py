@@ -62,11 +62,13 @@ class SharedSlots:
 class FunctionSlots:
     """The slot counter of one function (and its slots shared with other workers)."""
 
-    __slots__ = ("in_flight", "reserved", "shared")
+    __slots__ = ("in_flight", "pooled", "reserved", "shared")
 
     def __init__(self, reserved: int | None) -> None:
         self.reserved = reserved
         self.in_flight = 0
+        #: Invocations in flight on the unreserved pool (a reservation may change meanwhile).
+        self.pooled = 0
         self.shared: SharedSlots | None = None
 
 
@@ -84,6 +86,7 @@ class Slots:
         shared_dir: Path | None = None,
     ) -> None:
         self.functions = {name: FunctionSlots(reserved) for name, reserved in reservations}
+        self.shared_dir = shared_dir
         if shared_dir is not None:  # reservations hold across the workers of a state dir
             for name, slots in self.functions.items():
                 if slots.reserved:
@@ -111,6 +114,7 @@ class Slots:
             return ROUTER_LIMIT
         else:
             self.pool_in_flight += 1
+            slots.pooled += 1
         slots.in_flight += 1
         self.total_in_flight += 1
         return None
@@ -120,7 +124,8 @@ class Slots:
             slots.shared.give()
         slots.in_flight -= 1
         self.total_in_flight -= 1
-        if slots.reserved is None:
+        if slots.pooled:
+            slots.pooled -= 1
             self.pool_in_flight -= 1
         if self._released is not None:
             self._released.set()
@@ -130,6 +135,22 @@ class Slots:
         if slots.reserved is not None:
             return slots.reserved - slots.in_flight
         return self.pool - self.pool_in_flight
+
+    def reserve(self, name: str, reserved: int | None) -> None:
+        """Change ``name``'s reservation at run time (``PutFunctionConcurrency``): the pool
+        shrinks or grows by the difference; invocations in flight keep the slot they took."""
+        if self.shared_dir is not None:
+            raise ConfigError("a reservation cannot change at run time under --workers yet")
+        others = sum(f.reserved or 0 for n, f in self.functions.items() if n != name)
+        if reserved is not None and others + reserved > self.max_concurrency:
+            raise ConfigError(
+                f"reserving {reserved} for {name!r}: the reservations would add up to"
+                f" {others + reserved}, more than max_concurrency={self.max_concurrency}"
+            )
+        self.functions[name].reserved = reserved
+        self.pool = self.max_concurrency - others - (reserved or 0)
+        if self._released is not None:
+            self._released.set()  # the dispatcher plans again
 
     def close(self) -> None:
         for slots in self.functions.values():

@@ -21,6 +21,7 @@ import structlog
 
 from eventrouter.bus.buses import EventBuses
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from eventrouter.control import apply_overrides, set_concurrency
 from eventrouter.errors import (
     EventRouterError,
     InvalidRequestContent,
@@ -196,6 +197,7 @@ class Engine(Runtime):
         self.buses.check()
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
+        apply_overrides(self.slots, self.state_dir)
         if not structlog.is_configured():
             # structlog's default logger prints to sys.stdout, which becomes the invocations'
             # own stream below: the router's records go to stderr through our sink instead.
@@ -295,6 +297,10 @@ class Engine(Runtime):
                 metrics=self.metrics.snapshot(),
             )
             flush_logs()
+
+    def set_concurrency(self, name: str, reserved: int | None) -> None:
+        self.state(name)
+        set_concurrency(self.slots, self.router, self.state_dir, name, reserved)
 
     # -- invoking ----------------------------------------------------------------------------
 

@@ -84,6 +84,10 @@ class Runtime(Protocol):
         """Decode ``payload`` for function ``name`` and invoke it synchronously."""
         ...
 
+    def set_concurrency(self, name: str, reserved: int | None) -> None:
+        """Change a function's reservation at run time (``None``: back to the code's)."""
+        ...
+
     async def invoke(self, name: str, payload: Any = None) -> Any:
         """Invoke synchronously; the decoded result, or the exception the outcome stands for."""
         ...

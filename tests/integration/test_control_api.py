@@ -3,9 +3,11 @@ through botocore's parser, so field names, types and error classes are the SDK's
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from eventrouter import Http, Router
@@ -121,3 +123,49 @@ async def test_bad_parameters_and_enforced_permissions() -> None:
             return "no error"
 
         assert await anyio.to_thread.run_sync(refused) == "AccessDeniedException"
+
+
+async def test_concurrency_changes_apply_at_once_and_survive_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    async def hello_status(url: str) -> int:
+        async with httpx.AsyncClient(base_url=url) as client:
+            return (await client.get("/hello")).status_code
+
+    async with run_router(control_router(), state_dir=state, http="127.0.0.1:0") as app:
+        url = f"http://127.0.0.1:{app.engine.http_port}"
+        assert await hello_status(url) == 200
+
+        def change() -> tuple[dict[str, Any], str]:
+            client = lambda_client(url)
+            client.put_function_concurrency(FunctionName="hello", ReservedConcurrentExecutions=0)
+            try:
+                client.put_function_concurrency(
+                    FunctionName="charge", ReservedConcurrentExecutions=1000
+                )
+            except client.exceptions.InvalidParameterValueException as exc:
+                refused = str(exc.response["Error"]["Code"])
+            return client.get_function_concurrency(FunctionName="hello"), refused
+
+        now, refused = await anyio.to_thread.run_sync(change)
+        assert now["ReservedConcurrentExecutions"] == 0
+        assert refused == "InvalidParameterValueException"  # over max_concurrency=100
+        assert await hello_status(url) == 429  # throttled by the new reservation, at once
+    async with run_router(control_router(), state_dir=state, http="127.0.0.1:0") as app:
+        url = f"http://127.0.0.1:{app.engine.http_port}"
+        assert await hello_status(url) == 429  # kept across the restart
+
+        def delete() -> tuple[dict[str, Any], dict[str, Any]]:
+            client = lambda_client(url)
+            client.delete_function_concurrency(FunctionName="hello")
+            client.put_function_concurrency(FunctionName="charge", ReservedConcurrentExecutions=2)
+            client.delete_function_concurrency(FunctionName="charge")
+            return (
+                client.get_function_concurrency(FunctionName="hello"),
+                client.get_function_concurrency(FunctionName="charge"),
+            )
+
+        hello, charge = await anyio.to_thread.run_sync(delete)
+        assert "ReservedConcurrentExecutions" not in hello  # back to what the code says
+        assert charge["ReservedConcurrentExecutions"] == 7
+        assert await hello_status(url) == 200

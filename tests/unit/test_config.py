@@ -7,7 +7,7 @@ import pytest
 
 from eventrouter import ConfigError, Queue, Router, to_directory, to_function, to_queue
 from eventrouter.config import FunctionSettings
-from eventrouter.runtime.concurrency import Slots
+from eventrouter.runtime.concurrency import RESERVED_LIMIT, Slots
 
 
 async def noop(event: Any) -> None:
@@ -221,3 +221,19 @@ def test_module_level_on_event_uses_default_router() -> None:
     eventrouter.on_event(name="module_level_fn_test")(module_level_fn)
     assert default_router().function("module_level_fn_test").handler is module_level_fn
     del default_router().functions["module_level_fn_test"]
+
+
+def test_a_reservation_changed_at_run_time_keeps_the_counts_right() -> None:
+    slots = Slots(10, [("a", None), ("b", 2)])
+    a, b = slots.functions["a"], slots.functions["b"]
+    assert slots.try_acquire(a) is None  # from the pool
+    slots.reserve("a", 3)  # while one invocation of a is in flight
+    assert (slots.pool, slots.free(a)) == (5, 2)
+    slots.release(a)  # it gives its slot back to the pool it came from
+    assert (slots.pool_in_flight, slots.free(a)) == (0, 3)
+    slots.reserve("a", None)
+    assert slots.pool == 8 and slots.free(a) == 8 and slots.free(b) == 2
+    with pytest.raises(ConfigError, match="add up to 11"):
+        slots.reserve("a", 9)
+    slots.reserve("b", 0)
+    assert slots.try_acquire(b) == RESERVED_LIMIT
