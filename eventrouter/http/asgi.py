@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import msgspec
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -50,6 +52,30 @@ async def respond(send: Send, status: int, body: bytes, headers: list[tuple[byte
     headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_encoder = msgspec.json.Encoder()
+
+
+async def aws_error(
+    send: Send,
+    status: int,
+    error_type: str,
+    message: str,
+    request_id: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    **extra: Any,
+) -> None:
+    """An error of an AWS REST-JSON API (Lambda's): ``{"Type", "message"}`` and the type in
+    ``x-amzn-ErrorType``, which botocore maps to its exception classes."""
+    body = _encoder.encode({"Type": "User", "message": message, **extra})
+    sent = [
+        (b"content-type", JSON),
+        (b"x-amzn-errortype", error_type.encode()),
+        (b"x-amzn-requestid", request_id.encode()),
+        *(headers or ()),
+    ]
+    await respond(send, status, body, sent)
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -33,7 +33,7 @@ import msgspec
 from eventrouter.arns import LATEST, function_arn, role_arn
 from eventrouter.errors import ConfigError
 from eventrouter.events import new_request_id
-from eventrouter.http.asgi import JSON, Receive, Scope, Send, read_body, respond
+from eventrouter.http.asgi import JSON, Receive, Scope, Send, aws_error, read_body, respond
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec
@@ -76,15 +76,13 @@ async def handle(
     path: str = scope["path"]
     request_id = new_request_id()
 
-    async def answer(status: int, document: Any, error_type: str | None = None) -> None:
+    async def answer(status: int, document: Any) -> None:
         headers = [(b"content-type", JSON), (b"x-amzn-requestid", request_id.encode())]
-        if error_type is not None:
-            headers.append((b"x-amzn-errortype", error_type.encode()))
         body = b"" if document is None else _encoder.encode(document)
         await respond(send, status, body, headers)
 
     async def error(status: int, error_type: str, message: str) -> None:
-        await answer(status, {"Type": "User", "message": message}, error_type)
+        await aws_error(send, status, error_type, message, request_id)
 
     if enforce:
         await error(

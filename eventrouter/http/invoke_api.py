@@ -21,7 +21,7 @@ from eventrouter.arns import LATEST, function_arn
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from eventrouter.errors import InvalidRequestContent, PayloadTooLarge
 from eventrouter.events import new_request_id
-from eventrouter.http.asgi import Receive, Scope, Send, read_body, respond
+from eventrouter.http.asgi import Receive, Scope, Send, aws_error, read_body, respond
 from eventrouter.http.streams import InvokeStream, invoke_complete
 from eventrouter.observability.function_logs import Entry, log_capture, tail_bytes
 from eventrouter.observability.function_logs import tail as tail_lines
@@ -82,17 +82,12 @@ async def handle(
     async def error(
         status: int, error_type: str, message: str, allow: bytes | None = None, **extra: Any
     ) -> None:
-        body = _encoder.encode({"Type": "User", "message": message, **extra})
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"x-amzn-errortype", error_type.encode()),
-            (b"x-amzn-requestid", request_id.encode()),
-        ]
+        headers = []
         if status == 429:
             headers.append((b"retry-after", b"1"))
         if allow is not None:
             headers.append((b"allow", allow))
-        await respond(send, status, body, headers)
+        await aws_error(send, status, error_type, message, request_id, headers, **extra)
 
     if not path.endswith(suffix):
         await error(404, "UnknownOperationException", f"no operation {scope['method']} {path}")
