@@ -44,7 +44,6 @@ INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
 LOG_TYPES = (b"None", b"Tail")
 
-_encoder = msgspec.json.Encoder()
 _STATUS = {InvalidRequestContent: 400, PayloadTooLarge: 413}
 
 
