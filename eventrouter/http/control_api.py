@@ -1,9 +1,11 @@
-"""Lambda's control plane, read side, on the router's HTTP port (REST paths as botocore's
+r"""Lambda's control plane, read side, on the router's HTTP port (REST paths as botocore's
 model has them), so the AWS SDKs can look at a running router:
 
 - ``ListFunctions`` — ``GET /2015-03-31/functions/`` (``Marker`` / ``MaxItems`` pagination)
 - ``GetFunction`` — ``GET /2015-03-31/functions/{name}``
 - ``GetFunctionConfiguration`` — ``GET /2015-03-31/functions/{name}/configuration``
+- ``GetPolicy`` — ``GET /2015-03-31/functions/{name}/policy`` (the resource policy: its
+  document's statements and the ``Permission``\ s, as written)
 - ``GetFunctionConcurrency`` — ``GET /2019-09-30/functions/{name}/concurrency``
 - ``GetAccountSettings`` — ``GET /2016-08-19/account-settings/``
 - ``PutFunctionConcurrency`` / ``DeleteFunctionConcurrency`` —
@@ -62,7 +64,7 @@ def handles(method: str, path: str) -> bool:
         return path.endswith("/concurrency")
     if path.startswith(FUNCTIONS + "/"):
         rest = path[len(FUNCTIONS) + 1 :].rstrip("/")
-        return "/" not in rest or rest.endswith("/configuration")
+        return "/" not in rest or rest.endswith(("/configuration", "/policy"))
     return False
 
 
@@ -120,6 +122,7 @@ async def handle(
         name = unquote(path[len(prefix) : -len("/concurrency")])
     else:
         name = unquote(trimmed[len(FUNCTIONS) + 1 :].removesuffix("/configuration"))
+        name = name.removesuffix("/policy")
     name = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name
     spec = functions.get(name)
     if spec is None:
@@ -133,6 +136,20 @@ async def handle(
         await answer(200, {} if reserved is None else {"ReservedConcurrentExecutions": reserved})
     elif trimmed.endswith("/configuration"):
         await answer(200, configuration(spec))
+    elif trimmed.endswith("/policy"):
+        if spec.resource_policy is None:
+            message = "The resource you requested does not exist."
+            await error(404, "ResourceNotFoundException", message)
+            return
+        text = _encoder.encode(
+            {
+                "Version": "2012-10-17",
+                "Id": "default",
+                "Statement": [s.document for s in spec.resource_policy.statements],
+            }
+        ).decode()
+        revision = hashlib.sha256(text.encode()).hexdigest()[:32]
+        await answer(200, {"Policy": text, "RevisionId": revision})
     else:
         document = {
             "Configuration": configuration(spec),

@@ -179,6 +179,8 @@ class Statement:
     not_principal: bool
     conditions: tuple[Condition, ...]
     sid: str | None = None
+    #: The statement as written (``GetPolicy`` answers with it).
+    document: Any = field(default=None, compare=False, hash=False)
 
     def applies(self, request: Request, *, ignore_conditions: bool = False) -> bool:
         if self.principal is not None:
@@ -254,6 +256,7 @@ def _statement(raw: Any, path: str, resource_policy: bool) -> Statement:
         not_principal,
         conditions,
         sid,
+        raw,
     )
 
 

@@ -3,6 +3,7 @@ through botocore's parser, so field names, types and error classes are the SDK's
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import anyio
 import httpx
 import pytest
 
-from eventrouter import Http, Router
+from eventrouter import Http, Permission, Router
 from eventrouter.testing import run_router
 from tests.services import lambda_client
 
@@ -24,9 +25,17 @@ def control_router() -> Router:
     async def hello(event: dict[str, Any]) -> dict[str, str]:
         return {"hello": "world"}
 
-    @router.on_event(None, reserved_concurrency=7, log_format="JSON")
+    @router.on_event(
+        None,
+        reserved_concurrency=7,
+        log_format="JSON",
+        permissions=[Permission(principal="billing", sid="billing-may-invoke")],
+    )
     async def charge(event: dict[str, Any]) -> None:
         return None
+
+    queue_arn = "arn:aws:sqs:us-east-1:000000000000:orders"
+    router.add_permission("charge", "sqs.amazonaws.com", source_arn=queue_arn, sid="from-sqs")
 
     for n in range(3):
 
@@ -169,3 +178,30 @@ async def test_concurrency_changes_apply_at_once_and_survive_a_restart(tmp_path:
         assert "ReservedConcurrentExecutions" not in hello  # back to what the code says
         assert charge["ReservedConcurrentExecutions"] == 7
         assert await hello_status(url) == 200
+
+
+async def test_get_policy_answers_the_statements_as_written() -> None:
+    async with run_router(control_router(), http="127.0.0.1:0") as app:
+        url = f"http://127.0.0.1:{app.engine.http_port}"
+
+        def calls() -> tuple[dict[str, Any], str]:
+            client = lambda_client(url)
+            try:
+                client.get_policy(FunctionName="hello")
+            except client.exceptions.ResourceNotFoundException as exc:
+                missing = str(exc.response["Error"]["Code"])
+            return client.get_policy(FunctionName="charge"), missing
+
+        answer, missing = await anyio.to_thread.run_sync(calls)
+    policy = json.loads(answer["Policy"])
+    assert policy["Version"] == "2012-10-17" and answer["RevisionId"]
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["billing-may-invoke"]["Principal"] == {
+        "AWS": "arn:aws:iam::000000000000:user/billing"
+    }
+    assert by_sid["from-sqs"]["Principal"] == {"Service": "sqs.amazonaws.com"}
+    assert by_sid["from-sqs"]["Condition"] == {
+        "ArnLike": {"AWS:SourceArn": "arn:aws:sqs:us-east-1:000000000000:orders"}
+    }
+    assert all(s["Resource"].endswith(":function:charge") for s in policy["Statement"])
+    assert missing == "ResourceNotFoundException"  # hello has no resource policy
