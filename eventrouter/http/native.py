@@ -125,6 +125,8 @@ class Connection(asyncio.Protocol):
         self.running: asyncio.Task[None] | None = None
         #: A request is being served (else the task waits on ``wakeup``).
         self.busy = False
+        #: Requests answered on this connection.
+        self.served = 0
         self.wakeup: asyncio.Future[None] | None = None
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -331,6 +333,7 @@ class Connection(asyncio.Protocol):
                 await self._serve(request)
             finally:
                 self.busy = False
+                self.served += 1
             if not request.keep_alive or self.server.closing:
                 self._close()
 
@@ -446,8 +449,15 @@ class Connection(asyncio.Protocol):
             self._close()
 
     def close_if_idle(self) -> None:
-        if not self.busy and not self.pending and self.current is None:
+        """At shutdown: close a keep-alive connection between requests now. One accepted but
+        not yet sent its first request may have it on the way (a client that just connected):
+        it gets a short while to arrive, is answered, then the connection closes."""
+        if self.busy or self.pending or self.current is not None:
+            return
+        if self.served:
             self._close()
+        else:
+            self._arm(min(1.0, self.limits.header_timeout))
 
 
 class NativeHttpServer:

@@ -419,3 +419,24 @@ async def test_a_client_that_does_not_read_is_not_read_from_either() -> None:
                     except (anyio.EndOfStream, anyio.BrokenResourceError):
                         break
     assert received > count * len(BIG)
+
+
+async def test_a_connection_accepted_just_before_stop_gets_its_answer() -> None:
+    """A client that connected but had not sent its request when the stop came (as during a
+    rolling restart of workers) is answered, then closed, instead of being dropped."""
+    async with run_router(app_router(), http="127.0.0.1:0") as app:
+        port = app.engine.http_port
+        native = app.engine.http_server._native if app.engine.http_server else None
+        assert port is not None and native is not None and native.server is not None
+        fresh = await anyio.connect_tcp("127.0.0.1", port)
+        async with fresh:
+            with anyio.fail_after(5):
+                while not native.server.connections:  # noqa: ASYNC110 - no event tells
+                    await anyio.sleep(0.01)
+            native.stop()
+            await fresh.send(get("/items/a"))
+            answer = b""
+            with anyio.fail_after(5), contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    answer += await fresh.receive()
+    assert statuses(answer) == [200] and b"connection: close" in answer
