@@ -221,13 +221,14 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
     if args.uds and args.http:
         raise ConfigError("--http and --uds: one address, please")
+    worker, workers = worker_index()
     engine = Engine(
         router,
         state_dir=args.state_dir,
         http=f"unix:{args.uds}" if args.uds else args.http,
         http_socket=socket.socket(fileno=args.fd) if args.fd is not None else None,
-        worker=worker_index()[0],
-        workers=worker_index()[1],
+        worker=worker,
+        workers=workers,
         tls=(args.ssl_certfile, args.ssl_keyfile) if args.ssl_certfile else None,
         grace=args.grace,
         metrics_http=args.metrics,

@@ -118,7 +118,8 @@ class Supervisor:
     # -- starting workers ----------------------------------------------------------------------
 
     async def spawn(self, slot: int) -> Worker | None:
-        """Start the worker of ``slot``; it once it is ready, else ``None`` (it died first)."""
+        """Start the worker of ``slot``: the worker once it is ready, else ``None`` (it died
+        first, or did not start in time)."""
         read, write = os.pipe()
         fds = [write]
         argv = [sys.executable, "-m", "eventrouter", *self.argv]

@@ -36,6 +36,7 @@ from eventrouter.arns import LATEST, function_arn, role_arn
 from eventrouter.errors import ConfigError
 from eventrouter.events import new_request_id
 from eventrouter.http.asgi import JSON, Receive, Scope, Send, aws_error, read_body, respond
+from eventrouter.http.invoke_api import function_name
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec
@@ -123,7 +124,7 @@ async def handle(
     else:
         name = unquote(trimmed[len(FUNCTIONS) + 1 :].removesuffix("/configuration"))
         name = name.removesuffix("/policy")
-    name = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name
+    name, _ = function_name(name, None)  # a name, a partial or a full ARN, as Invoke takes
     spec = functions.get(name)
     if spec is None:
         await error(404, "ResourceNotFoundException", f"Function not found: {function_arn(name)}")
