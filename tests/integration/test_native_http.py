@@ -20,7 +20,7 @@ import pytest
 
 from eventrouter import ConfigError, Http, Response, Router
 from eventrouter.http.app import HttpApp
-from eventrouter.http.native import NativeHttpServer
+from eventrouter.http.native import Connection, NativeHttpServer
 from eventrouter.http.wire import Limits
 from eventrouter.runtime.engine import Engine
 from eventrouter.testing import run_router
@@ -388,25 +388,38 @@ async def test_stop_waits_for_a_request_that_came_after_an_idle_spell() -> None:
         assert answer.endswith(b'{"slow":"done"}')
 
 
+def own_server(app: Any) -> tuple[int, NativeHttpServer]:
+    """The port and eventrouter's own server of a ``run_router`` block."""
+    port, http = app.engine.http_port, app.engine.http_server
+    assert port is not None and http is not None and http._native is not None
+    assert http._native.server is not None
+    return port, http._native
+
+
+async def accepted(native: NativeHttpServer) -> Connection:
+    """The one connection the server holds, once it has accepted it (polled: no event tells)."""
+    assert native.server is not None
+    with anyio.fail_after(10):
+        while not native.server.connections:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+    (connection,) = native.server.connections
+    return connection
+
+
 async def test_a_client_that_does_not_read_is_not_read_from_either() -> None:
     """Flow control: pipelined requests for big answers that the client does not read. The
     server stops reading the connection (the answers wait in the socket, not in memory) and
     serves them all once the client reads."""
     count = 100
     async with run_router(app_router(), http="127.0.0.1:0") as app:
-        port = app.engine.http_port
-        assert port is not None and app.engine.http_server is not None
-        native = app.engine.http_server._native
-        assert native is not None and native.server is not None
+        port, native = own_server(app)
         stream = await anyio.connect_tcp("127.0.0.1", port)
         async with stream:
             await stream.send(get("/big") * (count - 1) + get("/big", close=True))
+            connection = await accepted(native)
+            assert connection.transport is not None
             # Polled: nothing announces when the socket's buffers fill and the server pauses.
             with anyio.fail_after(10):
-                while not native.server.connections:  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
-                (connection,) = native.server.connections
-                assert connection.transport is not None
                 while connection.transport.is_reading():  # type: ignore[attr-defined]  # noqa: ASYNC110
                     await anyio.sleep(0.01)
             # Paused: writes wait for the client; the requests wait unanswered.
@@ -425,14 +438,10 @@ async def test_a_connection_accepted_just_before_stop_gets_its_answer() -> None:
     """A client that connected but had not sent its request when the stop came (as during a
     rolling restart of workers) is answered, then closed, instead of being dropped."""
     async with run_router(app_router(), http="127.0.0.1:0") as app:
-        port = app.engine.http_port
-        native = app.engine.http_server._native if app.engine.http_server else None
-        assert port is not None and native is not None and native.server is not None
+        port, native = own_server(app)
         fresh = await anyio.connect_tcp("127.0.0.1", port)
         async with fresh:
-            with anyio.fail_after(5):
-                while not native.server.connections:  # noqa: ASYNC110 - no event tells
-                    await anyio.sleep(0.01)
+            await accepted(native)
             native.stop()
             await fresh.send(get("/items/a"))
             answer = b""
