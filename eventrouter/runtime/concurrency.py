@@ -52,6 +52,20 @@ class SharedSlots:
             return True
         return False
 
+    def available(self) -> int:
+        """How many slots no worker holds now (each probed: take and give back at once)."""
+        free = 0
+        for offset in range(self.count):
+            if offset in self.held:
+                continue
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            except OSError:
+                continue
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, offset)
+            free += 1
+        return free
+
     def give(self) -> None:
         fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.held.pop())
 
@@ -133,7 +147,12 @@ class Slots:
     def free(self, slots: FunctionSlots) -> int:
         """How many more invocations of this function could start now."""
         if slots.reserved is not None:
-            return slots.reserved - slots.in_flight
+            free = slots.reserved - slots.in_flight
+            if slots.shared is not None and free > 0:
+                # Under --workers: what the others hold is not free either, so that the
+                # dispatcher leaves events queued instead of taking them to be throttled.
+                free = min(free, slots.shared.available())
+            return free
         return self.pool - self.pool_in_flight
 
     def reserve(self, name: str, reserved: int | None) -> None:
