@@ -283,14 +283,28 @@ class Registry:
         return result
 
     def on_event(
-        self, source: Source | None = None, *, name: str | None = None, **settings: Any
+        self,
+        source: Source | None = None,
+        *,
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+        **settings: Any,
     ) -> Callable[[F], F]:
         """Register the decorated handler as a function; the handler is returned unchanged.
 
         ``source=None`` means the function is invoked directly (``invoke``, asynchronous
-        invoke); ``Queue("name")`` consumes a named embedded queue.
+        invoke); ``Queue("name")`` consumes a named embedded queue. ``env``: environment
+        variables of an ``isolation="process"`` function's processes.
         """
         parsed = build_settings(settings)
+        if env is not None:
+            if parsed.isolation != "process":
+                raise ConfigError(
+                    "env= sets the environment of a function's own processes: it needs "
+                    "isolation='process' (an inline function shares the router's)"
+                )
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+                raise ConfigError(f"env={env!r} must map names to strings")
 
         def register(handler: F) -> F:
             fname = name if name is not None else getattr(handler, "__name__", None)
@@ -317,7 +331,8 @@ class Registry:
                         )
             elif isinstance(source, Http):
                 self._check_route(fname, source)
-            self.functions[fname] = build_spec(handler, fname, bound, parsed)
+            spec = self.functions[fname] = build_spec(handler, fname, bound, parsed)
+            spec.environment = dict(env or {})
             return handler
 
         return register

@@ -1,72 +1,435 @@
-r"""Lambda's control plane, read side, on the router's HTTP port (REST paths as botocore's
-model has them), so the AWS SDKs can look at a running router:
+r"""Lambda's control plane on the router's HTTP port (REST paths as botocore's model has
+them), so the AWS SDKs and CLI can look at and change a running router:
 
-- ``ListFunctions`` — ``GET /2015-03-31/functions/`` (``Marker`` / ``MaxItems`` pagination)
-- ``GetFunction`` — ``GET /2015-03-31/functions/{name}``
-- ``GetFunctionConfiguration`` — ``GET /2015-03-31/functions/{name}/configuration``
-- ``GetPolicy`` — ``GET /2015-03-31/functions/{name}/policy`` (the resource policy: its
-  document's statements and the ``Permission``\ s, as written)
-- ``GetFunctionConcurrency`` — ``GET /2019-09-30/functions/{name}/concurrency``
-- ``GetAccountSettings`` — ``GET /2016-08-19/account-settings/``
-- ``PutFunctionConcurrency`` / ``DeleteFunctionConcurrency`` —
-  ``PUT`` / ``DELETE /2017-10-31/functions/{name}/concurrency``: applied at once, kept in the
-  state dir (``eventrouter/control.py``); deleting returns to what the code sets
+- functions: ``ListFunctions`` (``Marker`` / ``MaxItems``), ``GetFunction``,
+  ``GetFunctionConfiguration``, ``UpdateFunctionConfiguration`` (timeout, memory size, the
+  environment of process-isolated functions), ``GetAccountSettings``
+- concurrency: ``Get/Put/DeleteFunctionConcurrency``
+- resource policy: ``GetPolicy``, ``AddPermission``, ``RemovePermission`` (``RevisionId``)
+- asynchronous invocation: ``Get/Put/Update/Delete/ListFunctionEventInvokeConfig(s)``
+- event source mappings: ``List/GetEventSourceMapping(s)``, ``UpdateEventSourceMapping``
+  (``Enabled``, batch size and window)
 
-Functions stay defined in code: this is what the code set. Errors are Lambda's
-(``ResourceNotFoundException``, ``InvalidParameterValueException``), so botocore raises its
-own classes. Under enforced permissions these answer ``AccessDeniedException``: checking
-Lambda's IAM actions for them is not built yet.
+Functions stay defined in code; changes go through ``control/plane.py`` and
+``control/mappings.py`` (applied at once, kept in the state dir). Errors are Lambda's
+(``ResourceNotFoundException``, ``InvalidParameterValueException``,
+``PreconditionFailedException``, ``ResourceConflictException``), so botocore raises its own
+classes. Under enforced permissions each call is SigV4-authenticated and authorised as
+Lambda's IAM action (``lambda:GetFunction``...) by the caller's identity policy or the
+function's resource policy.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import math
-import platform
-import sys
-import time
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 import msgspec
 
-from eventrouter.arns import LATEST, function_arn, role_arn
+from eventrouter.arns import ACCOUNT, REGION, function_arn
+from eventrouter.control.overrides import ConfigurationChange, InvokeConfig, MappingChange
+from eventrouter.control.plane import ControlError, invalid
 from eventrouter.errors import ConfigError
 from eventrouter.events import new_request_id
 from eventrouter.http.asgi import JSON, Receive, Scope, Send, aws_error, read_body, respond
+from eventrouter.http.control_docs import account_settings, configuration, invoke_config
 from eventrouter.http.invoke_api import function_name
+from eventrouter.security.guard import AuthFailure
 
 if TYPE_CHECKING:
+    from eventrouter.control.mappings import Mapping
     from eventrouter.registry import FunctionSpec
     from eventrouter.runtime.interface import Runtime
 
-FUNCTIONS = "/2015-03-31/functions"
-CONCURRENCY = "/2019-09-30/functions/"
-PUT_CONCURRENCY = "/2017-10-31/functions/"
-ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
 #: ``ListFunctions`` gives at most this many a page (Lambda's own maximum).
 PAGE_LIMIT = 50
+BODY_LIMIT = 256 * 1024
 
 _encoder = msgspec.json.Encoder()
-_loaded = time.time()
+_FUNCTION = r"(?P<name>[^/]+)"
+
+
+@dataclass(slots=True)
+class Call:
+    """One control-plane request, its function or mapping found."""
+
+    runtime: Runtime
+    query: dict[str, list[str]]
+    body: bytes
+    spec: FunctionSpec | None = None
+    mapping: Mapping | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        assert self.spec is not None
+        return self.spec.name
+
+    def arg(self, key: str) -> str | None:
+        values = self.query.get(key)
+        return values[0] if values else None
+
+    def json(self) -> dict[str, Any]:
+        try:
+            document = msgspec.json.decode(self.body or b"{}")
+        except msgspec.DecodeError as exc:
+            raise invalid(f"the request body is not JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise invalid("the request body must be a JSON object")
+        return document
+
+
+Operation = Callable[[Call], Awaitable[tuple[int, Any]]]
+
+
+def _page(call: Call, keys: list[str]) -> tuple[list[str], str | None]:
+    """One page of ``keys`` (sorted) after ``Marker``, at most ``MaxItems`` long; and the
+    next page's marker."""
+    marker = call.arg("Marker") or ""
+    raw_limit = call.arg("MaxItems") or str(PAGE_LIMIT)
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
+        raise invalid("MaxItems must be 1 to 10000")
+    if marker and marker not in keys:
+        raise invalid(f"Marker {marker!r} is unknown")
+    start = keys.index(marker) if marker else 0
+    page = keys[start : start + min(int(raw_limit), PAGE_LIMIT)]
+    following = keys[start + len(page)] if start + len(page) < len(keys) else None
+    return page, following
+
+
+# -- functions --------------------------------------------------------------------------------
+
+
+async def list_functions(call: Call) -> tuple[int, Any]:
+    functions = call.runtime.router.functions
+    page, following = _page(call, sorted(functions))
+    document: dict[str, Any] = {
+        "Functions": [configuration(call.runtime, functions[n]) for n in page]
+    }
+    if following is not None:
+        document["NextMarker"] = following
+    return 200, document
+
+
+async def get_function(call: Call) -> tuple[int, Any]:
+    assert call.spec is not None
+    document: dict[str, Any] = {
+        "Configuration": configuration(call.runtime, call.spec),
+        "Code": {"RepositoryType": "S3", "Location": ""},
+    }
+    reserved = call.runtime.slots.functions[call.name].reserved
+    if reserved is not None:
+        document["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+    return 200, document
+
+
+async def get_configuration(call: Call) -> tuple[int, Any]:
+    assert call.spec is not None
+    return 200, configuration(call.runtime, call.spec)
+
+
+async def update_configuration(call: Call) -> tuple[int, Any]:
+    assert call.spec is not None
+    request = call.json()
+    unsupported = sorted(set(request) - {"Timeout", "MemorySize", "Environment", "RevisionId"})
+    if unsupported:
+        raise invalid(
+            f"{', '.join(unsupported)}: not changeable at run time here (Timeout, MemorySize "
+            "and Environment are); change the function's code"
+        )
+    environment = request.get("Environment")
+    variables = None
+    if environment is not None:
+        variables = environment.get("Variables", {}) if isinstance(environment, dict) else None
+        if not isinstance(variables, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
+        ):
+            raise invalid("Environment.Variables must map names to strings")
+    change = ConfigurationChange(
+        timeout=_number(request, "Timeout"),
+        memory_mb=_whole(request, "MemorySize"),
+        environment=variables,
+    )
+    call.runtime.control.update_configuration(call.name, change, request.get("RevisionId"))
+    return 200, configuration(call.runtime, call.spec)
+
+
+async def get_settings(call: Call) -> tuple[int, Any]:
+    return 200, account_settings(call.runtime)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+async def get_concurrency(call: Call) -> tuple[int, Any]:
+    reserved = call.runtime.slots.functions[call.name].reserved
+    return 200, {} if reserved is None else {"ReservedConcurrentExecutions": reserved}
+
+
+async def put_concurrency(call: Call) -> tuple[int, Any]:
+    value = call.json().get("ReservedConcurrentExecutions")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise invalid("ReservedConcurrentExecutions must be a whole number, 0 or more")
+    call.runtime.control.set_concurrency(call.name, value)
+    return 200, {"ReservedConcurrentExecutions": value}
+
+
+async def delete_concurrency(call: Call) -> tuple[int, Any]:
+    call.runtime.control.set_concurrency(call.name, None)
+    return 204, None
+
+
+# -- resource policy --------------------------------------------------------------------------
+
+
+async def get_policy(call: Call) -> tuple[int, Any]:
+    statements = call.runtime.control.statements(call.name)
+    if not statements:
+        raise ControlError(
+            404, "ResourceNotFoundException", "The resource you requested does not exist."
+        )
+    document = {"Version": "2012-10-17", "Id": "default", "Statement": statements}
+    return 200, {
+        "Policy": _encoder.encode(document).decode(),
+        "RevisionId": call.runtime.control.revision(call.name),
+    }
+
+
+async def add_permission(call: Call) -> tuple[int, Any]:
+    request = call.json()
+    if request.get("Qualifier") not in (None, "$LATEST"):
+        raise invalid("eventrouter's functions have one version: $LATEST")
+    statement = call.runtime.control.add_permission(call.name, request, request.get("RevisionId"))
+    return 201, {"Statement": _encoder.encode(statement).decode()}
+
+
+async def remove_permission(call: Call) -> tuple[int, Any]:
+    call.runtime.control.remove_permission(
+        call.name, unquote(call.params["sid"]), call.arg("RevisionId")
+    )
+    return 204, None
+
+
+# -- asynchronous invocation ------------------------------------------------------------------
+
+
+async def get_invoke_config(call: Call) -> tuple[int, Any]:
+    assert call.spec is not None
+    config = call.runtime.control.invoke_config(call.name)
+    if config is None:
+        raise ControlError(
+            404,
+            "ResourceNotFoundException",
+            f"The function {function_arn(call.name)} doesn't have an EventInvokeConfig",
+        )
+    return 200, invoke_config(call.spec, config)
+
+
+async def list_invoke_configs(call: Call) -> tuple[int, Any]:
+    assert call.spec is not None
+    config = call.runtime.control.invoke_config(call.name)
+    configs = [] if config is None else [invoke_config(call.spec, config)]
+    return 200, {"FunctionEventInvokeConfigs": configs}
+
+
+async def put_invoke_config(call: Call) -> tuple[int, Any]:
+    assert call.spec is not None
+    request = call.json()
+    destinations = request.get("DestinationConfig") or {}
+    arns: dict[str, str | None] = {}
+    for key in ("OnSuccess", "OnFailure"):
+        target = destinations.get(key) or {}
+        arn = target.get("Destination") if isinstance(target, dict) else None
+        if arn is not None and not isinstance(arn, str):
+            raise invalid(f"DestinationConfig.{key}.Destination must be an ARN")
+        arns[key] = arn
+    config = InvokeConfig(
+        max_retries=_whole(request, "MaximumRetryAttempts"),
+        max_event_age=_number(request, "MaximumEventAgeInSeconds"),
+        on_success=arns["OnSuccess"],
+        on_failure=arns["OnFailure"],
+    )
+    merge = call.params.get("method") == "POST"
+    saved = call.runtime.control.put_invoke_config(call.name, config, merge=merge)
+    return 200, invoke_config(call.spec, saved)
+
+
+async def delete_invoke_config(call: Call) -> tuple[int, Any]:
+    call.runtime.control.delete_invoke_config(call.name)
+    return 204, None
+
+
+# -- event source mappings --------------------------------------------------------------------
+
+
+async def list_mappings(call: Call) -> tuple[int, Any]:
+    mappings = call.runtime.mappings
+    wanted = call.arg("FunctionName")
+    source_arn = call.arg("EventSourceArn")
+    chosen = []
+    for mapping in mappings.by_uuid.values():
+        document = mappings.describe(mapping)
+        if wanted is not None and function_name(wanted, None)[0] != mapping.name:
+            continue
+        if source_arn is not None and document.get("EventSourceArn") != source_arn:
+            continue
+        chosen.append(mapping.uuid)
+    page, following = _page(call, sorted(chosen))
+    result: dict[str, Any] = {
+        "EventSourceMappings": [mappings.describe(mappings.by_uuid[u]) for u in page]
+    }
+    if following is not None:
+        result["NextMarker"] = following
+    return 200, result
+
+
+async def get_mapping(call: Call) -> tuple[int, Any]:
+    assert call.mapping is not None
+    return 200, call.runtime.mappings.describe(call.mapping)
+
+
+async def update_mapping(call: Call) -> tuple[int, Any]:
+    assert call.mapping is not None
+    request = call.json()
+    known = {"UUID", "FunctionName", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds"}
+    unsupported = sorted(set(request) - known)
+    if unsupported:
+        raise invalid(
+            f"{', '.join(unsupported)}: not changeable at run time here (Enabled, BatchSize "
+            "and MaximumBatchingWindowInSeconds are); change the source in the code"
+        )
+    named = request.get("FunctionName")
+    if named is not None and function_name(str(named), None)[0] != call.mapping.name:
+        raise invalid("a mapping cannot move to another function here")
+    enabled = request.get("Enabled", call.mapping.enabled)
+    if not isinstance(enabled, bool):
+        raise invalid("Enabled must be true or false")
+    change = MappingChange(
+        enabled=enabled,
+        batch_size=_whole(request, "BatchSize"),
+        batching_window=_number(request, "MaximumBatchingWindowInSeconds"),
+    )
+    call.runtime.control.check_changeable()
+    await call.runtime.mappings.update(call.mapping, change)
+    return 202, call.runtime.mappings.describe(call.mapping)
+
+
+def _number(request: dict[str, Any], key: str) -> float | None:
+    value = request.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise invalid(f"{key} must be a number")
+    return value
+
+
+def _whole(request: dict[str, Any], key: str) -> int | None:
+    value = request.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise invalid(f"{key} must be a whole number")
+    return value
+
+
+# -- routing ----------------------------------------------------------------------------------
+
+#: (method, path pattern, IAM action, operation); ``name``: a function, ``uuid``: a mapping.
+ROUTES: list[tuple[str, re.Pattern[str], str, Operation]] = [
+    (method, re.compile(pattern), f"lambda:{action}", operation)
+    for method, pattern, action, operation in [
+        ("GET", r"/2015-03-31/functions/?", "ListFunctions", list_functions),
+        ("GET", rf"/2015-03-31/functions/{_FUNCTION}/?", "GetFunction", get_function),
+        (
+            "GET",
+            rf"/2015-03-31/functions/{_FUNCTION}/configuration/?",
+            "GetFunctionConfiguration",
+            get_configuration,
+        ),
+        (
+            "PUT",
+            rf"/2015-03-31/functions/{_FUNCTION}/configuration/?",
+            "UpdateFunctionConfiguration",
+            update_configuration,
+        ),
+        ("GET", rf"/2015-03-31/functions/{_FUNCTION}/policy/?", "GetPolicy", get_policy),
+        ("POST", rf"/2015-03-31/functions/{_FUNCTION}/policy/?", "AddPermission", add_permission),
+        (
+            "DELETE",
+            rf"/2015-03-31/functions/{_FUNCTION}/policy/(?P<sid>[^/]+)",
+            "RemovePermission",
+            remove_permission,
+        ),
+        ("GET", r"/2016-08-19/account-settings/?", "GetAccountSettings", get_settings),
+        (
+            "GET",
+            rf"/2019-09-30/functions/{_FUNCTION}/concurrency",
+            "GetFunctionConcurrency",
+            get_concurrency,
+        ),
+        (
+            "PUT",
+            rf"/2017-10-31/functions/{_FUNCTION}/concurrency",
+            "PutFunctionConcurrency",
+            put_concurrency,
+        ),
+        (
+            "DELETE",
+            rf"/2017-10-31/functions/{_FUNCTION}/concurrency",
+            "DeleteFunctionConcurrency",
+            delete_concurrency,
+        ),
+        *[
+            (
+                method,
+                rf"/2019-09-25/functions/{_FUNCTION}/event-invoke-config",
+                action,
+                operation,
+            )
+            for method, action, operation in [
+                ("GET", "GetFunctionEventInvokeConfig", get_invoke_config),
+                ("PUT", "PutFunctionEventInvokeConfig", put_invoke_config),
+                ("POST", "UpdateFunctionEventInvokeConfig", put_invoke_config),
+                ("DELETE", "DeleteFunctionEventInvokeConfig", delete_invoke_config),
+            ]
+        ],
+        (
+            "GET",
+            rf"/2019-09-25/functions/{_FUNCTION}/event-invoke-config/list",
+            "ListFunctionEventInvokeConfigs",
+            list_invoke_configs,
+        ),
+        ("GET", r"/2015-03-31/event-source-mappings/?", "ListEventSourceMappings", list_mappings),
+        (
+            "GET",
+            r"/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)",
+            "GetEventSourceMapping",
+            get_mapping,
+        ),
+        (
+            "PUT",
+            r"/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)",
+            "UpdateEventSourceMapping",
+            update_mapping,
+        ),
+    ]
+]
+
+
+def route(method: str, path: str) -> tuple[str, Operation, dict[str, str]] | None:
+    """The IAM action, operation and path parameters of ``method path``, if it is one here."""
+    if method == "HEAD":
+        method = "GET"
+    for wanted, pattern, action, operation in ROUTES:
+        if wanted == method:
+            match = pattern.fullmatch(path)
+            if match is not None:
+                return action, operation, match.groupdict()
+    return None
 
 
 def handles(method: str, path: str) -> bool:
     """Whether ``method path`` is one of the operations here."""
-    if path.startswith(PUT_CONCURRENCY):
-        return method in ("PUT", "DELETE") and path.endswith("/concurrency")
-    if method not in ("GET", "HEAD"):
-        return False
-    if path.rstrip("/") in (FUNCTIONS, ACCOUNT_SETTINGS):
-        return True
-    if path.startswith(CONCURRENCY):
-        return path.endswith("/concurrency")
-    if path.startswith(FUNCTIONS + "/"):
-        rest = path[len(FUNCTIONS) + 1 :].rstrip("/")
-        return "/" not in rest or rest.endswith(("/configuration", "/policy"))
-    return False
+    return route(method, path) is not None
 
 
 async def handle(
@@ -76,170 +439,57 @@ async def handle(
     receive: Receive,
     send: Send,
 ) -> None:
-    path: str = scope["path"]
     request_id = new_request_id()
-
-    async def answer(status: int, document: Any) -> None:
-        headers = [(b"content-type", JSON), (b"x-amzn-requestid", request_id.encode())]
-        body = b"" if document is None else _encoder.encode(document)
-        await respond(send, status, body, headers)
-
-    async def error(status: int, error_type: str, message: str) -> None:
-        await aws_error(send, status, error_type, message, request_id)
-
-    if enforce:
-        await error(
-            403,
-            "AccessDeniedException",
-            "the control-plane operations are not available with enforced permissions",
-        )
-        return
+    found = route(scope["method"], scope["path"])
+    assert found is not None
+    action, operation, params = found
+    params["method"] = scope["method"]
     runtime = await running()
-    functions = runtime.router.functions
-    trimmed = path.rstrip("/")
-    if trimmed == ACCOUNT_SETTINGS:
-        await answer(200, account_settings(runtime))
-        return
-    if trimmed == FUNCTIONS:
+    body = await read_body(receive, BODY_LIMIT)
+    try:
+        if body is None:
+            raise ControlError(413, "RequestTooLargeException", "the request body is too large")
         query = parse_qs(scope["query_string"].decode("latin-1"))
-        marker = (query.get("Marker") or [""])[0]
-        raw_limit = (query.get("MaxItems") or [str(PAGE_LIMIT)])[0]
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
-            await error(400, "InvalidParameterValueException", "MaxItems must be 1 to 10000")
-            return
-        if marker and marker not in functions:
-            await error(400, "InvalidParameterValueException", f"Marker {marker!r} is unknown")
-            return
-        names = sorted(functions)
-        start = names.index(marker) if marker else 0
-        page = names[start : start + min(int(raw_limit), PAGE_LIMIT)]
-        document: dict[str, Any] = {"Functions": [configuration(functions[name]) for name in page]}
-        if start + len(page) < len(names):
-            document["NextMarker"] = names[start + len(page)]
-        await answer(200, document)
+        call = Call(runtime, query, body, params=params)
+        resource = "*"
+        if "name" in params:
+            name, _ = function_name(unquote(params["name"]), None)  # a name or an ARN
+            call.spec = runtime.router.functions.get(name)
+            resource = function_arn(name or params["name"])
+        elif "uuid" in params:
+            call.mapping = runtime.mappings.find(params["uuid"])
+            resource = f"arn:aws:lambda:{REGION}:{ACCOUNT}:event-source-mapping:{params['uuid']}"
+        if enforce:
+            policy = call.spec.resource_policy if call.spec is not None else None
+            try:
+                principal, allowed = runtime.guard.authorize_control(
+                    scope, body, action, resource, policy
+                )
+            except AuthFailure as exc:
+                raise ControlError(403, exc.code, str(exc)) from None
+            if not allowed:
+                raise ControlError(
+                    403,
+                    "AccessDeniedException",
+                    f"User: {principal.id} is not authorized to perform: {action} on "
+                    f"resource: {resource} because no identity-based or resource-based policy "
+                    f"allows the {action} action",
+                )
+        if "name" in params and call.spec is None:
+            raise ControlError(404, "ResourceNotFoundException", f"Function not found: {resource}")
+        if "uuid" in params and call.mapping is None:
+            raise ControlError(
+                404,
+                "ResourceNotFoundException",
+                f"The resource you requested does not exist. (Service: Lambda; UUID: "
+                f"{params['uuid']})",
+            )
+        status, document = await operation(call)
+    except ControlError as exc:
+        await aws_error(send, exc.status, exc.code, str(exc), request_id)
         return
-    if path.startswith((CONCURRENCY, PUT_CONCURRENCY)):
-        prefix = CONCURRENCY if path.startswith(CONCURRENCY) else PUT_CONCURRENCY
-        name = unquote(path[len(prefix) : -len("/concurrency")])
-    else:
-        name = unquote(trimmed[len(FUNCTIONS) + 1 :].removesuffix("/configuration"))
-        name = name.removesuffix("/policy")
-    name, _ = function_name(name, None)  # a name, a partial or a full ARN, as Invoke takes
-    spec = functions.get(name)
-    if spec is None:
-        await error(404, "ResourceNotFoundException", f"Function not found: {function_arn(name)}")
+    except ConfigError as exc:  # a value the function's settings or source refuse
+        await aws_error(send, 400, "InvalidParameterValueException", str(exc), request_id)
         return
-    if path.startswith(PUT_CONCURRENCY):
-        await change_concurrency(runtime, name, scope, receive, answer, error)
-        return
-    reserved = runtime.slots.functions[name].reserved
-    if path.startswith(CONCURRENCY):
-        await answer(200, {} if reserved is None else {"ReservedConcurrentExecutions": reserved})
-    elif trimmed.endswith("/configuration"):
-        await answer(200, configuration(spec))
-    elif trimmed.endswith("/policy"):
-        if spec.resource_policy is None:
-            message = "The resource you requested does not exist."
-            await error(404, "ResourceNotFoundException", message)
-            return
-        text = _encoder.encode(
-            {
-                "Version": "2012-10-17",
-                "Id": "default",
-                "Statement": [s.document for s in spec.resource_policy.statements],
-            }
-        ).decode()
-        revision = hashlib.sha256(text.encode()).hexdigest()[:32]
-        await answer(200, {"Policy": text, "RevisionId": revision})
-    else:
-        document = {
-            "Configuration": configuration(spec),
-            "Code": {"RepositoryType": "S3", "Location": ""},
-        }
-        if reserved is not None:
-            document["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
-        await answer(200, document)
-
-
-async def change_concurrency(
-    runtime: Runtime,
-    name: str,
-    scope: Scope,
-    receive: Receive,
-    answer: Callable[[int, Any], Awaitable[None]],
-    error: Callable[[int, str, str], Awaitable[None]],
-) -> None:
-    """``PutFunctionConcurrency`` (PUT, ``{"ReservedConcurrentExecutions": n}``) or
-    ``DeleteFunctionConcurrency`` (DELETE: 204, back to what the code sets)."""
-    if scope["method"] == "DELETE":
-        runtime.set_concurrency(name, None)
-        await answer(204, None)
-        return
-    body = await read_body(receive, 64 * 1024)
-    try:
-        value = msgspec.json.decode(body or b"{}").get("ReservedConcurrentExecutions")
-    except (msgspec.DecodeError, AttributeError):
-        value = None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        await error(
-            400,
-            "InvalidParameterValueException",
-            "ReservedConcurrentExecutions must be a whole number, 0 or more",
-        )
-        return
-    try:
-        runtime.set_concurrency(name, value)
-    except ConfigError as exc:
-        await error(400, "InvalidParameterValueException", str(exc))
-        return
-    await answer(200, {"ReservedConcurrentExecutions": value})
-
-
-def configuration(spec: FunctionSpec) -> dict[str, Any]:
-    """``FunctionConfiguration`` of one function, as Lambda returns it."""
-    settings = spec.settings
-    handler = (
-        " ".join(spec.command)
-        if spec.command is not None
-        else f"{spec.module}.{getattr(spec.handler, '__name__', spec.name)}"
-    )
-    digest = hashlib.sha256(f"{handler}|{settings!r}".encode()).digest()
-    document: dict[str, Any] = {
-        "FunctionName": spec.name,
-        "FunctionArn": function_arn(spec.name),
-        "Role": role_arn(spec.name),
-        "Handler": handler,
-        "CodeSize": 0,
-        "Description": "",
-        "Timeout": math.ceil(settings.timeout),
-        "MemorySize": settings.memory_mb,
-        "LastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(_loaded)),
-        "CodeSha256": base64.b64encode(digest).decode(),
-        "Version": LATEST,
-        "TracingConfig": {"Mode": "PassThrough"},
-        "RevisionId": digest[:16].hex(),
-        "State": "Active",
-        "LastUpdateStatus": "Successful",
-        "PackageType": "Zip",
-        "Architectures": ["arm64" if platform.machine() in ("arm64", "aarch64") else "x86_64"],
-        "EphemeralStorage": {"Size": 512},
-        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
-        "LoggingConfig": {"LogFormat": settings.log_format, "LogGroup": f"/aws/lambda/{spec.name}"},
-    }
-    if spec.command is None:
-        document["Runtime"] = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return document
-
-
-def account_settings(runtime: Runtime) -> dict[str, Any]:
-    slots = runtime.slots
-    return {
-        "AccountLimit": {
-            "TotalCodeSize": 80_530_636_800,
-            "CodeSizeUnzipped": 262_144_000,
-            "CodeSizeZipped": 52_428_800,
-            "ConcurrentExecutions": slots.max_concurrency,
-            "UnreservedConcurrentExecutions": slots.pool,
-        },
-        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(runtime.router.functions)},
-    }
+    headers = [(b"content-type", JSON), (b"x-amzn-requestid", request_id.encode())]
+    await respond(send, status, b"" if document is None else _encoder.encode(document), headers)

@@ -89,19 +89,16 @@ class AsyncPolicy:
         self.invoker = runtime.invoker
         self.consumers: list[Consumer] = []
         self.by_queue: dict[str, Consumer] = {}
+        self.by_function: dict[str, Consumer] = {}
         for name, state in self.invoker.states.items():
-            spec = state.spec
-            queues = [function_queue(name)]
-            batch_size = 1
-            source = spec.source
-            named = getattr(source, "named_queue", None) if source is not None else None
-            if named is not None:  # an embedded queue, consumed with the function's own
-                queues.append(named)
-                batch_size = int(getattr(source, "batch_size", 1))
-            consumer = Consumer(state, queues, batch_size)
+            consumer = Consumer(state, [function_queue(name)], 1)
             self.consumers.append(consumer)
-            for q in queues:
-                self.by_queue[q] = consumer
+            self.by_function[name] = consumer
+            self.by_queue[function_queue(name)] = consumer
+            source = state.spec.source
+            named = getattr(source, "named_queue", None) if source is not None else None
+            if named is not None:  # consumed with the function's own once its mapping starts
+                self.by_queue[named] = consumer
         self.in_flight = 0
         #: Told (function, request id, condition) of every event's final outcome (the
         #: scheduler records its fires' outcomes).
@@ -120,6 +117,22 @@ class AsyncPolicy:
         """Events were added to ``queues`` by this process."""
         if any(q in self.by_queue for q in queues):
             self._wake.set()
+
+    def consume_queue(self, function: str, queue: str, batch_size: int) -> None:
+        """Take events of embedded queue ``queue`` for ``function``, ``batch_size`` at a time
+        (its event source mapping is enabled)."""
+        consumer = self.by_function[function]
+        if queue not in consumer.queues:
+            consumer.queues.append(queue)
+        consumer.batch_size = batch_size
+        self._wake.set()
+
+    def pause_queue(self, function: str, queue: str) -> None:
+        """Leave the events of ``queue`` queued (its mapping is disabled); those claimed
+        already are processed."""
+        consumer = self.by_function[function]
+        if queue in consumer.queues:
+            consumer.queues.remove(queue)
 
     def stop(self) -> None:
         """Take no more events from the queue."""

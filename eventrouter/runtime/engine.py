@@ -21,7 +21,8 @@ import structlog
 
 from eventrouter.bus.buses import EventBuses
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
-from eventrouter.control import apply_overrides, set_concurrency
+from eventrouter.control.mappings import Mappings
+from eventrouter.control.plane import Control
 from eventrouter.errors import (
     EventRouterError,
     InvalidRequestContent,
@@ -42,9 +43,7 @@ from eventrouter.runtime.concurrency import Slots
 from eventrouter.runtime.delivery import Deliveries, DeliveryListener
 from eventrouter.runtime.interface import Runtime
 from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
-from eventrouter.runtime.queue_poll import QueuePollPolicy
 from eventrouter.runtime.scheduler import Scheduler
-from eventrouter.runtime.stream import StreamPolicy
 from eventrouter.schedules.ledger import Ledger, SqliteLedger
 from eventrouter.security.guard import Guard
 from eventrouter.store.base import Store
@@ -76,11 +75,6 @@ class PullPolicy(Protocol):
 
 
 #: The policy that runs each pull model; a source names its model, never its policy.
-PULL_POLICIES: dict[str, type[StreamPolicy] | type[QueuePollPolicy]] = {
-    "stream": StreamPolicy,
-    "queue": QueuePollPolicy,
-}
-
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
@@ -150,6 +144,9 @@ class Engine(Runtime):
         #: Told of every delivery attempt of a destination record (tests, benchmarks).
         self.delivery_listeners: list[DeliveryListener] = self.deliveries.listeners
         self.policy = AsyncPolicy(self)
+        #: Lambda's control plane: run-time changes of functions and their pull sources.
+        self.control = Control(self, self.state_dir, workers)
+        self.mappings = Mappings(self, self.policy, self.state_dir, worker)
         self.buses = EventBuses(self, router)
         self._http_address = http
         self._metrics_address = metrics_http
@@ -197,7 +194,7 @@ class Engine(Runtime):
         self.buses.check()
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
-        apply_overrides(self.slots, self.state_dir)
+        self.control.apply()
         if not structlog.is_configured():
             # structlog's default logger prints to sys.stdout, which becomes the invocations'
             # own stream below: the router's records go to stderr through our sink instead.
@@ -218,7 +215,7 @@ class Engine(Runtime):
         if self.consume:
             try:
                 await self._start_schedules(self._task_group)
-                await self._start_streams(self._task_group)
+                await self.mappings.start(self._task_group)
                 await self._start_feeds(self._task_group)
             except BaseException:
                 # The task group reports the same failure again, wrapped: the caller gets
@@ -298,10 +295,6 @@ class Engine(Runtime):
             )
             flush_logs()
 
-    def set_concurrency(self, name: str, reserved: int | None) -> None:
-        self.state(name)
-        set_concurrency(self.slots, self.router, self.state_dir, name, reserved)
-
     # -- invoking ----------------------------------------------------------------------------
 
     async def _start_http(self, task_group: anyio.abc.TaskGroup) -> None:
@@ -358,22 +351,6 @@ class Engine(Runtime):
                 feed = source.feed(state.spec, self)
                 self.feeds[state.spec.name] = feed
                 await task_group.start(feed.run)
-
-    async def _start_streams(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start the pull sources, each with the policy of its model."""
-        for state in self.invoker.states.values():
-            source = state.spec.source
-            if source is None or source.model not in PULL_POLICIES:
-                continue  # invoked directly, by HTTP, or through the durable queue
-            single = getattr(source, "single_reader", None)
-            if self.worker != 0 and single is not None and single(self):
-                log.info("stream read by worker 0 only", function=state.spec.name)
-                continue
-            policy_type = PULL_POLICIES[source.model]
-            adapter: Any = source.adapter(state.spec, self)  # the transport of its model
-            policy = policy_type(self, state, adapter)
-            self.streams.append(policy)
-            await task_group.start(policy.run)
 
     @property
     def http_port(self) -> int | None:

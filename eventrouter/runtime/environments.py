@@ -79,6 +79,8 @@ class Pool:
         self.idle_timeout = spec.settings.idle_timeout
         self._changed = asyncio.Event()
         self._closing = False
+        #: Busy environments started with a configuration since changed: stopped once free.
+        self._stale: set[Environment] = set()
         self._start: Start | None = None
         if spec.command is None:
             self._start = self._python_start(spec)
@@ -103,6 +105,20 @@ class Pool:
             sys_path=[os.path.abspath(p) if p else os.getcwd() for p in sys.path],
             memory_mb=spec.settings.memory_mb,
         )
+
+    def reconfigure(self) -> None:
+        """The function's configuration changed at run time (``UpdateFunctionConfiguration``):
+        new environments get it; idle ones stop now, busy ones once their invocation ends."""
+        memory_mb = self.spec.settings.memory_mb
+        self.memory_kb = memory_mb * 1024
+        if self._start is not None:
+            self._start = msgspec.structs.replace(self._start, memory_mb=memory_mb)
+        self._stale = self.environments - set(self.idle)
+        idle, self.idle = self.idle, []
+        for env in idle:
+            if env.idle_timer is not None:
+                env.idle_timer.cancel()
+            asyncio.get_running_loop().create_task(env.stop())
 
     def environ(self) -> dict[str, str]:
         """The environment variables of a new process, with Lambda's names."""
@@ -184,6 +200,10 @@ class Pool:
         if self._closing:
             env.kill("shutdown")
             return
+        if env in self._stale:  # its configuration is no longer the function's
+            self._stale.discard(env)
+            asyncio.get_running_loop().create_task(env.stop())
+            return
         env.idle_timer = asyncio.get_running_loop().call_later(self.idle_timeout, self._expire, env)
         self.idle.append(env)
 
@@ -257,6 +277,7 @@ class Pool:
     def discard(self, env: Environment) -> None:
         """Forget an environment whose process has ended."""
         self.environments.discard(env)
+        self._stale.discard(env)
         if env in self.idle:
             self.idle.remove(env)
         if env.idle_timer is not None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from eventrouter.bus.buses import EventBuses
+    from eventrouter.control.mappings import Mappings
+    from eventrouter.control.plane import Control
     from eventrouter.destinations import Destination
     from eventrouter.observability.history import History
     from eventrouter.observability.metrics import Metrics
@@ -56,6 +58,10 @@ class Runtime(Protocol):
     streams: list[Any]
     #: The last minutes of readings (the dashboard).
     history: History
+    #: Lambda's control plane: run-time changes of the functions.
+    control: Control
+    #: The event source mappings (pull sources), started, stopped and changed.
+    mappings: Mappings
     #: Usage written to the state dir (``None`` with metrics off, or for a producer).
     usage: UsageLedger | None
 
@@ -82,10 +88,6 @@ class Runtime(Protocol):
         stream: StreamSink | None = None,
     ) -> Outcome:
         """Decode ``payload`` for function ``name`` and invoke it synchronously."""
-        ...
-
-    def set_concurrency(self, name: str, reserved: int | None) -> None:
-        """Change a function's reservation at run time (``None``: back to the code's)."""
         ...
 
     async def invoke(self, name: str, payload: Any = None) -> Any:

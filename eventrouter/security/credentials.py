@@ -6,13 +6,16 @@ A credentials file (JSON, or TOML by its ``.toml`` suffix)::
     id = "AKIAEXAMPLEBILLING01"
     secret = "..."
     principal = "billing"          # a name (an IAM user of the router's account) or an ARN
+    policy = "billing-policy.json" # optional: the principal's identity policy (a path or a
+                                   # table), for Lambda's control-plane actions
 
     [[api_keys]]
     key = "..."
     principal = "mobile-app"
 
 The environment adds one access key: ``EVENTROUTER_ACCESS_KEY_ID``,
-``EVENTROUTER_SECRET_ACCESS_KEY`` and ``EVENTROUTER_PRINCIPAL`` (default ``"admin"``); and
+``EVENTROUTER_SECRET_ACCESS_KEY`` and ``EVENTROUTER_PRINCIPAL`` (default ``"admin"``, with
+the identity policy ``EVENTROUTER_POLICY``: JSON text or a path); and
 ``EVENTROUTER_CREDENTIALS`` names a file when the router is given none.
 """
 
@@ -29,7 +32,7 @@ import structlog
 
 from eventrouter.arns import ACCOUNT, user_arn
 from eventrouter.errors import ConfigError
-from eventrouter.security.policy import Principal
+from eventrouter.security.policy import Policy, Principal
 
 log = structlog.get_logger("eventrouter")
 
@@ -38,6 +41,8 @@ class AccessKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     secret: str
     principal: str
+    #: The principal's identity policy: what it may do besides what resource policies allow.
+    policy: Any = None
 
     def __repr__(self) -> str:  # never show the secret
         return f"AccessKey(id={self.id!r}, principal={self.principal!r})"
@@ -79,11 +84,19 @@ class Credentials:
         self.secrets: dict[str, str] = {}
         self.principals: dict[str, Principal] = {}
         self.api_keys: dict[str, Principal] = {}
+        #: Identity policies by principal ARN.
+        self.policies: dict[str, Policy] = {}
         for key in access_keys:
             if not key.id or not key.secret:
                 raise ConfigError("an access key needs a non-empty id and secret")
             self.secrets[key.id] = key.secret
-            self.principals[key.id] = principal_for(key.principal)
+            principal = self.principals[key.id] = principal_for(key.principal)
+            if key.policy is not None:
+                policy = Policy.load(key.policy, origin=f"policy of {key.principal}")
+                known = self.policies.get(principal.id)
+                self.policies[principal.id] = (
+                    policy if known is None else known.extended(policy.statements)
+                )
         for api_key in api_keys:
             if len(api_key.key) < 20:
                 raise ConfigError(
@@ -117,6 +130,7 @@ class Credentials:
                     id=env.get("EVENTROUTER_ACCESS_KEY_ID", ""),
                     secret=env.get("EVENTROUTER_SECRET_ACCESS_KEY", ""),
                     principal=env.get("EVENTROUTER_PRINCIPAL", "admin"),
+                    policy=env.get("EVENTROUTER_POLICY") or None,
                 )
             )
         return cls(access_keys, api_keys)

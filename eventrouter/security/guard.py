@@ -154,6 +154,22 @@ class Guard:
                 return principal, arn
         return principal, None
 
+    def authorize_control(
+        self,
+        scope: Mapping[str, Any],
+        body: bytes,
+        action: str,
+        resource: str,
+        resource_policy: Policy | None = None,
+    ) -> tuple[Principal, bool]:
+        """A SigV4-signed control-plane request (``lambda:GetFunction``...): the caller and
+        whether its identity policy, or the function's resource policy, allows ``action`` on
+        ``resource``; :class:`AuthFailure` when the caller cannot be authenticated."""
+        principal = self.authenticate(scope, body, "AWS_IAM")
+        request = Request(action, resource, principal, request_context(scope, principal))
+        identity = self.credentials.policies.get(principal.id)
+        return principal, decide(request, identity, resource_policy) is Decision.ALLOW
+
     # -- what a function does ----------------------------------------------------------------
 
     def _as_role(

@@ -1,0 +1,234 @@
+"""``Mappings``: a function's pull source as Lambda's event source mapping, started, stopped
+and changed at run time.
+
+Every function whose source is polled (Kafka, SQS, Kinesis, DynamoDB Streams: the engine runs
+the policy of its model on the source's adapter) or is an embedded queue has one mapping, its
+``UUID`` derived from the function's name (stable across restarts). ``UpdateEventSourceMapping``
+with ``Enabled: false`` stops the source's policy as a shutdown would (in-flight batches
+finish, checkpoints are committed, the consumer leaves its group); ``true`` starts a new one.
+A new batch size or window restarts it with the source's settings changed. An embedded queue
+is consumed by the asynchronous policy: disabling it leaves its events queued.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import msgspec
+import structlog
+
+from eventrouter.arns import function_arn, sqs_arn
+from eventrouter.control.overrides import MappingChange, load, save
+from eventrouter.errors import ConfigError
+from eventrouter.runtime.queue_poll import QueuePollPolicy
+from eventrouter.runtime.stream import StreamPolicy
+
+if TYPE_CHECKING:
+    from eventrouter.runtime.asynchronous import AsyncPolicy
+    from eventrouter.runtime.interface import Runtime
+    from eventrouter.runtime.invoker import FunctionState
+
+log = structlog.get_logger("eventrouter")
+
+PULL_POLICIES: dict[str, type[StreamPolicy] | type[QueuePollPolicy]] = {
+    "stream": StreamPolicy,
+    "queue": QueuePollPolicy,
+}
+_NAMESPACE = uuid.UUID("6f1c2a8e-4f1b-4c7e-9d51-0e2f7a3b9c10")
+
+
+def mapping_uuid(function: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, function_arn(function)))
+
+
+class Mapping:
+    """One function's pull source: its policy while it runs."""
+
+    __slots__ = ("enabled", "modified", "policy", "state", "uuid")
+
+    def __init__(self, state: FunctionState) -> None:
+        self.state = state
+        self.uuid = mapping_uuid(state.spec.name)
+        self.enabled = True
+        self.modified = time.time()
+        self.policy: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.state.spec.name
+
+    @property
+    def embedded(self) -> bool:
+        return getattr(self.state.spec.source, "named_queue", None) is not None
+
+
+class Mappings:
+    """The event source mappings of one router."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        async_policy: AsyncPolicy,
+        state_dir: str | os.PathLike[str],
+        worker: int = 0,
+    ) -> None:
+        self.runtime = runtime
+        self.async_policy = async_policy
+        self.state_dir = state_dir
+        self.worker = worker
+        self.by_uuid: dict[str, Mapping] = {}
+        for state in runtime.invoker.states.values():
+            source = state.spec.source
+            if source is None:
+                continue
+            if source.model in PULL_POLICIES or getattr(source, "named_queue", None):
+                mapping = Mapping(state)
+                self.by_uuid[mapping.uuid] = mapping
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    def find(self, key: str) -> Mapping | None:
+        """The mapping of UUID ``key`` (or of the function named ``key``)."""
+        return self.by_uuid.get(key) or self.by_uuid.get(mapping_uuid(key))
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Apply the stored changes, then start every enabled pull source."""
+        self._task_group = task_group
+        stored = load(self.state_dir).mappings
+        for mapping in self.by_uuid.values():
+            change = stored.get(mapping.name)
+            if change is not None:
+                try:
+                    self._apply(mapping, change)
+                except ConfigError as exc:
+                    log.warning("mapping change not applied", function=mapping.name, error=str(exc))
+            if mapping.enabled:
+                await self._start(mapping)
+
+    async def _start(self, mapping: Mapping) -> None:
+        spec = mapping.state.spec
+        source: Any = spec.source
+        if mapping.embedded:
+            self.async_policy.consume_queue(spec.name, source.named_queue, source.batch_size)
+            return
+        single = getattr(source, "single_reader", None)
+        if self.worker != 0 and single is not None and single(self.runtime):
+            log.info("stream read by worker 0 only", function=spec.name)
+            return
+        adapter: Any = source.adapter(spec, self.runtime)  # the transport of its model
+        policy = PULL_POLICIES[source.model](self.runtime, mapping.state, adapter)
+        mapping.policy = policy
+        self.runtime.streams.append(policy)
+        assert self._task_group is not None
+        await self._task_group.start(policy.run)
+
+    async def _stop(self, mapping: Mapping) -> None:
+        spec = mapping.state.spec
+        if mapping.embedded:
+            self.async_policy.pause_queue(spec.name, getattr(spec.source, "named_queue", ""))
+            return
+        policy, mapping.policy = mapping.policy, None
+        if policy is None:
+            return
+        policy.stop()
+        await policy.wait_stopped()
+        self.runtime.streams.remove(policy)
+
+    # -- changing ----------------------------------------------------------------------------
+
+    async def update(self, mapping: Mapping, change: MappingChange) -> None:
+        """``UpdateEventSourceMapping``: applied at once (a running source is restarted with
+        its new settings), kept for later starts. ``ConfigError`` for a value out of range."""
+        stored = load(self.state_dir)
+        old = stored.mappings.get(mapping.name, MappingChange())
+        merged = MappingChange(
+            enabled=change.enabled,
+            batch_size=change.batch_size if change.batch_size is not None else old.batch_size,
+            batching_window=change.batching_window
+            if change.batching_window is not None
+            else old.batching_window,
+            modified=time.time(),
+        )
+        was_running = mapping.enabled
+        source = mapping.state.spec.source
+        self._apply(mapping, merged)  # checks the values before anything stops
+        if was_running and (not mapping.enabled or mapping.state.spec.source != source):
+            await self._stop(mapping)
+        if mapping.enabled and (not was_running or mapping.state.spec.source != source):
+            await self._start(mapping)
+        stored.mappings[mapping.name] = merged
+        save(self.state_dir, stored)
+        log.info(
+            "event source mapping changed",
+            function=mapping.name,
+            uuid=mapping.uuid,
+            **msgspec.structs.asdict(merged),
+        )
+
+    def _apply(self, mapping: Mapping, change: MappingChange) -> None:
+        spec = mapping.state.spec
+        source: Any = spec.source
+        fields: dict[str, Any] = {}
+        if change.batch_size is not None:
+            fields["batch_size"] = change.batch_size
+        if change.batching_window is not None:
+            if not hasattr(source, "batching_window"):
+                raise ConfigError(f"{source.describe()} has no batching window")
+            fields["batching_window"] = change.batching_window
+        if fields:
+            spec.source = msgspec.structs.replace(source, **fields)  # checks the ranges
+        mapping.enabled = change.enabled
+        mapping.modified = change.modified or mapping.modified
+
+    # -- describing --------------------------------------------------------------------------
+
+    def describe(self, mapping: Mapping) -> dict[str, Any]:
+        """``EventSourceMappingConfiguration``, as Lambda returns it."""
+        source: Any = mapping.state.spec.source
+        document: dict[str, Any] = {
+            "UUID": mapping.uuid,
+            "BatchSize": source.batch_size,
+            "FunctionArn": function_arn(mapping.name),
+            "LastModified": mapping.modified,
+            "LastProcessingResult": "OK" if mapping.enabled else "No records processed",
+            "State": "Enabled" if mapping.enabled else "Disabled",
+            "StateTransitionReason": "USER_INITIATED",
+        }
+        if hasattr(source, "batching_window"):
+            document["MaximumBatchingWindowInSeconds"] = round(source.batching_window)
+        arns = source.source_arns()
+        if getattr(source, "queue", None) is not None:  # SQS
+            arns = [sqs_arn(source.queue, source.region)]
+            document["ScalingConfig"] = {"MaximumConcurrency": source.max_concurrency}
+        if arns:
+            document["EventSourceArn"] = arns[0]
+        topics = getattr(source, "topics", None)
+        if topics is not None:  # Kafka
+            document["Topics"] = [topics] if isinstance(topics, str) else list(topics)
+            servers = getattr(source, "bootstrap_servers", None) or os.environ.get(
+                "KAFKA_BOOTSTRAP_SERVERS", ""
+            )
+            document["SelfManagedEventSource"] = {
+                "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [s for s in servers.split(",") if s]}
+            }
+        if getattr(source, "starting_position", None) is not None:
+            document["StartingPosition"] = source.starting_position
+            document["ParallelizationFactor"] = source.parallelization_factor
+            document["BisectBatchOnFunctionError"] = source.bisect_on_error
+            document["MaximumRetryAttempts"] = source.max_retries
+            document["MaximumRecordAgeInSeconds"] = round(source.max_record_age)
+            document["TumblingWindowInSeconds"] = round(source.tumbling_window)
+        if getattr(source, "report_batch_item_failures", False):
+            document["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+        filters = getattr(source, "filters", ())
+        if filters:
+            document["FilterCriteria"] = {
+                "Filters": [{"Pattern": msgspec.json.encode(f).decode()} for f in filters]
+            }
+        return document

@@ -1,0 +1,359 @@
+"""``Control``: what Lambda's control plane changes in a running router's functions.
+
+Each change is checked, applied at once (the next invocation sees it), logged, and kept in
+``<state dir>/control.json`` (``overrides.py``) so that it holds again after a restart. What
+a function's code sets is the default a ``Delete…`` returns to. The HTTP side is
+``http/control_api.py``; event source mappings are ``mappings.py``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from eventrouter.arns import function_arn
+from eventrouter.control.destinations import destination_for
+from eventrouter.control.overrides import ConfigurationChange, InvokeConfig, load, save
+from eventrouter.errors import ConfigError, EventRouterError, PolicyError
+from eventrouter.security.permissions import INVOKE_URL, Permission
+from eventrouter.security.policy import Policy
+
+if TYPE_CHECKING:
+    from eventrouter.config import FunctionSettings
+    from eventrouter.runtime.interface import Runtime
+
+log = structlog.get_logger("eventrouter")
+
+_ACTION = re.compile(r"(lambda:[*]|lambda:[A-Za-z]+|[*])")
+_SID = re.compile(r"[A-Za-z0-9_\-]{1,100}")
+
+
+class ControlError(EventRouterError):
+    """A change refused, with Lambda's HTTP status and error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def invalid(message: str) -> ControlError:
+    return ControlError(400, "InvalidParameterValueException", message)
+
+
+class Control:
+    """The run-time changes of one router's functions."""
+
+    def __init__(self, runtime: Runtime, state_dir: str | os.PathLike[str], workers: int) -> None:
+        self.runtime = runtime
+        self.state_dir = state_dir
+        self.workers = workers
+        functions = runtime.router.functions
+        #: What the code set: the defaults the overrides are applied to.
+        self.code_settings: dict[str, FunctionSettings] = {
+            name: spec.settings for name, spec in functions.items()
+        }
+        self.code_environment = {name: dict(spec.environment) for name, spec in functions.items()}
+        self.code_statements = {
+            name: [s.document for s in spec.resource_policy.statements]
+            if spec.resource_policy is not None
+            else []
+            for name, spec in functions.items()
+        }
+        self.modified = {name: time.time() for name in functions}
+
+    # -- start -------------------------------------------------------------------------------
+
+    def apply(self) -> None:
+        """Apply what operators changed before this start (a change that no longer applies,
+        e.g. to a function whose code changed, is logged and skipped)."""
+        overrides = load(self.state_dir)
+        functions = self.runtime.router.functions
+        for name, reserved in overrides.concurrency.items():
+            if name in functions:
+                try:
+                    self.runtime.slots.reserve(name, reserved)
+                except ConfigError as exc:
+                    log.warning("concurrency override not applied", function=name, error=str(exc))
+        changed = {
+            *overrides.configuration,
+            *overrides.invoke_configs,
+            *overrides.added_statements,
+            *overrides.removed_statements,
+        }
+        for name in sorted(changed & set(functions)):
+            try:
+                self._settle(name, overrides)
+                self._settle_policy(name, overrides)
+            except (ConfigError, ControlError) as exc:
+                log.warning("control-plane change not applied", function=name, error=str(exc))
+
+    # -- concurrency -------------------------------------------------------------------------
+
+    def set_concurrency(self, name: str, reserved: int | None) -> None:
+        """``PutFunctionConcurrency`` (``None``: ``DeleteFunctionConcurrency``, back to what
+        the code sets)."""
+        self.check_changeable()
+        default = self.code_settings[name].reserved_concurrency
+        try:
+            self.runtime.slots.reserve(name, default if reserved is None else reserved)
+        except ConfigError as exc:
+            raise invalid(str(exc)) from None
+        overrides = load(self.state_dir)
+        if reserved is None:
+            overrides.concurrency.pop(name, None)
+        else:
+            overrides.concurrency[name] = reserved
+        self._save(name, overrides)
+        log.info("reserved concurrency changed", function=name, reserved=reserved, default=default)
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def update_configuration(
+        self, name: str, change: ConfigurationChange, revision: str | None = None
+    ) -> None:
+        """``UpdateFunctionConfiguration``: timeout, memory size, and the environment
+        variables of a process-isolated function (its environments are then replaced)."""
+        self.check_changeable()
+        self._check_revision(name, revision)
+        spec = self.runtime.router.functions[name]
+        if change.environment is not None and not spec.isolated:
+            raise invalid(
+                f"function {name!r} runs inline, in the router's process: environment variables "
+                "apply to isolation='process' functions only"
+            )
+        overrides = load(self.state_dir)
+        merged = overrides.configuration.get(name, ConfigurationChange())
+        for field in ("timeout", "memory_mb", "environment"):
+            value = getattr(change, field)
+            if value is not None:
+                setattr(merged, field, value)
+        overrides.configuration[name] = merged
+        self._settle(name, overrides)
+        self._save(name, overrides)
+        log.info("function configuration changed", function=name, **msgspec.structs.asdict(change))
+
+    # -- asynchronous invocation -------------------------------------------------------------
+
+    def invoke_config(self, name: str) -> InvokeConfig | None:
+        """The operator's event-invoke config of ``name`` (``None``: what the code sets)."""
+        return load(self.state_dir).invoke_configs.get(name)
+
+    def put_invoke_config(self, name: str, config: InvokeConfig, *, merge: bool) -> InvokeConfig:
+        """``PutFunctionEventInvokeConfig`` (replaces) or ``Update…`` (``merge``: keeps what
+        the request leaves out)."""
+        self.check_changeable()
+        overrides = load(self.state_dir)
+        old = overrides.invoke_configs.get(name)
+        if merge and old is not None:
+            for field in ("max_retries", "max_event_age", "on_success", "on_failure"):
+                if getattr(config, field) is None:
+                    setattr(config, field, getattr(old, field))
+        config.modified = time.time()
+        overrides.invoke_configs[name] = config
+        self._settle(name, overrides)
+        self._save(name, overrides)
+        log.info("event invoke config changed", function=name, **msgspec.structs.asdict(config))
+        return config
+
+    def delete_invoke_config(self, name: str) -> None:
+        self.check_changeable()
+        overrides = load(self.state_dir)
+        if overrides.invoke_configs.pop(name, None) is None:
+            raise ControlError(
+                404,
+                "ResourceNotFoundException",
+                f"The function {function_arn(name)} doesn't have an EventInvokeConfig",
+            )
+        self._settle(name, overrides)
+        self._save(name, overrides)
+        log.info("event invoke config deleted", function=name)
+
+    # -- resource policy ---------------------------------------------------------------------
+
+    def statements(self, name: str) -> list[dict[str, Any]]:
+        """The statements of ``name``'s resource policy in force."""
+        policy = self.runtime.router.functions[name].resource_policy
+        return [] if policy is None else [s.document for s in policy.statements]
+
+    def revision(self, name: str) -> str:
+        """The function's ``RevisionId``: changes with its settings and resource policy."""
+        spec = self.runtime.router.functions[name]
+        text = f"{spec.settings!r}|{sorted(spec.environment.items())}|{self.statements(name)}"
+        return str(uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16]))
+
+    def add_permission(
+        self, name: str, request: dict[str, Any], revision: str | None = None
+    ) -> dict[str, Any]:
+        """``AddPermission``: one statement added to the resource policy (returned as
+        Lambda writes it); ``ResourceConflictException`` for a ``Sid`` already there."""
+        self.check_changeable()
+        self._check_revision(name, revision)
+        statement = permission_statement(name, request)
+        if any(s.get("Sid") == statement["Sid"] for s in self.statements(name)):
+            raise ControlError(
+                409,
+                "ResourceConflictException",
+                f"The statement id ({statement['Sid']}) provided already exists. Please "
+                "provide a new statement id, or remove the existing statement.",
+            )
+        overrides = load(self.state_dir)
+        overrides.added_statements.setdefault(name, []).append(statement)
+        self._settle_policy(name, overrides)
+        self._save(name, overrides)
+        log.info("permission added", function=name, statement=statement)
+        return statement
+
+    def remove_permission(self, name: str, sid: str, revision: str | None = None) -> None:
+        self.check_changeable()
+        self._check_revision(name, revision)
+        if not any(s.get("Sid") == sid for s in self.statements(name)):
+            raise ControlError(
+                404,
+                "ResourceNotFoundException",
+                f"Statement {sid} is not found in resource policy.",
+            )
+        overrides = load(self.state_dir)
+        added = overrides.added_statements.get(name, [])
+        kept = [s for s in added if s.get("Sid") != sid]
+        if len(kept) == len(added):
+            overrides.removed_statements.setdefault(name, []).append(sid)
+        elif kept:
+            overrides.added_statements[name] = kept
+        else:
+            overrides.added_statements.pop(name)
+        self._settle_policy(name, overrides)
+        self._save(name, overrides)
+        log.info("permission removed", function=name, sid=sid)
+
+    # -- applying ----------------------------------------------------------------------------
+
+    def _settle(self, name: str, overrides: Any) -> None:
+        """Set ``name``'s settings and environment to the code's with the overrides applied."""
+        spec = self.runtime.router.functions[name]
+        fields: dict[str, Any] = {}
+        change = overrides.configuration.get(name)
+        if change is not None:
+            if change.timeout is not None:
+                fields["timeout"] = change.timeout
+            if change.memory_mb is not None:
+                fields["memory_mb"] = change.memory_mb
+        config = overrides.invoke_configs.get(name)
+        if config is not None:
+            if config.max_retries is not None:
+                fields["max_retries"] = config.max_retries
+            if config.max_event_age is not None:
+                fields["max_event_age"] = config.max_event_age
+            for field in ("on_success", "on_failure"):
+                arn = getattr(config, field)
+                if arn is not None:
+                    destination = destination_for(arn, self.runtime)
+                    destination.check(self.runtime)
+                    fields[field] = destination
+        try:
+            settings = msgspec.structs.replace(self.code_settings[name], **fields)
+        except ConfigError as exc:
+            raise invalid(str(exc)) from None
+        environment = self.code_environment[name]
+        if change is not None and change.environment is not None:
+            environment = dict(change.environment)
+        reconfigured = (settings.timeout, settings.memory_mb, environment) != (
+            spec.settings.timeout,
+            spec.settings.memory_mb,
+            spec.environment,
+        )
+        spec.settings = settings
+        spec.environment = environment
+        store: Any = self.runtime.store
+        if hasattr(store, "lease_seconds"):  # a claimed event stays leased past its timeout
+            longest = max(s.settings.timeout for s in self.runtime.router.functions.values())
+            store.lease_seconds = max(store.lease_seconds, longest + 30)
+        pool = self.runtime.invoker.states[name].pool
+        if reconfigured and pool is not None:
+            pool.reconfigure()
+
+    def _settle_policy(self, name: str, overrides: Any) -> None:
+        removed = set(overrides.removed_statements.get(name, ()))
+        documents = [s for s in self.code_statements[name] if s.get("Sid") not in removed]
+        documents += overrides.added_statements.get(name, [])
+        spec = self.runtime.router.functions[name]
+        if not documents:
+            spec.resource_policy = None
+            return
+        try:
+            spec.resource_policy = Policy.load(
+                {"Version": "2012-10-17", "Statement": documents},
+                resource_policy=True,
+                origin=f"{name}.resource_policy",
+            )
+        except PolicyError as exc:
+            raise invalid(str(exc)) from None
+
+    def _save(self, name: str, overrides: Any) -> None:
+        save(self.state_dir, overrides)
+        self.modified[name] = time.time()
+
+    def check_changeable(self) -> None:
+        if self.workers > 1:
+            raise ControlError(
+                409,
+                "ResourceConflictException",
+                "changes at run time are not available under --workers yet: each worker would "
+                "apply them alone; change the code, or run one worker",
+            )
+
+    def _check_revision(self, name: str, revision: str | None) -> None:
+        if revision is not None and revision != self.revision(name):
+            raise ControlError(
+                412,
+                "PreconditionFailedException",
+                "The Revision Id provided does not match the latest Revision Id. Call the "
+                "GetFunction/GetAlias API to retrieve the latest Revision Id",
+            )
+
+
+def permission_statement(name: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The statement ``AddPermission`` adds for ``request`` (its JSON body)."""
+    sid, action, principal = (request.get(k) for k in ("StatementId", "Action", "Principal"))
+    for field, value in (("StatementId", sid), ("Action", action), ("Principal", principal)):
+        if not isinstance(value, str) or not value:
+            raise invalid(f"{field} is required")
+    assert isinstance(sid, str) and isinstance(action, str) and isinstance(principal, str)
+    if not _SID.fullmatch(sid):
+        raise invalid("StatementId must be 1 to 100 letters, digits, '-' or '_'")
+    if not _ACTION.fullmatch(action):
+        raise invalid(f"Action {action!r} is not a Lambda action (lambda:InvokeFunction...)")
+    for field in ("SourceArn", "SourceAccount", "FunctionUrlAuthType", "PrincipalOrgID"):
+        if request.get(field) is not None and not isinstance(request[field], str):
+            raise invalid(f"{field} must be a string")
+    if request.get("EventSourceToken") or request.get("PrincipalOrgID"):
+        raise invalid("EventSourceToken and PrincipalOrgID are not supported by eventrouter")
+    statement = Permission(
+        principal=principal,
+        action=action,
+        source_arn=request.get("SourceArn"),
+        source_account=request.get("SourceAccount"),
+        sid=sid,
+    ).statement(name)
+    auth_type = request.get("FunctionUrlAuthType")
+    if auth_type is not None:
+        if auth_type not in ("NONE", "AWS_IAM") or action != INVOKE_URL:
+            raise invalid("FunctionUrlAuthType is NONE or AWS_IAM, with lambda:InvokeFunctionUrl")
+        conditions = statement.setdefault("Condition", {})
+        conditions.setdefault("StringEquals", {})["lambda:FunctionUrlAuthType"] = auth_type
+    try:  # the statement must parse as the guard will read it
+        Policy.load(
+            {"Version": "2012-10-17", "Statement": [statement]},
+            resource_policy=True,
+            origin="AddPermission",
+        )
+    except PolicyError as exc:
+        raise invalid(str(exc)) from None
+    return {"Sid": sid, **{k: v for k, v in statement.items() if k != "Sid"}}
