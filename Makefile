@@ -53,6 +53,16 @@ $(NODE_STAMP): $(NODE_RUNTIME)/package-lock.json $(IAM_STAMP)
 	command -v npm >/dev/null && npm ci --prefix $(NODE_RUNTIME) --no-audit --no-fund --silent && \
 	  touch $(NODE_STAMP) || true
 
+# The AWS CLI v1 of the control-plane tests, in a virtualenv of its own (its botocore pin
+# conflicts with aiobotocore's).
+AWSCLI_VENV := .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed-stamp
+
+$(AWSCLI_STAMP): requirements/awscli.txt
+	$(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install --quiet --no-deps -r requirements/awscli.txt
+	touch $(AWSCLI_STAMP)
+
 # wrk, the HTTP load generator of the benchmarks (quick mode runs in the tests too).
 BENCH_STAMP := $(VENV)/.bench-stamp
 
@@ -69,7 +79,7 @@ $(CHROMIUM_STAMP): $(VENV_STAMP)
 	  echo "chromium is not installed and could not be: the dashboard's browser test will be skipped"
 	touch $(CHROMIUM_STAMP)
 
-install: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP)
+install: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP) $(AWSCLI_STAMP)
 
 ## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
 run: $(RUN_STAMP)
@@ -85,7 +95,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(PY) -m mypy --strict eventrouter benchmarks
 
-unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP)
+unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP) $(AWSCLI_STAMP)
 	$(PY) -m pytest -q
 
 ## Every benchmark scenario (~9 min; starts its own broker, moto and servers): writes
@@ -99,4 +109,4 @@ bench-quick: $(BENCH_PY_STAMP) $(BENCH_STAMP)
 	$(PY) -m benchmarks --quick
 
 clean:
-	rm -rf $(VENV) .eventrouter out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(AWSCLI_VENV) .eventrouter out .mypy_cache .ruff_cache .pytest_cache

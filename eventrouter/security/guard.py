@@ -125,9 +125,10 @@ class Guard:
     def authorize_http(
         self, scope: Mapping[str, Any], body: bytes, auth: str, function: str, action: str
     ) -> tuple[Principal, bool]:
-        """The caller of an HTTP request under ``auth`` and whether it may ``action``
-        ``function`` (``False`` for a function that does not exist); :class:`AuthFailure`
-        when the caller cannot be authenticated."""
+        """The caller of an HTTP request under ``auth`` and whether its identity policy or
+        the function's resource policy lets it ``action`` ``function`` (``False`` for a
+        function that does not exist); :class:`AuthFailure` when the caller cannot be
+        authenticated."""
         principal = self.authenticate(scope, body, auth)
         context = request_context(scope, principal)
         if action == INVOKE_URL:
@@ -136,7 +137,8 @@ class Guard:
         if spec is None:
             return principal, False
         request = Request(action, function_arn(function), principal, context)
-        return principal, decide(request, spec.resource_policy) is Decision.ALLOW
+        identity = self.credentials.policies.get(principal.id)
+        return principal, decide(request, identity, spec.resource_policy) is Decision.ALLOW
 
     def authorize_resource(
         self,
@@ -149,8 +151,10 @@ class Guard:
         bus's ``PutEvents``): the caller, and the first ARN refused (``None``: all allowed)."""
         principal = self.authenticate(scope, body, "AWS_IAM")
         context = request_context(scope, principal)
+        identity = self.credentials.policies.get(principal.id)
         for arn, policy in resources:
-            if decide(Request(action, arn, principal, context), policy) is not Decision.ALLOW:
+            request = Request(action, arn, principal, context)
+            if decide(request, identity, policy) is not Decision.ALLOW:
                 return principal, arn
         return principal, None
 
