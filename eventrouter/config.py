@@ -71,6 +71,9 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Lambda's ``LoggingConfig.LogFormat``: how the Invoke API's log tail is written,
     #: ``"Text"`` (START / lines / END / REPORT) or ``"JSON"`` (platform and JSON records).
     log_format: str = "Text"
+    #: ``"Terminate"``: an invocation deeper than 16 in a chain is stopped (a recursive loop,
+    #: ``eventrouter/lineage.py``); ``"Allow"``: never (Lambda's ``RecursiveLoop``).
+    recursive_loop: str = "Terminate"
 
     def __post_init__(self) -> None:
         check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
@@ -85,6 +88,10 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
             )
         for delay in self.retry_delays:
             check_range("retry_delays", delay, 0, 21_600, unit="seconds")
+        if self.recursive_loop not in ("Terminate", "Allow"):
+            raise ConfigError(
+                f"recursive_loop={self.recursive_loop!r} is not one of 'Terminate', 'Allow'"
+            )
         if self.log_format not in ("Text", "JSON"):
             raise ConfigError(f"log_format={self.log_format!r} is not one of 'Text', 'JSON'")
         if self.isolation not in ISOLATIONS:

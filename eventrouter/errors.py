@@ -78,6 +78,12 @@ class Throttled(InvokeError):
         self.reason = reason
 
 
+class RecursiveInvocation(InvokeError):
+    """The invocation was stopped: its chain of invocations loops (``eventrouter.lineage``)."""
+
+    error_type = "RecursiveInvocationException"
+
+
 class AccessDenied(InvokeError):
     """A policy refused the request: a caller's invocation, or a function's action."""
 

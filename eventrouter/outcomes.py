@@ -23,7 +23,7 @@ import msgspec
 
 from eventrouter.arns import LATEST, function_arn
 from eventrouter.config import SYNC_PAYLOAD_LIMIT, FunctionSettings
-from eventrouter.errors import FunctionError, FunctionTimeout, Throttled
+from eventrouter.errors import FunctionError, FunctionTimeout, RecursiveInvocation, Throttled
 from eventrouter.events import iso_now
 from eventrouter.runtime.backoff import backoff
 
@@ -31,6 +31,7 @@ Condition = Literal[
     "Success",
     "RetriesExhausted",
     "EventAgeExceeded",
+    "RecursiveInvocationDetected",
     "RecordAgeExceeded",
     "RetryAttemptsExhausted",
     "InvalidPayload",
@@ -54,6 +55,8 @@ class Status(enum.Enum):
     TIMEOUT = "timeout"
     THROTTLED = "throttled"
     INVALID_PAYLOAD = "invalid"
+    #: Stopped before running: a recursive loop (``eventrouter/lineage.py``).
+    RECURSIVE = "recursive"
 
 
 class Outcome:
@@ -118,6 +121,8 @@ def result_of(outcome: Outcome) -> Any:
     if status is Status.THROTTLED:
         raise Throttled("Rate Exceeded.", outcome.reason or "")
     assert outcome.error is not None
+    if status is Status.RECURSIVE:
+        raise RecursiveInvocation(str(outcome.error["errorMessage"]))
     if status is Status.TIMEOUT:
         raise FunctionTimeout(outcome.error)
     raise FunctionError(outcome.error)
@@ -349,6 +354,8 @@ def async_next(
         due = now + throttle_backoff(throttles)
     elif status is Status.INVALID_PAYLOAD:
         return Next("RetriesExhausted", attempts + 1, throttles)
+    elif status is Status.RECURSIVE:  # not run, never retried
+        return Next("RecursiveInvocationDetected", attempts, throttles)
     else:
         attempts += 1
         if attempts > settings.max_retries:

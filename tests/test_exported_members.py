@@ -32,6 +32,7 @@ EXPECTED = {
     "KafkaRecord",
     "PayloadTooLarge",
     "Queue",
+    "RecursiveInvocation",
     "Router",
     "Schedule",
     "SourceError",

@@ -22,6 +22,7 @@ from eventrouter.bus.rules import DEFAULT_BUS, EventBus, EventRule, bus_name
 from eventrouter.bus.transform import target_input
 from eventrouter.errors import ConfigError, InvalidRequestContent
 from eventrouter.events import new_request_id
+from eventrouter.lineage import produced
 from eventrouter.observability.tracing import current_trace
 from eventrouter.runtime.asynchronous import function_queue
 from eventrouter.schedules.expressions import iso
@@ -267,9 +268,12 @@ class EventBuses:
         purge = bool(archived) and now >= self._next_purge
         if purge:
             self._next_purge = now + PURGE_EVERY
+        lineage = produced()  # read here: the op runs in the store's thread
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(INSERT_EVENT, [(q, r, p, now, now, trace) for q, r, p in writes])
+            conn.executemany(
+                INSERT_EVENT, [(q, r, p, now, now, trace, lineage) for q, r, p in writes]
+            )
             if archived:
                 conn.executemany(
                     "INSERT INTO archive (bus, time, event) VALUES (?, ?, ?)", archived

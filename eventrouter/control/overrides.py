@@ -52,6 +52,8 @@ class Overrides(msgspec.Struct):
     added_statements: dict[str, list[dict[str, Any]]] = {}
     #: ``RemovePermission`` of statements the code declares: function -> their ``Sid``\ s.
     removed_statements: dict[str, list[str]] = {}
+    #: ``PutFunctionRecursionConfig``: function -> ``"Allow"`` / ``"Terminate"``.
+    recursion: dict[str, str] = {}
 
 
 def load(state_dir: str | os.PathLike[str]) -> Overrides:

@@ -83,6 +83,7 @@ class Control:
                 except ConfigError as exc:
                     log.warning("concurrency override not applied", function=name, error=str(exc))
         changed = {
+            *overrides.recursion,
             *overrides.configuration,
             *overrides.invoke_configs,
             *overrides.added_statements,
@@ -139,6 +140,20 @@ class Control:
         self._settle(name, overrides)
         self._save(name, overrides)
         log.info("function configuration changed", function=name, **msgspec.structs.asdict(change))
+
+    def set_recursion(self, name: str, recursive_loop: str) -> None:
+        """``PutFunctionRecursionConfig``: ``"Allow"`` or ``"Terminate"`` recursive loops."""
+        self.check_changeable()
+        if recursive_loop not in ("Allow", "Terminate"):
+            raise invalid("RecursiveLoop must be Allow or Terminate")
+        overrides = load(self.state_dir)
+        if recursive_loop == self.code_settings[name].recursive_loop:
+            overrides.recursion.pop(name, None)
+        else:
+            overrides.recursion[name] = recursive_loop
+        self._settle(name, overrides)
+        self._save(name, overrides)
+        log.info("recursion config changed", function=name, recursive_loop=recursive_loop)
 
     # -- asynchronous invocation -------------------------------------------------------------
 
@@ -239,6 +254,8 @@ class Control:
         """Set ``name``'s settings and environment to the code's with the overrides applied."""
         spec = self.runtime.router.functions[name]
         fields: dict[str, Any] = {}
+        if name in overrides.recursion:
+            fields["recursive_loop"] = overrides.recursion[name]
         change = overrides.configuration.get(name)
         if change is not None:
             if change.timeout is not None:

@@ -14,6 +14,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.arns import event_bus_arn, s3_object_arn, sqs_arn
 from eventrouter.errors import ConfigError, DestinationError
+from eventrouter.lineage import produced, sqs_attribute
 from eventrouter.observability.tracing import current_xray
 from eventrouter.runtime.clients import sqs_queue_url
 
@@ -52,6 +53,9 @@ class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
         if self.queue.endswith(".fifo"):
             message["MessageGroupId"] = "eventrouter"
             message["MessageDeduplicationId"] = _UNSAFE_KEY.sub("_", key)[:128]
+        lineage = produced()
+        if lineage:  # a router reading the queue knows how deep the chain is
+            message["MessageAttributes"] = sqs_attribute(lineage)
         trace = current_xray()
         if trace is not None:  # the receiver's Lambda (or router) continues the trace
             message["MessageSystemAttributes"] = {

@@ -10,6 +10,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.errors import ConfigError
+from eventrouter.lineage import CARRIER, produced
 from eventrouter.observability.tracing import current_trace
 
 if TYPE_CHECKING:
@@ -43,9 +44,12 @@ class ToKafka(msgspec.Struct, frozen=True):
     async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
         producer = await runtime.clients.kafka_producer(self.servers())
         trace = current_trace()
-        headers = [("traceparent", trace.encode())] if trace is not None else None
+        headers = [("traceparent", trace.encode())] if trace is not None else []
+        lineage = produced()
+        if lineage:  # a router reading the topic knows how deep the chain is
+            headers.append((CARRIER, str(lineage).encode()))
         await producer.send_and_wait(
-            self.topic, record, key=(self.key or key).encode(), headers=headers
+            self.topic, record, key=(self.key or key).encode(), headers=headers or None
         )
 
 

@@ -201,6 +201,10 @@ async def handle(
     if outcome.status is Status.THROTTLED:
         await error(429, "TooManyRequestsException", "Rate Exceeded.", Reason=outcome.reason)
         return
+    if outcome.status is Status.RECURSIVE:
+        assert outcome.error is not None
+        await error(400, "RecursiveInvocationException", str(outcome.error["errorMessage"]))
+        return
     log_result = None
     if captured is not None:
         lines = tail_lines(

@@ -26,6 +26,7 @@ import msgspec
 import structlog
 
 from eventrouter.events import new_request_id
+from eventrouter.lineage import DEPTH
 from eventrouter.observability.metrics import Failure
 from eventrouter.outcomes import (
     Condition,
@@ -274,7 +275,7 @@ class AsyncPolicy:
             if consumer.batch_size == 1 and len(fresh) == 1:
                 ev = fresh[0]
                 outcome = await self.invoker.invoke(
-                    state, ev.payload, ev.request_id, ev.attempts + 1, ev.trace
+                    state, ev.payload, ev.request_id, ev.attempts + 1, ev.trace, ev.lineage
                 )
                 await self._settle(state, ev, outcome)
             else:
@@ -304,7 +305,13 @@ class AsyncPolicy:
         attempt = max(ev.attempts for ev in valid) + 1
         ids = [ev.request_id for ev in valid]
         outcome = await invoker.invoke_value(
-            state, values, new_request_id(), attempt, ids, links=[ev.trace for ev in valid]
+            state,
+            values,
+            new_request_id(),
+            attempt,
+            ids,
+            links=[ev.trace for ev in valid],
+            lineage=max(ev.lineage for ev in valid),
         )
         if not outcome.ok:
             for ev in valid:
@@ -427,9 +434,14 @@ class AsyncPolicy:
         """Deliver the event's final record; the event leaves the queue once it is out (or
         refused), else it is kept with its record until the event's maximum age."""
         spec = state.spec
-        result, error = await self.runtime.deliveries.deliver(
-            spec, kind, destination, record, ev.request_id, trace
-        )
+        # The record is made by the event's invocation: what it starts is one deeper.
+        token = DEPTH.set(ev.lineage + 1)
+        try:
+            result, error = await self.runtime.deliveries.deliver(
+                spec, kind, destination, record, ev.request_id, trace
+            )
+        finally:
+            DEPTH.reset(token)
         if result is Delivered.FAILED:
             now = time.time()
             deliveries = (ev.throttles if ev.record is not None else 0) + 1

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
+from eventrouter.lineage import DEPTH
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import Entry, log_capture, relay
 from eventrouter.runtime.frames import (
@@ -167,6 +168,8 @@ class Environment:
         self._outputs: dict[int, Output] = {}
         #: The Invoke API's log capture of the invocation in flight, if it asked for one.
         self.capture: list[Entry] | None = None
+        #: The depth of the invocation in flight (``eventrouter/lineage.py``).
+        self.depth = 0
 
     @property
     def pid(self) -> int:
@@ -348,6 +351,7 @@ class PythonEnvironment(Environment):
 
     async def _serve_call(self, call: Call) -> None:
         trace = self.current.trace if self.current is not None else None
+        DEPTH.set(self.depth)  # this task's own context: the call's invocation is its caller
         with tracing.continuing_xray(trace):  # the call belongs to the running invocation
             reply = await self.pool.serve_call(call)
         if self._writer is not None and self.alive:

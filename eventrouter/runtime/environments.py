@@ -32,6 +32,7 @@ from eventrouter.arns import REGION
 from eventrouter.config import INIT_TIMEOUT
 from eventrouter.context import log_stream_name
 from eventrouter.errors import ConfigError, EventRouterError, FunctionError, Throttled
+from eventrouter.lineage import DEPTH
 from eventrouter.outcomes import (
     OUT_OF_MEMORY,
     error_document,
@@ -161,6 +162,7 @@ class Pool:
         loop = asyncio.get_running_loop()
         began = time.monotonic()
         invoke.deadline_ms = int((time.time() + limit) * 1000)
+        env.depth = DEPTH.get()  # what the handler invokes or sends is one deeper
         timer = loop.call_later(limit, env.kill, "timeout")
         env.watch = loop.call_later(WATCH_INTERVAL, self._watch, env)
         try:

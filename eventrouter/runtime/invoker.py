@@ -23,6 +23,7 @@ import structlog
 from eventrouter.arns import function_arn
 from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context, log_stream_name
+from eventrouter.lineage import DEPTH, LIMIT
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import (
     Invocation,
@@ -38,6 +39,7 @@ from eventrouter.outcomes import (
     Outcome,
     Status,
     error_body,
+    error_document,
     failed,
     init_timeout_error,
     marshal_error,
@@ -131,6 +133,7 @@ class Invoker:
         request_id: str,
         attempt: int = 1,
         trace: str | None = None,
+        lineage: int | None = None,
     ) -> Outcome:
         """Decode ``payload`` for the handler and invoke it."""
         if state.pool is not None:  # decoded in the environment
@@ -140,7 +143,9 @@ class Invoker:
                 event = state.spec.decoder.decode(payload)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 return self.invalid_payload(state, exc, request_id)
-        return await self.invoke_value(state, event, request_id, attempt, trace=trace)
+        return await self.invoke_value(
+            state, event, request_id, attempt, trace=trace, lineage=lineage
+        )
 
     def invalid_payload(self, state: FunctionState, exc: Exception, request_id: str) -> Outcome:
         log.warning(
@@ -172,6 +177,7 @@ class Invoker:
         trace: str | None = None,
         links: Sequence[str | None] | None = None,
         stream: StreamSink | None = None,
+        lineage: int | None = None,
     ) -> Outcome:
         """Invoke the handler with an already decoded event.
 
@@ -183,12 +189,20 @@ class Invoker:
         links the traces of a batch's records (``links``). With ``stream``, a handler that
         returns a stream (:mod:`eventrouter.streaming`) has it drained by ``stream`` within the
         invocation (its timeout and slot); the outcome's value is then ``None``.
+
+        ``lineage``: the depth of the invocation that made the event (``None``: a synchronous
+        call, made by the invocation running in this context, if any); one deeper than
+        :data:`~eventrouter.lineage.LIMIT` is stopped as a recursive loop.
         """
         spec = state.spec
+        depth = (DEPTH.get() if lineage is None else lineage) + 1
+        if depth > LIMIT and spec.settings.recursive_loop != "Allow":
+            return self._recursive(spec, request_id, depth)
         reason = self.slots.try_acquire(state.slots)
         if reason is not None:
             self.metrics.add("Throttles", spec.name)
             return Outcome(Status.THROTTLED, request_id, reason=reason)
+        depth_token = DEPTH.set(depth)
         try:
             ctx = Context(
                 self.runtime, spec, request_id, 0.0, attempt, messages, http, client_context
@@ -204,6 +218,24 @@ class Invoker:
             return outcome
         finally:
             self.slots.release(state.slots)
+            DEPTH.reset(depth_token)
+
+    def _recursive(self, spec: FunctionSpec, request_id: str, depth: int) -> Outcome:
+        """An invocation stopped as a recursive loop (not run, not counted as an error)."""
+        self.metrics.add("RecursiveInvocationsDropped", spec.name)
+        log.warning(
+            "recursive loop stopped",
+            function=spec.name,
+            request_id=request_id,
+            depth=depth,
+            limit=LIMIT,
+        )
+        message = (
+            f"Function {spec.name} was invoked {depth} deep in one chain of invocations (more "
+            f"than {LIMIT}): stopped as a recursive loop (recursive_loop='Allow' permits it)"
+        )
+        error = error_document("RecursiveInvocationException", message, request_id)
+        return failed(Status.RECURSIVE, request_id, error)
 
     async def _run_traced(
         self,

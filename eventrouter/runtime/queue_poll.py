@@ -25,6 +25,7 @@ import structlog
 
 from eventrouter.errors import ConfigError
 from eventrouter.events import LazyList, new_request_id
+from eventrouter.lineage import from_sqs
 from eventrouter.observability import tracing
 from eventrouter.outcomes import Status, failed_items
 from eventrouter.registry import pull_decoder
@@ -299,7 +300,13 @@ class QueuePollPolicy:
         records = LazyList(len(raws), lambda k: self.adapter.record(raws[k]))
         event = self.adapter.lambda_event(raws) if self.form == "raw" else values
         outcome = await invoker.invoke_value(
-            self.state, event, new_request_id(), attempt, records=records, links=_traces(raws)
+            self.state,
+            event,
+            new_request_id(),
+            attempt,
+            records=records,
+            links=_traces(raws),
+            lineage=max(from_sqs(r.get("MessageAttributes")) for r in raws),
         )
         if outcome.status is not Status.SUCCESS:
             return []
@@ -323,6 +330,7 @@ class QueuePollPolicy:
                 attempt,
                 records=[self.adapter.record(raw)],
                 trace=traces[0] if traces else None,
+                lineage=from_sqs(raw.get("MessageAttributes")),
             )
             if outcome.status is Status.SUCCESS:
                 done.append(raw)

@@ -115,6 +115,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         #: Seconds before the ``n``-th retry of a fire that could not be queued.
         self.retry_delay: Callable[[int], float] = lambda n: min(2.0 ** (n - 1), MAX_BACKOFF)
+        #: The wall clock of fires' ages (tests set their own).
+        self.clock: Callable[[], float] = time.time
         #: Fire times minus due times of the latest fires (lateness, benchmarks): bounded,
         #: a router may run for months.
         self.lateness: collections.deque[float] = collections.deque(maxlen=LATENESS_KEPT)
@@ -229,7 +231,7 @@ class Scheduler:
                 except Exception as exc:  # noqa: BLE001 - Scheduler's retry policy decides
                     await self._retry(batch, exc)
                     continue
-                now = time.time()
+                now = self.clock()
                 metrics = self.runtime.metrics
                 for fire, done in zip(batch, fired, strict=True):
                     if done:
@@ -240,7 +242,7 @@ class Scheduler:
 
     async def _retry(self, batch: list[Fire], error: Exception) -> None:
         keep: list[Fire] = []
-        now = time.time()
+        now = self.clock()
         for fire in batch:
             fire.failures += 1
             schedule = fire.entry.schedule

@@ -90,3 +90,8 @@ class StreamAdapter(Protocol):
     def trace_of(self, raw: Any) -> str | None:
         """The trace a record carries (a ``traceparent``), where its transport has one."""
         ...
+
+    def lineage_of(self, raw: Any) -> int:
+        """The depth of the invocation that wrote a record, where its transport carries one
+        (``eventrouter/lineage.py``; 0 otherwise)."""
+        ...

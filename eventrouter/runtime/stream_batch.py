@@ -271,6 +271,7 @@ class BatchRunner:
             records=records,
             per_record=self.form == "record",
             links=links,
+            lineage=max(map(adapter.lineage_of, items.raws), default=0),
         )
         if outcome.status is Status.SUCCESS:
             if windows is not None:

@@ -123,7 +123,7 @@ class SqliteLedger:
                     (due, now, f"queued {request_id}", arn, due),
                 ).rowcount
                 if updated:
-                    conn.execute(INSERT_EVENT, (queue, request_id, payload, now, now, None))
+                    conn.execute(INSERT_EVENT, (queue, request_id, payload, now, now, None, 0))
                 out.append(bool(updated))
             return out
 

@@ -416,6 +416,9 @@ class ShardReader:
     def trace_of(self, raw: ShardRecord) -> str | None:
         return None  # Kinesis and DynamoDB Streams records carry no headers
 
+    def lineage_of(self, raw: ShardRecord) -> int:
+        return 0
+
     def item_identifier(self, raw: ShardRecord) -> Hashable:
         """A record's ``itemIdentifier`` in a partial batch response: its sequence number."""
         return raw.sequence

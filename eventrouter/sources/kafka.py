@@ -17,6 +17,7 @@ from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import Filters, compiled, maybe_json
+from eventrouter.lineage import from_headers
 from eventrouter.sources.base import Model, messaging
 from eventrouter.sources.streams import StartingPosition, check_stream_settings
 
@@ -191,6 +192,9 @@ class KafkaShapes:
             if name == "traceparent" and value:
                 return bytes(value).decode("latin-1")
         return None
+
+    def lineage_of(self, raw: Any) -> int:
+        return from_headers(raw.headers)
 
     def identifier_key(self, ident: Any) -> Hashable:
         """``{"topic-partition": "orders-0", "offset": 41}`` as the handler lists it."""

@@ -16,6 +16,7 @@ from eventrouter.arns import region_of
 from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled, maybe_json
+from eventrouter.lineage import CARRIER
 from eventrouter.runtime.clients import Clients, sqs_queue_url
 from eventrouter.sources.base import Model, QueueInfo, messaging
 
@@ -202,7 +203,8 @@ class SqsAdapter:
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
             AttributeNames=attributes,
-            MessageAttributeNames=attributes,
+            # The lineage of a message another invocation sent (recursive loop detection).
+            MessageAttributeNames=attributes if "All" in attributes else [CARRIER],
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages

@@ -19,6 +19,7 @@ class StoredEvent:
         "enqueued_at",
         "handle",
         "id",
+        "lineage",
         "payload",
         "queue",
         "record",
@@ -40,6 +41,7 @@ class StoredEvent:
         record: bytes | None,
         record_kind: str | None,
         trace: str | None = None,
+        lineage: int = 0,
     ) -> None:
         self.id = id
         self.queue = queue
@@ -55,6 +57,8 @@ class StoredEvent:
         self.record_kind = record_kind
         #: The trace the event continues (a W3C ``traceparent``), while tracing.
         self.trace = trace
+        #: The depth of the invocation that made the event (``eventrouter/lineage.py``).
+        self.lineage = lineage
         #: Backend data: the receipt handle of an SQS-backed queue.
         self.handle: Any = None
 

@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 
 from eventrouter.errors import SourceError
+from eventrouter.lineage import produced
 from eventrouter.observability.tracing import current_trace
 from eventrouter.store.base import StoredEvent
 
@@ -56,14 +57,15 @@ CREATE TABLE IF NOT EXISTS events (
     record BLOB,
     record_kind TEXT,
     trace TEXT,
-    owner TEXT
+    owner TEXT,
+    lineage INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_ready ON events (queue, leased, due);
 """
-#: Adds one event: (queue, request_id, payload, enqueued_at, due, trace).
+#: Adds one event: (queue, request_id, payload, enqueued_at, due, trace, lineage).
 INSERT_EVENT = (
-    "INSERT INTO events (queue, request_id, payload, enqueued_at, due, trace)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (queue, request_id, payload, enqueued_at, due, trace, lineage)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 #: Seconds a connection waits for another process's lock.
 BUSY_TIMEOUT = 30.0
@@ -72,7 +74,8 @@ LEASE_SECONDS = 930.0
 #: How often a claiming consumer looks for consumers that died (their lock files).
 REAP_INTERVAL = 5.0
 _COLUMNS = (
-    "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind, trace"
+    "id, queue, request_id, payload, enqueued_at, attempts, throttles, record, record_kind, trace,"
+    " lineage"
 )
 
 
@@ -230,6 +233,9 @@ class EventStore:
             if column not in columns:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process added it
                     conn.execute(f"ALTER TABLE events ADD COLUMN {column} TEXT")
+        if "lineage" not in columns:  # ... or before recursive loops were detected
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute("ALTER TABLE events ADD COLUMN lineage INTEGER NOT NULL DEFAULT 0")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         return conn
@@ -326,7 +332,7 @@ class EventStore:
     ) -> None:
         """Add one event; returns once it is committed to disk."""
         t = now if now is not None else _now()
-        row = (queue_name, request_id, payload, t, t, trace or current_trace())
+        row = (queue_name, request_id, payload, t, t, trace or current_trace(), produced())
 
         await self._call(lambda conn: conn.execute(INSERT_EVENT, row))
         self.enqueued({queue_name})

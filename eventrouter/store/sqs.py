@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from eventrouter._optional import require
+from eventrouter.lineage import produced
 from eventrouter.observability.tracing import current_trace
 from eventrouter.runtime.clients import sqs_queue_url
 from eventrouter.sources.sqs import Sqs
@@ -95,6 +96,7 @@ class SqsStore:
         record: bytes | None = None,
         record_kind: str | None = None,
         trace: str | None = None,
+        lineage: int | None = None,
     ) -> None:
         """Send one event; returns once SQS has it."""
         t = now if now is not None else time.time()
@@ -106,6 +108,7 @@ class SqsStore:
             "attempts": _attr(attempts, "Number"),
             "throttles": _attr(throttles, "Number"),
             "due": _attr(due, "Number"),
+            "lineage": _attr(produced() if lineage is None else lineage, "Number"),
         }
         trace = trace or current_trace()
         if trace is not None:
@@ -177,6 +180,7 @@ class SqsStore:
                 record.encode() if record else None,
                 attrs.get("record_kind"),
                 attrs.get("trace"),
+                int(float(attrs.get("lineage", 0))),
             )
             event.handle = handle
             out.append(event)
@@ -213,6 +217,7 @@ class SqsStore:
             record=record,
             record_kind=kind,
             trace=event.trace,
+            lineage=event.lineage,
         )
         await self._client.delete_message(QueueUrl=self.url, ReceiptHandle=event.handle)
 

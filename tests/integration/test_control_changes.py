@@ -346,3 +346,24 @@ async def test_event_invoke_config_sets_retries_and_destinations(tmp_path: Path)
     assert record["requestContext"]["approximateInvokeCount"] == 1  # no retry: the config's 0
     assert after_delete == ("ResourceNotFoundException", "ResourceNotFoundException")
     assert (settings.max_retries, settings.on_failure) == (2, None)  # back to the code's
+
+
+async def test_recursion_config(tmp_path: Path) -> None:
+    async with run_router(configurable_router(), state_dir=tmp_path, http="127.0.0.1:0") as app:
+        url = f"http://127.0.0.1:{app.engine.http_port}"
+
+        def calls() -> tuple[str, str, str, str]:
+            client = lambda_client(url)
+            before = client.get_function_recursion_config(FunctionName="clock")["RecursiveLoop"]
+            client.put_function_recursion_config(FunctionName="clock", RecursiveLoop="Allow")
+            after = client.get_function_recursion_config(FunctionName="clock")["RecursiveLoop"]
+            bad = code(
+                lambda: client.put_function_recursion_config(
+                    FunctionName="clock", RecursiveLoop="Sometimes"
+                )
+            )
+            return before, after, bad, app.engine.router.functions["clock"].settings.recursive_loop
+
+        before, after, bad, applied = await anyio.to_thread.run_sync(calls)
+    assert (before, after, applied) == ("Terminate", "Allow", "Allow")
+    assert bad == "InvalidParameterValueException"

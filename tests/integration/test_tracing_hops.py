@@ -65,7 +65,9 @@ async def test_kafka_record_headers_carry_the_trace(kafka: str) -> None:
         arrived.set()
 
     await run_hop(router, exporter, arrived)
-    assert [name for name, _ in headers] == ["traceparent"]
+    # Beside the trace, the depth of the invocation that wrote it (recursive loop detection).
+    assert [name for name, _ in headers] == ["traceparent", "eventrouter-lineage"]
+    assert headers[1][1] == b"1"
 
 
 async def test_sqs_aws_trace_header_carries_the_trace(moto: str) -> None:

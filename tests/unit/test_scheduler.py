@@ -195,6 +195,7 @@ async def test_retry_policy_then_dead_letter(store: EventStore) -> None:
         ledger = FailingLedger(store, failures)
         s = Scheduler(runtime, ledger, [router.functions["job"]])
         s.retry_delay = lambda n: 0.0
+        s.clock = lambda expect_fired=expect_fired: T0 + (60 if expect_fired else 120)
         await s.prepare(T0 if expect_fired else T0 + 60)
         s.tick(T0 + 60 if expect_fired else T0 + 120)
         await s.settle()
