@@ -111,6 +111,12 @@ def invoke_rows(o: dict[str, Any], e: dict[str, Any]) -> list[str]:
             f"{e['cold_start_vs_bare_spawn']:.1f}x",
         ),
         _row(
+            "first 100 invocations after start, p99 ms, 4 provisioned",
+            _range(e["first_100_p99_provisioned_ms"], ".1f"),
+            f"on demand {e['first_100_p99_on_demand_ms']['median']:.1f} ms",
+            f"{e['provisioned_speedup']:.1f}x faster",
+        ),
+        _row(
             "Runtime API (awslambdaric) cold start, ms",
             _range(e["cold_start_runtime_api_ms"], ".1f"),
         ),

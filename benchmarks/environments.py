@@ -5,6 +5,9 @@
   AWS's ``awslambdaric``; the floor is spawning ``python -c pass``.
 - warm invoke overhead: µs per invoke of a no-op handler in a warm environment minus the same
   handler inline (both through ``engine.invoke``, REPORT records written).
+- provisioned concurrency: the p99 latency of the first 100 invocations after a router
+  starts (4 at a time), with 4 provisioned environments and without (on demand: the first 4
+  are cold starts); runs alternate between the two.
 - environments per GiB: 1 GiB over the proportional set size (PSS: shared pages split
   between the processes sharing them) of idle warm environments; the RSS figure, which counts
   shared libraries in full for each, is reported beside it.
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import tempfile
@@ -109,15 +113,52 @@ async def _measure(cold: int, n: int, runs: int) -> dict[str, Any]:
     }
 
 
+async def _first_invocations_p99(provisioned: int, count: int, concurrency: int) -> float:
+    """p99 (ms) of the first ``count`` invocations of a new router, ``concurrency`` at once."""
+    router = Router("bench-provisioned", max_concurrency=100)
+    router.on_event(name="fn", isolation="process", provisioned_concurrency=provisioned)(noop)
+    event = {"order_id": "o-1", "amount": 12.5}
+    latencies: list[float] = []
+    async with run_router(router) as app:
+
+        async def caller() -> None:
+            for _ in range(count // concurrency):
+                start = time.perf_counter()
+                await app.engine.invoke("fn", event)
+                latencies.append((time.perf_counter() - start) * 1000)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(caller)
+    latencies.sort()
+    return latencies[max(0, math.ceil(len(latencies) * 0.99) - 1)]
+
+
+async def _provisioned(runs: int) -> dict[str, Any]:
+    on_demand, provisioned = [], []
+    for _ in range(runs):  # interleaved
+        on_demand.append(await _first_invocations_p99(0, 100, 4))
+        provisioned.append(await _first_invocations_p99(4, 100, 4))
+    return {
+        "first_100_p99_on_demand_ms": summarize(on_demand),
+        "first_100_p99_provisioned_ms": summarize(provisioned),
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     progress("process environments: cold starts, warm invokes, memory")
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.jsonl", "w") as log_file:
         configure_logging("json", "info", stream=log_file)
         result = anyio.run(_measure, 2 if quick else 8, 200 if quick else 5_000, 2 if quick else 5)
+        result.update(anyio.run(_provisioned, 1 if quick else 5))
         flush_logs()
     result["bare_python_spawn_ms"] = _bare_spawn_ms(2 if quick else 8)
     result["cold_start_vs_bare_spawn"] = (
         result["cold_start_ms"]["median"] / result["bare_python_spawn_ms"]["median"]
+    )
+    result["provisioned_speedup"] = (
+        result["first_100_p99_on_demand_ms"]["median"]
+        / result["first_100_p99_provisioned_ms"]["median"]
     )
     result["isolated_vs_inline"] = result["isolated_us"]["median"] / result["inline_us"]["median"]
     return result

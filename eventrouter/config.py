@@ -74,6 +74,9 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: ``"Terminate"``: an invocation deeper than 16 in a chain is stopped (a recursive loop,
     #: ``eventrouter/lineage.py``); ``"Allow"``: never (Lambda's ``RecursiveLoop``).
     recursive_loop: str = "Terminate"
+    #: Execution environments (``isolation="process"``) started and initialised before the
+    #: router is ready and kept warm; an inline function's init runs at start instead.
+    provisioned_concurrency: int = 0
 
     def __post_init__(self) -> None:
         check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
@@ -88,6 +91,15 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
             )
         for delay in self.retry_delays:
             check_range("retry_delays", delay, 0, 21_600, unit="seconds")
+        check_int("provisioned_concurrency", self.provisioned_concurrency, 0, 1_000_000)
+        if (
+            self.reserved_concurrency is not None
+            and self.provisioned_concurrency > self.reserved_concurrency
+        ):
+            raise ConfigError(
+                f"provisioned_concurrency={self.provisioned_concurrency} is more than "
+                f"reserved_concurrency={self.reserved_concurrency}"
+            )
         if self.recursive_loop not in ("Terminate", "Allow"):
             raise ConfigError(
                 f"recursive_loop={self.recursive_loop!r} is not one of 'Terminate', 'Allow'"

@@ -16,6 +16,7 @@ EXPECTED_ROWS = (
     "sync invoke traced",
     "sync invoke, process isolation",
     "process environment cold start",
+    "first 100 invocations after start",
     "async invoke end to end",  # 2. the durable queue
     "cost of durability",
     "HTTP no-op route, req/s, 1 conn.",  # 3. HTTP (or says why it was skipped)

@@ -54,6 +54,8 @@ class Overrides(msgspec.Struct):
     removed_statements: dict[str, list[str]] = {}
     #: ``PutFunctionRecursionConfig``: function -> ``"Allow"`` / ``"Terminate"``.
     recursion: dict[str, str] = {}
+    #: ``PutProvisionedConcurrencyConfig``: function -> environments kept warm.
+    provisioned: dict[str, int] = {}
 
 
 def load(state_dir: str | os.PathLike[str]) -> Overrides:

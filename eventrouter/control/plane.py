@@ -8,6 +8,7 @@ a function's code sets is the default a ``Delete…`` returns to. The HTTP side 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -68,6 +69,7 @@ class Control:
             for name, spec in functions.items()
         }
         self.modified = {name: time.time() for name in functions}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- start -------------------------------------------------------------------------------
 
@@ -83,6 +85,8 @@ class Control:
                 except ConfigError as exc:
                     log.warning("concurrency override not applied", function=name, error=str(exc))
         changed = {
+            *overrides.concurrency,
+            *overrides.provisioned,
             *overrides.recursion,
             *overrides.configuration,
             *overrides.invoke_configs,
@@ -103,15 +107,17 @@ class Control:
         the code sets)."""
         self.check_changeable()
         default = self.code_settings[name].reserved_concurrency
-        try:
-            self.runtime.slots.reserve(name, default if reserved is None else reserved)
-        except ConfigError as exc:
-            raise invalid(str(exc)) from None
         overrides = load(self.state_dir)
         if reserved is None:
             overrides.concurrency.pop(name, None)
         else:
             overrides.concurrency[name] = reserved
+        self._settle(name, overrides)  # checks it against the provisioned concurrency
+        try:
+            self.runtime.slots.reserve(name, default if reserved is None else reserved)
+        except ConfigError as exc:
+            self._settle(name, load(self.state_dir))
+            raise invalid(str(exc)) from None
         self._save(name, overrides)
         log.info("reserved concurrency changed", function=name, reserved=reserved, default=default)
 
@@ -140,6 +146,29 @@ class Control:
         self._settle(name, overrides)
         self._save(name, overrides)
         log.info("function configuration changed", function=name, **msgspec.structs.asdict(change))
+
+    def set_provisioned(self, name: str, count: int | None) -> None:
+        """``PutProvisionedConcurrencyConfig`` (``None``: ``Delete…``, back to the code's):
+        environments are started (or let go) in the background."""
+        self.check_changeable()
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise invalid("ProvisionedConcurrentExecutions must be a whole number")
+        overrides = load(self.state_dir)
+        if count is None:
+            overrides.provisioned.pop(name, None)
+        else:
+            overrides.provisioned[name] = count
+        self._settle(name, overrides)
+        self._save(name, overrides)
+        state = self.runtime.invoker.states[name]
+        wanted = state.spec.settings.provisioned_concurrency
+        if state.pool is not None:
+            state.pool.set_provisioned(wanted)
+        elif wanted and not state.warm:
+            task = asyncio.get_running_loop().create_task(self.runtime.invoker.provision())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        log.info("provisioned concurrency changed", function=name, provisioned=wanted)
 
     def set_recursion(self, name: str, recursive_loop: str) -> None:
         """``PutFunctionRecursionConfig``: ``"Allow"`` or ``"Terminate"`` recursive loops."""
@@ -256,6 +285,10 @@ class Control:
         fields: dict[str, Any] = {}
         if name in overrides.recursion:
             fields["recursive_loop"] = overrides.recursion[name]
+        if name in overrides.provisioned:
+            fields["provisioned_concurrency"] = overrides.provisioned[name]
+        if name in overrides.concurrency:
+            fields["reserved_concurrency"] = overrides.concurrency[name]
         change = overrides.configuration.get(name)
         if change is not None:
             if change.timeout is not None:

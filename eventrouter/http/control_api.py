@@ -4,7 +4,8 @@ them), so the AWS SDKs and CLI can look at and change a running router:
 - functions: ``ListFunctions`` (``Marker`` / ``MaxItems``), ``GetFunction``,
   ``GetFunctionConfiguration``, ``UpdateFunctionConfiguration`` (timeout, memory size, the
   environment of process-isolated functions), ``GetAccountSettings``
-- concurrency: ``Get/Put/DeleteFunctionConcurrency``
+- concurrency: ``Get/Put/DeleteFunctionConcurrency``,
+  ``Get/Put/DeleteProvisionedConcurrencyConfig`` (any ``Qualifier``: one version here)
 - resource policy: ``GetPolicy``, ``AddPermission``, ``RemovePermission`` (``RevisionId``)
 - asynchronous invocation: ``Get/Put/Update/Delete/ListFunctionEventInvokeConfig(s)``;
   recursive loops: ``Get/PutFunctionRecursionConfig``
@@ -40,12 +41,14 @@ from eventrouter.http.control_ops import (
     add_permission,
     delete_concurrency,
     delete_invoke_config,
+    delete_provisioned,
     get_concurrency,
     get_configuration,
     get_function,
     get_invoke_config,
     get_mapping,
     get_policy,
+    get_provisioned,
     get_recursion,
     get_settings,
     list_functions,
@@ -53,6 +56,7 @@ from eventrouter.http.control_ops import (
     list_mappings,
     put_concurrency,
     put_invoke_config,
+    put_provisioned,
     put_recursion,
     remove_permission,
     update_configuration,
@@ -117,6 +121,14 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Operation]] = [
             "DeleteFunctionConcurrency",
             delete_concurrency,
         ),
+        *[
+            (method, rf"/2019-09-30/functions/{_FUNCTION}/provisioned-concurrency", action, op)
+            for method, action, op in [
+                ("GET", "GetProvisionedConcurrencyConfig", get_provisioned),
+                ("PUT", "PutProvisionedConcurrencyConfig", put_provisioned),
+                ("DELETE", "DeleteProvisionedConcurrencyConfig", delete_provisioned),
+            ]
+        ],
         *[
             (
                 method,

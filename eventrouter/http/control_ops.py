@@ -14,7 +14,12 @@ import msgspec
 from eventrouter.arns import function_arn
 from eventrouter.control.overrides import ConfigurationChange, InvokeConfig, MappingChange
 from eventrouter.control.plane import ControlError, invalid
-from eventrouter.http.control_docs import account_settings, configuration, invoke_config
+from eventrouter.http.control_docs import (
+    account_settings,
+    configuration,
+    invoke_config,
+    lambda_time,
+)
 from eventrouter.http.invoke_api import function_name
 
 if TYPE_CHECKING:
@@ -155,6 +160,43 @@ async def put_concurrency(call: Call) -> tuple[int, Any]:
 
 async def delete_concurrency(call: Call) -> tuple[int, Any]:
     call.runtime.control.set_concurrency(call.name, None)
+    return 204, None
+
+
+async def get_provisioned(call: Call) -> tuple[int, Any]:
+    assert call.spec is not None
+    wanted = call.spec.settings.provisioned_concurrency
+    if not wanted:
+        raise ControlError(
+            404,
+            "ProvisionedConcurrencyConfigNotFoundException",
+            f"No Provisioned Concurrency Config found for this function: {call.name}",
+        )
+    state = call.runtime.invoker.states[call.name]
+    if state.pool is not None:
+        ready = min(wanted, state.pool.provisioned_ready)
+    else:
+        ready = wanted if state.warm else 0
+    return 200, {
+        "RequestedProvisionedConcurrentExecutions": wanted,
+        "AvailableProvisionedConcurrentExecutions": ready,
+        "AllocatedProvisionedConcurrentExecutions": ready,
+        "Status": "READY" if ready >= wanted else "IN_PROGRESS",
+        "LastModified": lambda_time(call.runtime.control.modified[call.name]),
+    }
+
+
+async def put_provisioned(call: Call) -> tuple[int, Any]:
+    value = call.json().get("ProvisionedConcurrentExecutions")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid("ProvisionedConcurrentExecutions must be a whole number, 1 or more")
+    call.runtime.control.set_provisioned(call.name, value)
+    _, document = await get_provisioned(call)
+    return 202, document
+
+
+async def delete_provisioned(call: Call) -> tuple[int, Any]:
+    call.runtime.control.set_provisioned(call.name, None)
     return 204, None
 
 

@@ -33,6 +33,7 @@ LAMBDA_COUNTERS = frozenset(
         "AsyncEventsReceived",
         "AsyncEventsDropped",
         "RecursiveInvocationsDropped",
+        "ProvisionedConcurrencySpilloverInvocations",
     }
 )
 #: Their meanings (CloudWatch's), and the router's counters known in advance.
@@ -46,6 +47,10 @@ HELP = {
     "AsyncEventsFailed": "Asynchronous events whose final failure went to on_failure",
     "DestinationAccessDenied": "Records the function's role may not send",
     "NotificationsReceived": "SNS or S3 notifications stored as asynchronous events",
+    "RecursiveInvocationsDropped": "Invocations stopped as a recursive loop (16 deep)",
+    "ProvisionedConcurrencySpilloverInvocations": (
+        "Invocations on an on-demand environment while every provisioned one was busy"
+    ),
 }
 FUNCTION = ["FunctionName"]
 
@@ -158,6 +163,12 @@ def families(reading: Reading) -> Iterator[Metric]:
             environments.add_metric([f.name, "busy"], busy)
             environments.add_metric([f.name, "idle"], f.environments - busy)
     yield environments
+    yield _gauge(
+        "lambda_ProvisionedConcurrentExecutions",
+        "Invocations running now on provisioned environments",
+        functions,
+        "provisioned_busy",
+    )
     billed = CounterMetricFamily(
         "eventrouter_billed_duration_milliseconds",
         "Billed duration: each invocation rounded up to the next ms",

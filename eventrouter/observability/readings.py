@@ -46,6 +46,9 @@ class FunctionReading(msgspec.Struct):
     #: Process environments: started, and busy with an invocation.
     environments: int | None = None
     environments_busy: int | None = None
+    #: Provisioned concurrency: environments kept warm, and those busy.
+    provisioned: int | None = None
+    provisioned_busy: int | None = None
 
 
 class Reading(msgspec.Struct):
@@ -101,6 +104,9 @@ async def take(runtime: Runtime, *, queues: bool = True) -> Reading:
         if pool is not None:
             extra["environments"] = len(pool.environments)
             extra["environments_busy"] = len(pool.environments) - len(pool.idle)
+            if pool.provisioned:
+                extra["provisioned"] = pool.provisioned_ready
+                extra["provisioned_busy"] = pool.provisioned_busy
         functions.append(
             FunctionReading(
                 name=name,

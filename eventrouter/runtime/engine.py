@@ -195,6 +195,8 @@ class Engine(Runtime):
         await self.store.open()
         self.store.on_enqueued = self.policy.notify
         self.control.apply()
+        if self.consume or self._http_address is not None:  # a service, not a client
+            await self.invoker.provision()
         if not structlog.is_configured():
             # structlog's default logger prints to sys.stdout, which becomes the invocations'
             # own stream below: the router's records go to stderr through our sink instead.

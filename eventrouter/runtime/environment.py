@@ -170,6 +170,8 @@ class Environment:
         self.capture: list[Entry] | None = None
         #: The depth of the invocation in flight (``eventrouter/lineage.py``).
         self.depth = 0
+        #: Provisioned concurrency: kept warm, never shut down for idleness.
+        self.provisioned = False
 
     @property
     def pid(self) -> int:

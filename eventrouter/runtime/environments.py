@@ -82,6 +82,9 @@ class Pool:
         self._closing = False
         #: Busy environments started with a configuration since changed: stopped once free.
         self._stale: set[Environment] = set()
+        #: Environments kept warm (provisioned concurrency), and the tasks starting them.
+        self.provisioned = spec.settings.provisioned_concurrency
+        self._provisioning: set[asyncio.Task[None]] = set()
         self._start: Start | None = None
         if spec.command is None:
             self._start = self._python_start(spec)
@@ -115,7 +118,7 @@ class Pool:
         if self._start is not None:
             self._start = msgspec.structs.replace(self._start, memory_mb=memory_mb)
         self._stale = self.environments - set(self.idle)
-        idle, self.idle = self.idle, []
+        idle, self.idle = self.idle, []  # provisioned ones among them are replaced as they end
         for env in idle:
             if env.idle_timer is not None:
                 env.idle_timer.cancel()
@@ -149,7 +152,7 @@ class Pool:
         the result; a timeout as ``timed_out``.
         """
         init_duration: float | None = None
-        if self.idle:
+        if self.idle:  # provisioned environments are last: taken first
             env = self.idle.pop()
             if env.idle_timer is not None:
                 env.idle_timer.cancel()
@@ -173,6 +176,8 @@ class Pool:
             timer.cancel()
             env.watch.cancel()
         run = Run(result, time.monotonic() - began, init_duration)
+        if self.provisioned and not env.provisioned:
+            self.runtime.metrics.add("ProvisionedConcurrencySpilloverInvocations", self.spec.name)
         if env.killed == "timeout":
             run.timed_out = True
         elif env.alive:
@@ -206,8 +211,11 @@ class Pool:
             self._stale.discard(env)
             asyncio.get_running_loop().create_task(env.stop())
             return
+        if env.provisioned:  # kept warm, and taken before on-demand ones
+            self.idle.append(env)
+            return
         env.idle_timer = asyncio.get_running_loop().call_later(self.idle_timeout, self._expire, env)
-        self.idle.append(env)
+        self.idle.insert(0, env)
 
     def _expire(self, env: Environment) -> None:
         """Shut down an environment idle for ``idle_timeout`` (the Shutdown phase)."""
@@ -277,7 +285,9 @@ class Pool:
         return Result(error=error)
 
     def discard(self, env: Environment) -> None:
-        """Forget an environment whose process has ended."""
+        """Forget an environment whose process has ended (a provisioned one is replaced)."""
+        if env.provisioned and not self._closing:
+            self._spawn_provision()
         self.environments.discard(env)
         self._stale.discard(env)
         if env in self.idle:
@@ -304,6 +314,66 @@ class Pool:
         except EventRouterError as exc:
             return Reply(call.id, error_class=type(exc).__name__, error=str(exc))
 
+    # -- provisioned concurrency -------------------------------------------------------------
+
+    @property
+    def provisioned_ready(self) -> int:
+        """Provisioned environments started (busy or idle)."""
+        return sum(1 for env in self.environments if env.provisioned and env.ready.done())
+
+    @property
+    def provisioned_busy(self) -> int:
+        return sum(1 for env in self.environments if env.provisioned and env not in self.idle)
+
+    def set_provisioned(self, count: int) -> None:
+        """Keep ``count`` environments warm: more are started in the background; extras
+        become on-demand ones (idle ones then shut down after ``idle_timeout``)."""
+        self.provisioned = count
+        kept = [env for env in self.environments if env.provisioned]
+        for env in kept[count:]:
+            env.provisioned = False
+            if env in self.idle:
+                self.idle.remove(env)
+                self._release(env)
+        self._spawn_provision()
+
+    async def provision(self) -> None:
+        """Start and initialise environments until ``provisioned`` are warm (the router
+        waits for this before it is ready). An init that fails is logged; invocations then
+        start environments on demand."""
+        missing = self.provisioned - sum(1 for env in self.environments if env.provisioned)
+        if missing <= 0 or self._closing:
+            return
+        starting = [self._new() for _ in range(missing)]
+        for env in starting:
+            env.provisioned = True
+        results = await asyncio.gather(
+            *(asyncio.wait_for(env.start(), INIT_TIMEOUT) for env in starting),
+            return_exceptions=True,
+        )
+        for env, result in zip(starting, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "provisioned environment failed to start",
+                    function=self.spec.name,
+                    error=repr(result),
+                )
+                env.provisioned = False  # not replaced in a loop: the next one is on demand
+                if env.process is None:
+                    env.closed()
+                    self.discard(env)
+                else:
+                    env.kill("init")
+            else:
+                self._release(env)
+        self._changed_now()
+
+    def _spawn_provision(self) -> None:
+        if self.provisioned and not self._closing:
+            task = asyncio.get_running_loop().create_task(self.provision())
+            self._provisioning.add(task)
+            task.add_done_callback(self._provisioning.discard)
+
     # -- observing and stopping ----------------------------------------------------------------
 
     def _changed_now(self) -> None:
@@ -322,6 +392,8 @@ class Pool:
     async def close(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop every environment (SIGTERM, ``grace``, SIGKILL) and wait for them to exit."""
         self._closing = True
+        for task in self._provisioning:
+            task.cancel()
         envs = list(self.environments)
         self.idle.clear()
         await asyncio.gather(*(env.stop(grace) for env in envs), return_exceptions=True)

@@ -23,6 +23,7 @@ import structlog
 from eventrouter.arns import function_arn
 from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context, log_stream_name
+from eventrouter.events import new_request_id
 from eventrouter.lineage import DEPTH, LIMIT
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import (
@@ -119,6 +120,20 @@ class Invoker:
     def close(self) -> None:
         # Threads still running an abandoned (timed-out) handler are not waited for.
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def provision(self) -> None:
+        """Provisioned concurrency, before the router is ready: each such function's process
+        environments are started and initialised; an inline one's init hook runs."""
+        starting: list[Awaitable[Any]] = []
+        for state in self.states.values():
+            if not state.spec.settings.provisioned_concurrency:
+                continue
+            if state.pool is not None:
+                state.pool.provisioned = state.spec.settings.provisioned_concurrency
+                starting.append(state.pool.provision())
+            elif not state.warm:
+                starting.append(self._init(state, new_request_id()))
+        await asyncio.gather(*starting)
 
     async def close_environments(self) -> None:
         """Shut down every process environment (SIGTERM, a short grace, SIGKILL)."""
