@@ -111,6 +111,22 @@ def invoke_rows(o: dict[str, Any], e: dict[str, Any]) -> list[str]:
             f"{e['cold_start_vs_bare_spawn']:.1f}x",
         ),
         _row(
+            "SnapStart cold start (a restore), ms",
+            _range(e["cold_start_snapstart_ms"], ".1f"),
+            f"spawning python -c pass {e['bare_python_spawn_ms']['median']:.1f} ms",
+            f"{e['snapstart_vs_bare_spawn']:.1f}x",
+            "<= 2x",
+            e["snapstart_vs_bare_spawn"] <= 2,
+        ),
+        _row(
+            "SnapStart cold start vs a cold start",
+            f"{e['snapstart_speedup']:.1f}x faster",
+            f"cold start {e['cold_start_ms']['median']:.1f} ms",
+            f"{e['snapstart_speedup']:.1f}x",
+            ">= 10x",
+            e["snapstart_speedup"] >= 10,
+        ),
+        _row(
             "first 100 invocations after start, p99 ms, 4 provisioned",
             _range(e["first_100_p99_provisioned_ms"], ".1f"),
             f"on demand {e['first_100_p99_on_demand_ms']['median']:.1f} ms",

@@ -5,6 +5,9 @@
   AWS's ``awslambdaric``; the floor is spawning ``python -c pass``.
 - warm invoke overhead: µs per invoke of a no-op handler in a warm environment minus the same
   handler inline (both through ``engine.invoke``, REPORT records written).
+- SnapStart: the cold start of a ``snapstart=True`` function (a fork of its initialised
+  template) against spawning ``python -c pass`` (goal: at most 2x) and against the cold
+  start above (goal: at least 10x faster).
 - provisioned concurrency: the p99 latency of the first 100 invocations after a router
   starts (4 at a time), with 4 provisioned environments and without (on demand: the first 4
   are cold starts); runs alternate between the two.
@@ -59,6 +62,7 @@ async def _measure(cold: int, n: int, runs: int) -> dict[str, Any]:
     router.on_event(name="isolated", isolation="process")(noop)
     for i in range(cold):
         router.on_event(name=f"cold-{i}", isolation="process")(noop)
+        router.on_event(name=f"snap-{i}", isolation="process", snapstart=True)(noop)
         router.external(
             f"ric-{i}",
             [sys.executable, "-m", "awslambdaric", "isolated.lambda_noop"],
@@ -67,11 +71,14 @@ async def _measure(cold: int, n: int, runs: int) -> dict[str, Any]:
     event = {"order_id": "o-1", "amount": 12.5}
     async with run_router(router) as app:
         invoke = app.engine.invoke
-        python_cold, ric_cold = [], []
+        python_cold, ric_cold, snap_cold = [], [], []
         for i in range(cold):
             start = time.perf_counter()
             await invoke(f"cold-{i}", event)
             python_cold.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            await invoke(f"snap-{i}", event)  # a restore: forked from the snapshot
+            snap_cold.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
             await invoke(f"ric-{i}", event)
             ric_cold.append((time.perf_counter() - start) * 1000)
@@ -102,6 +109,7 @@ async def _measure(cold: int, n: int, runs: int) -> dict[str, Any]:
     return {
         "cold_start_ms": summarize(python_cold),
         "cold_start_runtime_api_ms": summarize(ric_cold),
+        "cold_start_snapstart_ms": summarize(snap_cold),
         "inline_us": summarize(inline_us),
         "isolated_us": summarize(isolated_us),
         "isolation_overhead_us": summarize(overhead_us),
@@ -155,6 +163,12 @@ def run(quick: bool = False) -> dict[str, Any]:
     result["bare_python_spawn_ms"] = _bare_spawn_ms(2 if quick else 8)
     result["cold_start_vs_bare_spawn"] = (
         result["cold_start_ms"]["median"] / result["bare_python_spawn_ms"]["median"]
+    )
+    result["snapstart_vs_bare_spawn"] = (
+        result["cold_start_snapstart_ms"]["median"] / result["bare_python_spawn_ms"]["median"]
+    )
+    result["snapstart_speedup"] = (
+        result["cold_start_ms"]["median"] / result["cold_start_snapstart_ms"]["median"]
     )
     result["provisioned_speedup"] = (
         result["first_100_p99_on_demand_ms"]["median"]

@@ -77,6 +77,9 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Execution environments (``isolation="process"``) started and initialised before the
     #: router is ready and kept warm; an inline function's init runs at start instead.
     provisioned_concurrency: int = 0
+    #: SnapStart: ``isolation="process"`` environments are forked from a template that
+    #: imported the module and ran init once (``eventrouter/snapstart.py``: runtime hooks).
+    snapstart: bool = False
 
     def __post_init__(self) -> None:
         check_range("timeout", self.timeout, 0, 900, low_open=True, unit="seconds")
@@ -92,6 +95,11 @@ class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
         for delay in self.retry_delays:
             check_range("retry_delays", delay, 0, 21_600, unit="seconds")
         check_int("provisioned_concurrency", self.provisioned_concurrency, 0, 1_000_000)
+        if self.snapstart and self.isolation != "process":
+            raise ConfigError(
+                "snapstart=True forks execution environments from a snapshot: it needs "
+                "isolation='process'"
+            )
         if (
             self.reserved_concurrency is not None
             and self.provisioned_concurrency > self.reserved_concurrency

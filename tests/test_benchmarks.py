@@ -16,6 +16,8 @@ EXPECTED_ROWS = (
     "sync invoke traced",
     "sync invoke, process isolation",
     "process environment cold start",
+    "SnapStart cold start (a restore)",
+    "SnapStart cold start vs a cold start",
     "first 100 invocations after start",
     "async invoke end to end",  # 2. the durable queue
     "cost of durability",

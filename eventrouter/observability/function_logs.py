@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -320,6 +321,9 @@ def tail(
     }
     if report.get("init_duration_ms") is not None:
         metrics["initDurationMs"] = report["init_duration_ms"]
+    if report.get("restore_duration_ms") is not None:
+        metrics["restoreDurationMs"] = report["restore_duration_ms"]
+        metrics["billedRestoreDurationMs"] = math.ceil(report["restore_duration_ms"])
     if text:
         lines.append(f"END RequestId: {request_id}")
         line = (
@@ -330,6 +334,11 @@ def tail(
         )
         if "initDurationMs" in metrics:
             line += f"Init Duration: {metrics['initDurationMs']:.2f} ms\t"
+        if "restoreDurationMs" in metrics:
+            line += (
+                f"Restore Duration: {metrics['restoreDurationMs']:.2f} ms\t"
+                f"Billed Restore Duration: {metrics['billedRestoreDurationMs']} ms\t"
+            )
         lines.append(line)
     else:
         status = "timeout" if timed_out else "error" if error is not None else "success"

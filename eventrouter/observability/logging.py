@@ -226,6 +226,7 @@ class Report(msgspec.Struct, kw_only=True, omit_defaults=True):
     init_duration_ms: float | None = None
     error_type: str | None = None
     error_message: str | None = None
+    restore_duration_ms: float | None = None
     event: str
     level: str
     timestamp: str
@@ -242,6 +243,7 @@ def report(
     error_type: str | None = None,
     error_message: str | None = None,
     max_memory_used_mb: int | None = None,
+    restore_duration_ms: float | None = None,
 ) -> None:
     """Write the REPORT record of one invocation.
 
@@ -265,6 +267,7 @@ def report(
                     "memory_size_mb": memory_size_mb,
                     "max_memory_used_mb": max_memory_used_mb,
                     "init_duration_ms": init_duration_ms,
+                    "restore_duration_ms": restore_duration_ms,
                 },
             )
         )
@@ -282,6 +285,8 @@ def report(
             fields["max_memory_used_mb"] = max_memory_used_mb
         if init_duration_ms is not None:
             fields["init_duration_ms"] = init_duration_ms
+        if restore_duration_ms is not None:
+            fields["restore_duration_ms"] = restore_duration_ms
         if error_type is not None:
             fields["error_type"] = error_type
             fields["error_message"] = error_message
@@ -303,6 +308,7 @@ def report(
             init_duration_ms=init_duration_ms,
             error_type=error_type,
             error_message=error_message,
+            restore_duration_ms=restore_duration_ms,
             event="REPORT",
             level="info",
             timestamp=clock.now(),

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -118,7 +118,14 @@ class InitError(Exception):
 class Run:
     """What :meth:`Pool.invoke` came to."""
 
-    __slots__ = ("duration", "init_duration", "max_memory_mb", "result", "timed_out")
+    __slots__ = (
+        "duration",
+        "init_duration",
+        "max_memory_mb",
+        "restore_duration",
+        "result",
+        "timed_out",
+    )
 
     def __init__(
         self,
@@ -132,6 +139,8 @@ class Run:
         #: Seconds of the Invoke phase (the Init phase of a cold start excluded).
         self.duration = duration
         self.init_duration = init_duration
+        #: A cold start of a SnapStart function: seconds to fork and restore, instead.
+        self.restore_duration: float | None = None
         self.max_memory_mb = max_memory_mb
         self.timed_out = timed_out
 
@@ -165,6 +174,7 @@ class Environment:
         self.idle_timer: asyncio.TimerHandle | None = None
         self.watch: asyncio.TimerHandle | None = None
         self._pidfd = -1
+        self._pid: int | None = None
         self._outputs: dict[int, Output] = {}
         #: The Invoke API's log capture of the invocation in flight, if it asked for one.
         self.capture: list[Entry] | None = None
@@ -175,12 +185,17 @@ class Environment:
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        assert self._pid is not None
+        return self._pid
+
+    @property
+    def started(self) -> bool:
+        """Whether a process exists (or existed) for this environment."""
+        return self._pid is not None
 
     @property
     def alive(self) -> bool:
-        return self.returncode is None and self.killed is None
+        return self.returncode is None and self.killed is None and not self.exited.is_set()
 
     def spawn(
         self, argv: list[str], env: dict[str, str], cwd: str | None, fds: tuple[int, ...] = ()
@@ -195,11 +210,17 @@ class Environment:
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: a kill takes its children too
         )
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.attach(self.process.pid, self.process.stdout, self.process.stderr)
+
+    def attach(self, pid: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        """Watch process ``pid`` (its exit through a pidfd, which works for a process that
+        is not the router's child too) and relay what it writes to ``stdout``/``stderr``."""
+        self._pid = pid
         loop = asyncio.get_running_loop()
-        self._pidfd = os.pidfd_open(self.process.pid)
+        self._pidfd = os.pidfd_open(pid)
         loop.add_reader(self._pidfd, self._on_exit)
-        for name, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
-            assert pipe is not None
+        for name, pipe in (("stdout", stdout), ("stderr", stderr)):
             fd = pipe.fileno()
             os.set_blocking(fd, False)
             self._outputs[fd] = Output(name, pipe)
@@ -240,8 +261,8 @@ class Environment:
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
-        assert self.process is not None
-        self.returncode = self.process.wait()
+        # A restored (forked) environment is its template's child: its status is not ours.
+        self.returncode = self.process.wait() if self.process is not None else None
         self.drain_output()
         gone = EnvironmentGone(exit_description(self.returncode))
         if not self.ready.done():
@@ -263,15 +284,15 @@ class Environment:
         self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
-        if self.returncode is None and self.process is not None:
+        if self.returncode is None and self._pid is not None and not self.exited.is_set():
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, sig)
+                os.killpg(self._pid, sig)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """The Shutdown phase: SIGTERM, ``grace`` seconds to exit, then SIGKILL."""
         if self.killed is None:
             self.killed = "shutdown"
-        if self.process is None:
+        if self._pid is None:
             return
         self._signal(signal.SIGTERM)
         try:

@@ -63,6 +63,7 @@ from eventrouter.runtime.environment import (
     tree_rss_kb,
 )
 from eventrouter.runtime.runtime_api import RuntimeApiEnvironment
+from eventrouter.runtime.snapstart import RestoredEnvironment, Template
 
 log = structlog.get_logger("eventrouter")
 
@@ -82,6 +83,15 @@ class Pool:
         self._closing = False
         #: Busy environments started with a configuration since changed: stopped once free.
         self._stale: set[Environment] = set()
+        #: SnapStart: the template environments are forked from (made on first need).
+        self.snapstart = spec.settings.snapstart
+        if self.snapstart and spec.command is not None:
+            raise ConfigError(
+                f"function {spec.name!r}: snapstart=True forks a Python template; an external "
+                "command's process cannot be snapshotted"
+            )
+        self.template: Template | None = None
+        self._template_lock = asyncio.Lock()
         #: Environments kept warm (provisioned concurrency), and the tasks starting them.
         self.provisioned = spec.settings.provisioned_concurrency
         self._provisioning: set[asyncio.Task[None]] = set()
@@ -117,6 +127,9 @@ class Pool:
         self.memory_kb = memory_mb * 1024
         if self._start is not None:
             self._start = msgspec.structs.replace(self._start, memory_mb=memory_mb)
+        if self.template is not None:  # the next restore snapshots the new configuration
+            asyncio.get_running_loop().create_task(self.template.stop())
+            self.template = None
         self._stale = self.environments - set(self.idle)
         idle, self.idle = self.idle, []  # provisioned ones among them are replaced as they end
         for env in idle:
@@ -176,6 +189,8 @@ class Pool:
             timer.cancel()
             env.watch.cancel()
         run = Run(result, time.monotonic() - began, init_duration)
+        if self.snapstart and init_duration is not None:  # a restore, not an init
+            run.restore_duration, run.init_duration = init_duration, None
         if self.provisioned and not env.provisioned:
             self.runtime.metrics.add("ProvisionedConcurrencySpilloverInvocations", self.spec.name)
         if env.killed == "timeout":
@@ -196,6 +211,9 @@ class Pool:
     def _new(self) -> Environment:
         if self.spec.command is not None:
             env: Environment = RuntimeApiEnvironment(self, self.spec.command, self.spec.cwd)
+        elif self.snapstart:
+            assert self._start is not None
+            env = RestoredEnvironment(self, self._start)
         else:
             assert self._start is not None
             env = PythonEnvironment(self, self._start)
@@ -277,7 +295,7 @@ class Pool:
                 request_id,
             )
         log.error("init failed", function=self.spec.name, request_id=request_id, error=error)
-        if env.process is None:  # it never started: nothing will report its exit
+        if not env.started:  # it never started: nothing will report its exit
             env.closed()
             self.discard(env)
         else:
@@ -313,6 +331,23 @@ class Pool:
             return Reply(call.id, error_class="Throttled", error=exc.reason)
         except EventRouterError as exc:
             return Reply(call.id, error_class=type(exc).__name__, error=str(exc))
+
+    async def snapshot(self) -> Template:
+        """The function's SnapStart template, started (import and init, once) if needed;
+        ``InitError`` / ``EnvironmentGone`` when it cannot start."""
+        async with self._template_lock:
+            template = self.template
+            if template is None or not template.alive:
+                assert self._start is not None
+                template = self.template = Template(self, self._start)
+                try:
+                    await asyncio.wait_for(template.start(), INIT_TIMEOUT)
+                except BaseException:
+                    self.template = None
+                    if template.started:
+                        template.kill("init")
+                    raise
+            return template
 
     # -- provisioned concurrency -------------------------------------------------------------
 
@@ -359,7 +394,7 @@ class Pool:
                     error=repr(result),
                 )
                 env.provisioned = False  # not replaced in a loop: the next one is on demand
-                if env.process is None:
+                if not env.started:
                     env.closed()
                     self.discard(env)
                 else:
@@ -387,7 +422,7 @@ class Pool:
 
     @property
     def pids(self) -> list[int]:
-        return sorted(env.pid for env in self.environments if env.process is not None)
+        return sorted(env.pid for env in self.environments if env.started)
 
     async def close(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop every environment (SIGTERM, ``grace``, SIGKILL) and wait for them to exit."""
@@ -395,6 +430,8 @@ class Pool:
         for task in self._provisioning:
             task.cancel()
         envs = list(self.environments)
+        if self.template is not None:
+            envs.append(self.template)
         self.idle.clear()
         await asyncio.gather(*(env.stop(grace) for env in envs), return_exceptions=True)
 

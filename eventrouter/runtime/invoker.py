@@ -126,6 +126,8 @@ class Invoker:
         environments are started and initialised; an inline one's init hook runs."""
         starting: list[Awaitable[Any]] = []
         for state in self.states.values():
+            if state.pool is not None and state.pool.snapstart:
+                starting.append(self._snapshot(state.pool))
             if not state.spec.settings.provisioned_concurrency:
                 continue
             if state.pool is not None:
@@ -134,6 +136,15 @@ class Invoker:
             elif not state.warm:
                 starting.append(self._init(state, new_request_id()))
         await asyncio.gather(*starting)
+
+    @staticmethod
+    async def _snapshot(pool: Pool) -> None:
+        """Start a SnapStart function's template (its import and init run once, now); one
+        that fails is logged, and tried again by the first cold start."""
+        try:
+            await pool.snapshot()
+        except Exception as exc:  # noqa: BLE001 - reported, and reported again when invoked
+            log.error("snapstart template failed", function=pool.spec.name, error=repr(exc))
 
     async def close_environments(self) -> None:
         """Shut down every process environment (SIGTERM, a short grace, SIGKILL)."""
@@ -413,20 +424,39 @@ class Invoker:
         max_memory_mb: int | None = None,
         raw_result: bool = False,
         value: Any = None,
+        restore_duration: float | None = None,
     ) -> Outcome:
         """Write the REPORT record and build the outcome of a finished invocation.
 
         With ``raw_result`` a success carries the handler's ``value`` instead of encoded bytes.
         """
         if raw_result and status is Status.SUCCESS:
-            self._report(spec, request_id, duration, init_duration, status, None, max_memory_mb)
+            self._report(
+                spec,
+                request_id,
+                duration,
+                init_duration,
+                status,
+                None,
+                max_memory_mb,
+                restore_duration,
+            )
             return Outcome(status, request_id, None, None, value=value)
         if status is Status.TIMEOUT:
             error = timeout_error(request_id, spec.settings.timeout)
         if error is not None:
             response = self._encoder.encode(error)
             self._failed(spec, request_id, error)
-        self._report(spec, request_id, duration, init_duration, status, error, max_memory_mb)
+        self._report(
+            spec,
+            request_id,
+            duration,
+            init_duration,
+            status,
+            error,
+            max_memory_mb,
+            restore_duration,
+        )
         return Outcome(status, request_id, response, error)
 
     async def _run_isolated(
@@ -480,6 +510,7 @@ class Invoker:
             run.max_memory_mb,
             raw_result,
             value,
+            run.restore_duration,
         )
 
     def _report(
@@ -491,6 +522,7 @@ class Invoker:
         status: Status,
         error: dict[str, Any] | None,
         max_memory_mb: int | None = None,
+        restore_duration: float | None = None,
     ) -> None:
         duration_ms = duration * 1000
         billed = int(duration_ms)
@@ -510,6 +542,7 @@ class Invoker:
             None if error is None else error["errorType"],
             None if error is None else error["errorMessage"],
             max_memory_mb,
+            None if restore_duration is None else round(restore_duration * 1000, 2),
         )
 
     async def _each(self, spec: FunctionSpec, items: list[Any], ctx: Context) -> None:

@@ -132,7 +132,7 @@ class WorkerContext(LambdaFields):
 
 
 class Worker:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket | None) -> None:
         self.sock = sock
         self.encoder = msgspec.msgpack.Encoder()
         self.decoder = msgspec.msgpack.Decoder(ToWorker)
@@ -154,9 +154,15 @@ class Worker:
         assert self.writer is not None
         self.writer.write(frame(self.encoder, message))
 
-    async def serve(self) -> None:
+    async def serve(self, first: FromWorker | None = None) -> None:
+        """Serve invocations; ``first``: what a restored environment says before (its
+        Ready, or why its restore failed), having had no Start to answer."""
         reader, self.writer = await asyncio.open_connection(sock=self.sock)
         invocations: asyncio.Queue[Invoke] = asyncio.Queue()
+        if isinstance(first, InitFailed):
+            await self.fail_init(first.error)
+        elif first is not None:
+            self.send(first)
 
         async def read() -> None:
             while True:
@@ -190,6 +196,21 @@ class Worker:
     async def init(self, start: Start) -> None:
         """The Init phase: import the handler's module, run the init hook, say Ready."""
         began = time.monotonic()
+        value, error = self.load(start)
+        if error is None and inspect.isawaitable(value):
+            try:
+                await value
+            except BaseException as exc:  # noqa: BLE001 - an init failure fails the invocation
+                error = error_body(exc, "")
+        if error is not None:
+            await self.fail_init(error)
+            return
+        flush_output()
+        self.send(Ready((time.monotonic() - began) * 1000))
+
+    def load(self, start: Start) -> tuple[Any, dict[str, Any] | None]:
+        """The Init phase up to the init hook's call: what the hook returned (an awaitable
+        for an async hook), or Lambda's error document."""
         from eventrouter.arns import function_arn
         from eventrouter.observability.logging import configure_logging
 
@@ -202,20 +223,14 @@ class Worker:
         try:
             handler = resolve(start.module, start.file, start.qualname)
         except BaseException as exc:  # noqa: BLE001 - reported as Lambda reports it
-            await self.fail_init(error_body(exc, "", "Runtime.ImportModuleError"))
-            return
+            return None, error_body(exc, "", "Runtime.ImportModuleError")
         try:
             self.prepare(handler, start.function)
             if start.init_module is not None and start.init_qualname is not None:
-                hook = resolve(start.init_module, None, start.init_qualname)
-                value = hook()
-                if inspect.isawaitable(value):
-                    await value
+                return resolve(start.init_module, None, start.init_qualname)(), None
         except BaseException as exc:  # noqa: BLE001 - an init failure fails the invocation
-            await self.fail_init(error_body(exc, ""))
-            return
-        flush_output()
-        self.send(Ready((time.monotonic() - began) * 1000))
+            return None, error_body(exc, "")
+        return None, None
 
     def prepare(self, handler: Callable[..., Any], name: str) -> None:
         """Read the handler's signature as the router does: its decoders and context."""
@@ -331,7 +346,7 @@ def lambda_shape(value: Any) -> Any:
     return value
 
 
-class _PeakMemory:
+class PeakMemory:
     """This process's peak resident memory (KiB), read without reopening ``/proc``.
 
     Not ``getrusage``'s ``ru_maxrss``: that survives ``exec`` and so starts at the router's
@@ -345,20 +360,24 @@ class _PeakMemory:
         return vmhwm_kb(os.pread(self._fd, 8192, 0))
 
 
-max_rss = _PeakMemory()
+max_rss = PeakMemory()
 
 
-def main() -> None:
-    fd = int(sys.argv[1])
-    os.set_inheritable(fd, False)  # a subprocess of the handler must not hold the channel open
-    sock = socket.socket(fileno=fd)
+def run_loop(main: Any) -> None:
+    """Run ``main`` (a coroutine) on uvloop when it is installed."""
     try:
         import uvloop
 
         run: Any = uvloop.run
     except ImportError:
         run = asyncio.run
-    run(Worker(sock).serve())
+    run(main)
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)  # a subprocess of the handler must not hold the channel open
+    run_loop(Worker(socket.socket(fileno=fd)).serve())
 
 
 if __name__ == "__main__":
