@@ -110,7 +110,7 @@ async def take(runtime: Runtime, *, queues: bool = True) -> Reading:
         functions.append(
             FunctionReading(
                 name=name,
-                source=spec.source.describe() if spec.source is not None else "direct",
+                source=_source(runtime, name),
                 memory_mb=spec.settings.memory_mb,
                 timeout=spec.settings.timeout,
                 reserved=state.slots.reserved,  # as changed at run time, if it was
@@ -140,4 +140,16 @@ async def take(runtime: Runtime, *, queues: bool = True) -> Reading:
         unreserved_in_flight=slots.pool_in_flight,
         counters=counters,
         cpu_seconds=cpu_seconds(),
+    )
+
+
+def _source(runtime: Runtime, name: str) -> str:
+    """The function's source as the dashboard shows it: disabled when its event source
+    mapping is (``UpdateEventSourceMapping``)."""
+    source = runtime.router.functions[name].source
+    if source is None:
+        return "direct"
+    mapping = runtime.mappings.find(name)
+    return source.describe() + (
+        " (disabled)" if mapping is not None and not mapping.enabled else ""
     )

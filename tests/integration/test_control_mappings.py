@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from eventrouter import Context, Queue, Router, Sqs, to_queue
+from eventrouter.observability.readings import take
 from eventrouter.testing import run_router
 from tests.integration.test_sqs import make_queue, send, sqs_client
 from tests.services import lambda_client
@@ -60,6 +61,8 @@ async def test_embedded_queue_mapping_disable_enable_and_batch_size(tmp_path: Pa
         with anyio.fail_after(20):
             await sentinel.wait()
         assert seen == []  # disabled: the messages wait in the queue
+        readings = {f.name: f for f in (await take(app.engine)).functions}
+        assert readings["work"].source == "queue:jobs batch=2 (disabled)"  # the dashboard's
         assert mapping["State"] == "Enabled" and changed["State"] == "Disabled"
         assert mapping["EventSourceArn"] == "arn:aws:eventrouter:us-east-1:000000000000:queue/jobs"
         assert mapping["BatchSize"] == 2
