@@ -12,6 +12,7 @@ is consumed by the asynchronous policy: disabling it leaves its events queued.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -23,7 +24,7 @@ import msgspec
 import structlog
 
 from eventrouter.arns import function_arn, sqs_arn
-from eventrouter.control.overrides import MappingChange, load, save
+from eventrouter.control.overrides import MappingChange, edit, load
 from eventrouter.errors import ConfigError
 from eventrouter.runtime.queue_poll import QueuePollPolicy
 from eventrouter.runtime.stream import StreamPolicy
@@ -49,10 +50,12 @@ def mapping_uuid(function: str) -> str:
 class Mapping:
     """One function's pull source: its policy while it runs."""
 
-    __slots__ = ("enabled", "modified", "policy", "state", "uuid")
+    __slots__ = ("code_source", "enabled", "modified", "policy", "state", "uuid")
 
     def __init__(self, state: FunctionState) -> None:
         self.state = state
+        #: The source as the code declares it: what changes are applied to.
+        self.code_source = state.spec.source
         self.uuid = mapping_uuid(state.spec.name)
         self.enabled = True
         self.modified = time.time()
@@ -90,6 +93,7 @@ class Mappings:
                 mapping = Mapping(state)
                 self.by_uuid[mapping.uuid] = mapping
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._lock = asyncio.Lock()
 
     def find(self, key: str) -> Mapping | None:
         """The mapping of UUID ``key`` (or of the function named ``key``)."""
@@ -145,25 +149,20 @@ class Mappings:
     async def update(self, mapping: Mapping, change: MappingChange) -> None:
         """``UpdateEventSourceMapping``: applied at once (a running source is restarted with
         its new settings), kept for later starts. ``ConfigError`` for a value out of range."""
-        stored = load(self.state_dir)
-        old = stored.mappings.get(mapping.name, MappingChange())
-        merged = MappingChange(
-            enabled=change.enabled,
-            batch_size=change.batch_size if change.batch_size is not None else old.batch_size,
-            batching_window=change.batching_window
-            if change.batching_window is not None
-            else old.batching_window,
-            modified=time.time(),
-        )
-        was_running = mapping.enabled
-        source = mapping.state.spec.source
-        self._apply(mapping, merged)  # checks the values before anything stops
-        if was_running and (not mapping.enabled or mapping.state.spec.source != source):
-            await self._stop(mapping)
-        if mapping.enabled and (not was_running or mapping.state.spec.source != source):
-            await self._start(mapping)
-        stored.mappings[mapping.name] = merged
-        save(self.state_dir, stored)
+        async with self._lock:  # one change of a mapping at a time in this process
+            with edit(self.state_dir) as stored:
+                old = stored.mappings.get(mapping.name, MappingChange())
+                merged = MappingChange(
+                    enabled=change.enabled,
+                    batch_size=old.batch_size if change.batch_size is None else change.batch_size,
+                    batching_window=old.batching_window
+                    if change.batching_window is None
+                    else change.batching_window,
+                    modified=time.time(),
+                )
+                self._source_for(mapping, merged)  # refused before it is kept
+                stored.mappings[mapping.name] = merged
+            await self._change(mapping, merged)
         log.info(
             "event source mapping changed",
             function=mapping.name,
@@ -171,9 +170,37 @@ class Mappings:
             **msgspec.structs.asdict(merged),
         )
 
+    async def reload(self) -> None:
+        """Apply ``control.json`` as another worker of the router left it (``--workers``)."""
+        stored = load(self.state_dir).mappings
+        async with self._lock:
+            for mapping in self.by_uuid.values():
+                try:
+                    await self._change(mapping, stored.get(mapping.name, MappingChange()))
+                except ConfigError as exc:
+                    log.warning("mapping change not applied", function=mapping.name, error=str(exc))
+
+    async def _change(self, mapping: Mapping, change: MappingChange) -> None:
+        """Apply ``change``: a source that runs is stopped, and started again if it stays
+        enabled with other settings."""
+        was_running = mapping.enabled
+        source = mapping.state.spec.source
+        self._apply(mapping, change)  # checks the values before anything stops
+        changed = mapping.state.spec.source != source
+        if was_running and (not mapping.enabled or changed):
+            await self._stop(mapping)
+        if mapping.enabled and (not was_running or changed):
+            await self._start(mapping)
+
     def _apply(self, mapping: Mapping, change: MappingChange) -> None:
-        spec = mapping.state.spec
-        source: Any = spec.source
+        mapping.state.spec.source = self._source_for(mapping, change)
+        mapping.enabled = change.enabled
+        mapping.modified = change.modified or mapping.modified
+
+    @staticmethod
+    def _source_for(mapping: Mapping, change: MappingChange) -> Any:
+        """The code's source with the change's settings (``ConfigError`` out of range)."""
+        source: Any = mapping.code_source
         fields: dict[str, Any] = {}
         if change.batch_size is not None:
             fields["batch_size"] = change.batch_size
@@ -181,10 +208,7 @@ class Mappings:
             if not hasattr(source, "batching_window"):
                 raise ConfigError(f"{source.describe()} has no batching window")
             fields["batching_window"] = change.batching_window
-        if fields:
-            spec.source = msgspec.structs.replace(source, **fields)  # checks the ranges
-        mapping.enabled = change.enabled
-        mapping.modified = change.modified or mapping.modified
+        return msgspec.structs.replace(source, **fields) if fields else source
 
     # -- describing --------------------------------------------------------------------------
 

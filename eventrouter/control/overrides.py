@@ -6,7 +6,9 @@ default; deleting an override returns to it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +82,39 @@ def save(state_dir: str | os.PathLike[str], overrides: Overrides) -> None:
     os.replace(temporary, path)
     with contextlib.suppress(OSError):
         os.chmod(path, 0o600)
+    _written[str(path)] = stamp(path)
+
+
+#: The last ``control.json`` each path was written as by this process (``stamp``).
+_written: dict[str, tuple[int, int] | None] = {}
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """What tells one version of a file from the next: its modification time and inode."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_mtime_ns, status.st_ino
+
+
+def written_here(path: Path, seen: tuple[int, int] | None) -> bool:
+    """Whether version ``seen`` of ``path`` is the one this process wrote last."""
+    return _written.get(str(path)) == seen
+
+
+@contextlib.contextmanager
+def edit(state_dir: str | os.PathLike[str]) -> Iterator[Overrides]:
+    """Change ``control.json``: read, yielded to change, written back unless the block
+    raised; the workers of a router take turns (``control.lock``), so none loses another's
+    change. Nothing may be awaited inside: the lock is not the event loop's."""
+    lock_path = Path(state_dir) / "control.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        overrides = load(state_dir)
+        yield overrides
+        save(state_dir, overrides)
+    finally:
+        os.close(fd)

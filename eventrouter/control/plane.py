@@ -14,20 +14,30 @@ import os
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import msgspec
 import structlog
 
 from eventrouter.arns import function_arn
 from eventrouter.control.destinations import destination_for
-from eventrouter.control.overrides import ConfigurationChange, InvokeConfig, load, save
+from eventrouter.control.overrides import (
+    ConfigurationChange,
+    InvokeConfig,
+    edit,
+    load,
+    stamp,
+    written_here,
+)
 from eventrouter.errors import ConfigError, EventRouterError, PolicyError
 from eventrouter.security.permissions import INVOKE_URL, Permission
 from eventrouter.security.policy import Policy
 
 if TYPE_CHECKING:
     from eventrouter.config import FunctionSettings
+    from eventrouter.control.mappings import Mappings
     from eventrouter.runtime.interface import Runtime
 
 log = structlog.get_logger("eventrouter")
@@ -73,52 +83,86 @@ class Control:
 
     # -- start -------------------------------------------------------------------------------
 
-    def apply(self) -> None:
+    def apply(self, *, reload: bool = False) -> None:
         """Apply what operators changed before this start (a change that no longer applies,
-        e.g. to a function whose code changed, is logged and skipped)."""
+        e.g. to a function whose code changed, is logged and skipped). ``reload``: again,
+        as another worker of the router changed it (every function is settled anew; the
+        reservations, which cannot change under ``--workers``, are left alone)."""
         overrides = load(self.state_dir)
         functions = self.runtime.router.functions
         for name, reserved in overrides.concurrency.items():
-            if name in functions:
+            if name in functions and not reload:
                 try:
                     self.runtime.slots.reserve(name, reserved)
                 except ConfigError as exc:
                     log.warning("concurrency override not applied", function=name, error=str(exc))
-        changed = {
-            *overrides.concurrency,
-            *overrides.provisioned,
-            *overrides.recursion,
-            *overrides.configuration,
-            *overrides.invoke_configs,
-            *overrides.added_statements,
-            *overrides.removed_statements,
-        }
+        changed = (
+            set(functions)
+            if reload
+            else {
+                *overrides.concurrency,
+                *overrides.provisioned,
+                *overrides.recursion,
+                *overrides.configuration,
+                *overrides.invoke_configs,
+                *overrides.added_statements,
+                *overrides.removed_statements,
+            }
+        )
         for name in sorted(changed & set(functions)):
             try:
                 self._settle(name, overrides)
                 self._settle_policy(name, overrides)
             except (ConfigError, ControlError) as exc:
                 log.warning("control-plane change not applied", function=name, error=str(exc))
+                continue
+            pool = self.runtime.invoker.states[name].pool
+            wanted = functions[name].settings.provisioned_concurrency
+            if reload and pool is not None and pool.provisioned != wanted:
+                pool.set_provisioned(wanted)
+
+    async def watch(self, mappings: Mappings, interval: float = 1.0) -> None:
+        """Under ``--workers``: apply what another worker changed (its ``control.json``),
+        looked at every ``interval`` seconds."""
+        path = Path(self.state_dir) / "control.json"
+        seen = stamp(path)
+        while True:
+            await anyio.sleep(interval)  # another process's file: nothing to await
+            now = stamp(path)
+            if now == seen:
+                continue
+            seen = now
+            if written_here(path, now):
+                continue  # this worker's own change, applied already
+            self.apply(reload=True)
+            await mappings.reload()
+            log.info("control-plane changes of another worker applied")
 
     # -- concurrency -------------------------------------------------------------------------
 
     def set_concurrency(self, name: str, reserved: int | None) -> None:
         """``PutFunctionConcurrency`` (``None``: ``DeleteFunctionConcurrency``, back to what
         the code sets)."""
-        self.check_changeable()
+        if self.workers > 1:
+            raise ControlError(
+                409,
+                "ResourceConflictException",
+                "reserved concurrency cannot change at run time under --workers yet (the "
+                "workers share its slots in files sized at start): change the code",
+            )
         default = self.code_settings[name].reserved_concurrency
-        overrides = load(self.state_dir)
-        if reserved is None:
-            overrides.concurrency.pop(name, None)
-        else:
-            overrides.concurrency[name] = reserved
-        self._settle(name, overrides)  # checks it against the provisioned concurrency
-        try:
-            self.runtime.slots.reserve(name, default if reserved is None else reserved)
-        except ConfigError as exc:
-            self._settle(name, load(self.state_dir))
-            raise invalid(str(exc)) from None
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            if reserved is None:
+                overrides.concurrency.pop(name, None)
+            else:
+                overrides.concurrency[name] = reserved
+            self._settle(name, overrides)  # checks it against the provisioned concurrency
+            try:
+                self.runtime.slots.reserve(name, default if reserved is None else reserved)
+            except ConfigError as exc:
+                self._settle(name, load(self.state_dir))
+                raise invalid(str(exc)) from None
+        self.modified[name] = time.time()
         log.info("reserved concurrency changed", function=name, reserved=reserved, default=default)
 
     # -- configuration -----------------------------------------------------------------------
@@ -128,7 +172,6 @@ class Control:
     ) -> None:
         """``UpdateFunctionConfiguration``: timeout, memory size, and the environment
         variables of a process-isolated function (its environments are then replaced)."""
-        self.check_changeable()
         self._check_revision(name, revision)
         spec = self.runtime.router.functions[name]
         if change.environment is not None and not spec.isolated:
@@ -136,30 +179,29 @@ class Control:
                 f"function {name!r} runs inline, in the router's process: environment variables "
                 "apply to isolation='process' functions only"
             )
-        overrides = load(self.state_dir)
-        merged = overrides.configuration.get(name, ConfigurationChange())
-        for field in ("timeout", "memory_mb", "environment"):
-            value = getattr(change, field)
-            if value is not None:
-                setattr(merged, field, value)
-        overrides.configuration[name] = merged
-        self._settle(name, overrides)
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            merged = overrides.configuration.get(name, ConfigurationChange())
+            for field in ("timeout", "memory_mb", "environment"):
+                value = getattr(change, field)
+                if value is not None:
+                    setattr(merged, field, value)
+            overrides.configuration[name] = merged
+            self._settle(name, overrides)
+        self.modified[name] = time.time()
         log.info("function configuration changed", function=name, **msgspec.structs.asdict(change))
 
     def set_provisioned(self, name: str, count: int | None) -> None:
         """``PutProvisionedConcurrencyConfig`` (``None``: ``Delete…``, back to the code's):
         environments are started (or let go) in the background."""
-        self.check_changeable()
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
             raise invalid("ProvisionedConcurrentExecutions must be a whole number")
-        overrides = load(self.state_dir)
-        if count is None:
-            overrides.provisioned.pop(name, None)
-        else:
-            overrides.provisioned[name] = count
-        self._settle(name, overrides)
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            if count is None:
+                overrides.provisioned.pop(name, None)
+            else:
+                overrides.provisioned[name] = count
+            self._settle(name, overrides)
+        self.modified[name] = time.time()
         state = self.runtime.invoker.states[name]
         wanted = state.spec.settings.provisioned_concurrency
         if state.pool is not None:
@@ -172,16 +214,15 @@ class Control:
 
     def set_recursion(self, name: str, recursive_loop: str) -> None:
         """``PutFunctionRecursionConfig``: ``"Allow"`` or ``"Terminate"`` recursive loops."""
-        self.check_changeable()
         if recursive_loop not in ("Allow", "Terminate"):
             raise invalid("RecursiveLoop must be Allow or Terminate")
-        overrides = load(self.state_dir)
-        if recursive_loop == self.code_settings[name].recursive_loop:
-            overrides.recursion.pop(name, None)
-        else:
-            overrides.recursion[name] = recursive_loop
-        self._settle(name, overrides)
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            if recursive_loop == self.code_settings[name].recursive_loop:
+                overrides.recursion.pop(name, None)
+            else:
+                overrides.recursion[name] = recursive_loop
+            self._settle(name, overrides)
+        self.modified[name] = time.time()
         log.info("recursion config changed", function=name, recursive_loop=recursive_loop)
 
     # -- asynchronous invocation -------------------------------------------------------------
@@ -193,31 +234,29 @@ class Control:
     def put_invoke_config(self, name: str, config: InvokeConfig, *, merge: bool) -> InvokeConfig:
         """``PutFunctionEventInvokeConfig`` (replaces) or ``Update…`` (``merge``: keeps what
         the request leaves out)."""
-        self.check_changeable()
-        overrides = load(self.state_dir)
-        old = overrides.invoke_configs.get(name)
-        if merge and old is not None:
-            for field in ("max_retries", "max_event_age", "on_success", "on_failure"):
-                if getattr(config, field) is None:
-                    setattr(config, field, getattr(old, field))
-        config.modified = time.time()
-        overrides.invoke_configs[name] = config
-        self._settle(name, overrides)
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            old = overrides.invoke_configs.get(name)
+            if merge and old is not None:
+                for field in ("max_retries", "max_event_age", "on_success", "on_failure"):
+                    if getattr(config, field) is None:
+                        setattr(config, field, getattr(old, field))
+            config.modified = time.time()
+            overrides.invoke_configs[name] = config
+            self._settle(name, overrides)
+        self.modified[name] = time.time()
         log.info("event invoke config changed", function=name, **msgspec.structs.asdict(config))
         return config
 
     def delete_invoke_config(self, name: str) -> None:
-        self.check_changeable()
-        overrides = load(self.state_dir)
-        if overrides.invoke_configs.pop(name, None) is None:
-            raise ControlError(
-                404,
-                "ResourceNotFoundException",
-                f"The function {function_arn(name)} doesn't have an EventInvokeConfig",
-            )
-        self._settle(name, overrides)
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            if overrides.invoke_configs.pop(name, None) is None:
+                raise ControlError(
+                    404,
+                    "ResourceNotFoundException",
+                    f"The function {function_arn(name)} doesn't have an EventInvokeConfig",
+                )
+            self._settle(name, overrides)
+        self.modified[name] = time.time()
         log.info("event invoke config deleted", function=name)
 
     # -- resource policy ---------------------------------------------------------------------
@@ -238,7 +277,6 @@ class Control:
     ) -> dict[str, Any]:
         """``AddPermission``: one statement added to the resource policy (returned as
         Lambda writes it); ``ResourceConflictException`` for a ``Sid`` already there."""
-        self.check_changeable()
         self._check_revision(name, revision)
         statement = permission_statement(name, request)
         if any(s.get("Sid") == statement["Sid"] for s in self.statements(name)):
@@ -248,15 +286,14 @@ class Control:
                 f"The statement id ({statement['Sid']}) provided already exists. Please "
                 "provide a new statement id, or remove the existing statement.",
             )
-        overrides = load(self.state_dir)
-        overrides.added_statements.setdefault(name, []).append(statement)
-        self._settle_policy(name, overrides)
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            overrides.added_statements.setdefault(name, []).append(statement)
+            self._settle_policy(name, overrides)
+        self.modified[name] = time.time()
         log.info("permission added", function=name, statement=statement)
         return statement
 
     def remove_permission(self, name: str, sid: str, revision: str | None = None) -> None:
-        self.check_changeable()
         self._check_revision(name, revision)
         if not any(s.get("Sid") == sid for s in self.statements(name)):
             raise ControlError(
@@ -264,17 +301,17 @@ class Control:
                 "ResourceNotFoundException",
                 f"Statement {sid} is not found in resource policy.",
             )
-        overrides = load(self.state_dir)
-        added = overrides.added_statements.get(name, [])
-        kept = [s for s in added if s.get("Sid") != sid]
-        if len(kept) == len(added):
-            overrides.removed_statements.setdefault(name, []).append(sid)
-        elif kept:
-            overrides.added_statements[name] = kept
-        else:
-            overrides.added_statements.pop(name)
-        self._settle_policy(name, overrides)
-        self._save(name, overrides)
+        with edit(self.state_dir) as overrides:
+            added = overrides.added_statements.get(name, [])
+            kept = [s for s in added if s.get("Sid") != sid]
+            if len(kept) == len(added):
+                overrides.removed_statements.setdefault(name, []).append(sid)
+            elif kept:
+                overrides.added_statements[name] = kept
+            else:
+                overrides.added_statements.pop(name)
+            self._settle_policy(name, overrides)
+        self.modified[name] = time.time()
         log.info("permission removed", function=name, sid=sid)
 
     # -- applying ----------------------------------------------------------------------------
@@ -345,19 +382,6 @@ class Control:
             )
         except PolicyError as exc:
             raise invalid(str(exc)) from None
-
-    def _save(self, name: str, overrides: Any) -> None:
-        save(self.state_dir, overrides)
-        self.modified[name] = time.time()
-
-    def check_changeable(self) -> None:
-        if self.workers > 1:
-            raise ControlError(
-                409,
-                "ResourceConflictException",
-                "changes at run time are not available under --workers yet: each worker would "
-                "apply them alone; change the code, or run one worker",
-            )
 
     def _check_revision(self, name: str, revision: str | None) -> None:
         if revision is not None and revision != self.revision(name):

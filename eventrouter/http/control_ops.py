@@ -343,7 +343,6 @@ async def update_mapping(call: Call) -> tuple[int, Any]:
         batch_size=_whole(request, "BatchSize"),
         batching_window=_number(request, "MaximumBatchingWindowInSeconds"),
     )
-    call.runtime.control.check_changeable()
     await call.runtime.mappings.update(call.mapping, change)
     return 202, call.runtime.mappings.describe(call.mapping)
 

@@ -218,6 +218,8 @@ class Engine(Runtime):
             try:
                 await self._start_schedules(self._task_group)
                 await self.mappings.start(self._task_group)
+                if self.control.workers > 1:  # what one worker changes, all apply
+                    self._task_group.start_soon(self.control.watch, self.mappings)
                 await self._start_feeds(self._task_group)
             except BaseException:
                 # The task group reports the same failure again, wrapped: the caller gets

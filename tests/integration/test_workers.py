@@ -244,3 +244,34 @@ def test_a_crash_loop_stops_the_router(tmp_path: Path) -> None:
     events = [r.get("event") for r in router.records]
     assert code == 1
     assert "worker crash loop: stopping" in events or "worker did not start" in events
+
+
+def test_control_plane_changes_reach_every_worker(tmp_path: Path) -> None:
+    """A change made through one worker is kept in control.json; the others apply it."""
+    from botocore.exceptions import ClientError
+
+    from tests.services import lambda_client
+
+    router, url = start(tmp_path, workers=2)
+    try:
+        lambda_client(url).update_function_configuration(FunctionName="record", Timeout=7)
+        router.wait_for(
+            lambda rs: any(
+                r.get("event") == "control-plane changes of another worker applied" for r in rs
+            )
+        )
+        # Each on a new connection (a new client): both workers answer some of them.
+        timeouts = {
+            lambda_client(url).get_function_configuration(FunctionName="record")["Timeout"]
+            for _ in range(20)
+        }
+        assert timeouts == {7}
+        try:
+            lambda_client(url).put_function_concurrency(
+                FunctionName="record", ReservedConcurrentExecutions=1
+            )
+        except ClientError as exc:
+            refused = exc.response["Error"]["Code"]
+        assert refused == "ResourceConflictException"  # slots are shared in files sized at start
+    finally:
+        assert router.stop() == 0
