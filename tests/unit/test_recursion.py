@@ -111,3 +111,34 @@ async def test_calls_from_process_environments_are_one_deeper(tmp_path: Path) ->
     async with run_router(router, state_dir=tmp_path) as app:
         assert await app.engine.invoke("probe", {}) == 1
         assert await app.engine.invoke("calls_probe", {}) == 2
+
+
+async def test_a_rule_that_matches_what_its_target_puts_on_the_bus_is_stopped(
+    tmp_path: Path,
+) -> None:
+    from eventrouter import EventRule, to_bus
+
+    router = Router("bus-loop")
+    seen: list[int] = []
+
+    @router.on_event(EventRule(bus="orders", pattern={"source": ["shop"]}))
+    async def echo(event: dict[str, Any], ctx: Context) -> None:
+        seen.append(event["detail"]["n"])
+        detail = {"n": event["detail"]["n"] + 1}
+        await ctx.send(to_bus("orders", source="shop", detail_type="again"), detail)
+
+    async with run_router(router, state_dir=tmp_path) as app:
+        await app.engine.router.put_events(
+            [
+                {
+                    "Source": "shop",
+                    "DetailType": "first",
+                    "Detail": '{"n": 1}',
+                    "EventBusName": "orders",
+                }
+            ]
+        )
+        await app.drain()
+        dropped = app.engine.metrics.get("RecursiveInvocationsDropped", "echo")
+    # put_events from outside: depth 1; echo runs 16 times, the 17th is stopped.
+    assert seen == list(range(1, LIMIT + 1)) and dropped == 1
