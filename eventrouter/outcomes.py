@@ -146,6 +146,17 @@ def error_document(error_type: str, message: str, request_id: str) -> dict[str, 
     }
 
 
+def recursion_error(function: str, request_id: str, depth: int) -> dict[str, Any]:
+    """The error of an invocation stopped as a recursive loop (``eventrouter/lineage.py``)."""
+    from eventrouter.lineage import LIMIT
+
+    message = (
+        f"Function {function} was invoked {depth} deep in one chain of invocations (more "
+        f"than {LIMIT}): stopped as a recursive loop (recursive_loop='Allow' permits it)"
+    )
+    return error_document("RecursiveInvocationException", message, request_id)
+
+
 def error_body(
     exc: BaseException, request_id: str, error_type: str | None = None
 ) -> dict[str, Any]:

@@ -95,6 +95,11 @@ class Mappings:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._lock = asyncio.Lock()
 
+    def restore(self) -> None:
+        """Give each function back the source its code declares (the engine stops)."""
+        for mapping in self.by_uuid.values():
+            mapping.state.spec.source = mapping.code_source
+
     def find(self, key: str) -> Mapping | None:
         """The mapping of UUID ``key`` (or of the function named ``key``)."""
         return self.by_uuid.get(key) or self.by_uuid.get(mapping_uuid(key))

@@ -26,12 +26,14 @@ from eventrouter.control.destinations import destination_for
 from eventrouter.control.overrides import (
     ConfigurationChange,
     InvokeConfig,
+    Overrides,
     edit,
     load,
     stamp,
     written_here,
 )
 from eventrouter.errors import ConfigError, EventRouterError, PolicyError
+from eventrouter.runtime.warmup import provision
 from eventrouter.security.permissions import INVOKE_URL, Permission
 from eventrouter.security.policy import Policy
 
@@ -78,6 +80,7 @@ class Control:
             else []
             for name, spec in functions.items()
         }
+        self.code_policies = {name: spec.resource_policy for name, spec in functions.items()}
         self.modified = {name: time.time() for name in functions}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -137,6 +140,14 @@ class Control:
             self.apply(reload=True)
             await mappings.reload()
             log.info("control-plane changes of another worker applied")
+
+    def restore(self) -> None:
+        """Give the functions back what their code set (the engine stops: the registry may
+        be started again, and the next engine applies ``control.json`` itself)."""
+        for name, spec in self.runtime.router.functions.items():
+            spec.settings = self.code_settings[name]
+            spec.environment = self.code_environment[name]
+            spec.resource_policy = self.code_policies[name]
 
     # -- concurrency -------------------------------------------------------------------------
 
@@ -207,7 +218,7 @@ class Control:
         if state.pool is not None:
             state.pool.set_provisioned(wanted)
         elif wanted and not state.warm:
-            task = asyncio.get_running_loop().create_task(self.runtime.invoker.provision())
+            task = asyncio.get_running_loop().create_task(provision(self.runtime.invoker))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         log.info("provisioned concurrency changed", function=name, provisioned=wanted)
@@ -316,7 +327,7 @@ class Control:
 
     # -- applying ----------------------------------------------------------------------------
 
-    def _settle(self, name: str, overrides: Any) -> None:
+    def _settle(self, name: str, overrides: Overrides) -> None:
         """Set ``name``'s settings and environment to the code's with the overrides applied."""
         spec = self.runtime.router.functions[name]
         fields: dict[str, Any] = {}
@@ -366,7 +377,7 @@ class Control:
         if reconfigured and pool is not None:
             pool.reconfigure()
 
-    def _settle_policy(self, name: str, overrides: Any) -> None:
+    def _settle_policy(self, name: str, overrides: Overrides) -> None:
         removed = set(overrides.removed_statements.get(name, ()))
         documents = [s for s in self.code_statements[name] if s.get("Sid") not in removed]
         documents += overrides.added_statements.get(name, [])

@@ -44,6 +44,7 @@ from eventrouter.runtime.delivery import Deliveries, DeliveryListener
 from eventrouter.runtime.interface import Runtime
 from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
 from eventrouter.runtime.scheduler import Scheduler
+from eventrouter.runtime.warmup import provision
 from eventrouter.schedules.ledger import Ledger, SqliteLedger
 from eventrouter.security.guard import Guard
 from eventrouter.store.base import Store
@@ -196,7 +197,7 @@ class Engine(Runtime):
         self.store.on_enqueued = self.policy.notify
         self.control.apply()
         if self.consume or self._http_address is not None:  # a service, not a client
-            await self.invoker.provision()
+            await provision(self.invoker)
         if not structlog.is_configured():
             # structlog's default logger prints to sys.stdout, which becomes the invocations'
             # own stream below: the router's records go to stderr through our sink instead.
@@ -289,6 +290,8 @@ class Engine(Runtime):
                 await self.clients.close()
             self.invoker.close()
             self.slots.close()
+            self.control.restore()
+            self.mappings.restore()
             self._output.close()
             announce = log.info if self.consume or self._http_address is not None else log.debug
             announce(

@@ -21,9 +21,8 @@ import msgspec
 import structlog
 
 from eventrouter.arns import function_arn
-from eventrouter.config import INIT_TIMEOUT, SYNC_PAYLOAD_LIMIT
+from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context, log_stream_name
-from eventrouter.events import new_request_id
 from eventrouter.lineage import DEPTH, LIMIT
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import (
@@ -40,10 +39,9 @@ from eventrouter.outcomes import (
     Outcome,
     Status,
     error_body,
-    error_document,
     failed,
-    init_timeout_error,
     marshal_error,
+    recursion_error,
     response_too_large,
     timeout_error,
     unmarshal_error,
@@ -54,6 +52,7 @@ from eventrouter.runtime.deadlines import Deadline, Deadlines
 from eventrouter.runtime.environments import Pool
 from eventrouter.runtime.frames import Invoke, Mode
 from eventrouter.runtime.per_record import each, each_async
+from eventrouter.runtime.warmup import init_phase
 from eventrouter.streaming import Stream, open_stream
 
 if TYPE_CHECKING:
@@ -114,37 +113,12 @@ class Invoker:
             )
             for name, spec in runtime.router.functions.items()
         }
-        self._executor = ThreadPoolExecutor(thread_workers, thread_name_prefix="eventrouter-fn")
+        self.executor = ThreadPoolExecutor(thread_workers, thread_name_prefix="eventrouter-fn")
         self._encoder = msgspec.json.Encoder()
 
     def close(self) -> None:
         # Threads still running an abandoned (timed-out) handler are not waited for.
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def provision(self) -> None:
-        """Provisioned concurrency, before the router is ready: each such function's process
-        environments are started and initialised; an inline one's init hook runs."""
-        starting: list[Awaitable[Any]] = []
-        for state in self.states.values():
-            if state.pool is not None and state.pool.snapstart:
-                starting.append(self._snapshot(state.pool))
-            if not state.spec.settings.provisioned_concurrency:
-                continue
-            if state.pool is not None:
-                state.pool.provisioned = state.spec.settings.provisioned_concurrency
-                starting.append(state.pool.provision())
-            elif not state.warm:
-                starting.append(self._init(state, new_request_id()))
-        await asyncio.gather(*starting)
-
-    @staticmethod
-    async def _snapshot(pool: Pool) -> None:
-        """Start a SnapStart function's template (its import and init run once, now); one
-        that fails is logged, and tried again by the first cold start."""
-        try:
-            await pool.snapshot()
-        except Exception as exc:  # noqa: BLE001 - reported, and reported again when invoked
-            log.error("snapstart template failed", function=pool.spec.name, error=repr(exc))
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def close_environments(self) -> None:
         """Shut down every process environment (SIGTERM, a short grace, SIGKILL)."""
@@ -256,12 +230,7 @@ class Invoker:
             depth=depth,
             limit=LIMIT,
         )
-        message = (
-            f"Function {spec.name} was invoked {depth} deep in one chain of invocations (more "
-            f"than {LIMIT}): stopped as a recursive loop (recursive_loop='Allow' permits it)"
-        )
-        error = error_document("RecursiveInvocationException", message, request_id)
-        return failed(Status.RECURSIVE, request_id, error)
+        return failed(Status.RECURSIVE, request_id, recursion_error(spec.name, request_id, depth))
 
     async def _run_traced(
         self,
@@ -360,10 +329,10 @@ class Invoker:
                     else (functools.partial(spec.handler, event))
                 )
                 value = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, contextvars.copy_context().run, call
+                    self.executor, contextvars.copy_context().run, call
                 )
             if stream is not None:
-                opened = open_stream(value, self._executor)
+                opened = open_stream(value, self.executor)
                 if opened is not None:
                     await stream(opened)
                     value = None
@@ -553,39 +522,17 @@ class Invoker:
         # One hop to the worker thread for the whole batch.
         call = functools.partial(each, spec.handler, items, ctx, spec.takes_context)
         await asyncio.get_running_loop().run_in_executor(
-            self._executor, contextvars.copy_context().run, call
+            self.executor, contextvars.copy_context().run, call
         )
 
     async def _init(
         self, state: FunctionState, request_id: str
     ) -> tuple[Outcome | None, float | None]:
-        """Run the function's init hook once (the cold start).
-
-        Returns a failed outcome, if init failed, and the init duration of the invocation
-        that ran it (``None`` for invocations that waited for another one's init).
-        """
-        async with state.init_lock:
-            if state.warm:
-                return None, None
-            spec = state.spec
-            start = time.monotonic()
-            hook = spec.init
-            try:
-                if hook is not None:
-                    async with asyncio.timeout(INIT_TIMEOUT):
-                        if asyncio.iscoroutinefunction(hook):
-                            await hook()
-                        else:
-                            await asyncio.get_running_loop().run_in_executor(self._executor, hook)
-            except TimeoutError:
-                error = init_timeout_error(request_id, INIT_TIMEOUT)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - init failures are function errors
-                error = error_body(exc, request_id)
-            else:
-                state.warm = True
-                return None, spec.import_duration + time.monotonic() - start
-            log.error("init failed", function=spec.name, request_id=request_id, error=error)
-            self._failed(spec, request_id, error)
-            return failed(Status.FUNCTION_ERROR, request_id, error), None
+        """Run the function's init hook once (the cold start): a failed outcome, if init
+        failed, and the init duration of the invocation that ran it (``None`` for
+        invocations that waited for another one's init)."""
+        error, duration = await init_phase(state, self.executor, request_id)
+        if error is None:
+            return None, duration
+        self._failed(state.spec, request_id, error)
+        return failed(Status.FUNCTION_ERROR, request_id, error), None
