@@ -399,23 +399,13 @@ class Invoker:
 
         With ``raw_result`` a success carries the handler's ``value`` instead of encoded bytes.
         """
-        if raw_result and status is Status.SUCCESS:
-            self._report(
-                spec,
-                request_id,
-                duration,
-                init_duration,
-                status,
-                None,
-                max_memory_mb,
-                restore_duration,
-            )
-            return Outcome(status, request_id, None, None, value=value)
-        if status is Status.TIMEOUT:
-            error = timeout_error(request_id, spec.settings.timeout)
-        if error is not None:
-            response = self._encoder.encode(error)
-            self._failed(spec, request_id, error)
+        raw = raw_result and status is Status.SUCCESS
+        if not raw:
+            if status is Status.TIMEOUT:
+                error = timeout_error(request_id, spec.settings.timeout)
+            if error is not None:
+                response = self._encoder.encode(error)
+                self._failed(spec, request_id, error)
         self._report(
             spec,
             request_id,
@@ -426,6 +416,8 @@ class Invoker:
             max_memory_mb,
             restore_duration,
         )
+        if raw:
+            return Outcome(status, request_id, None, None, value=value)
         return Outcome(status, request_id, response, error)
 
     async def _run_isolated(

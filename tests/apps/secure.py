@@ -17,6 +17,23 @@ MOBILE_API_KEY = "mobile-api-key-0123456789abcdef"
 STRANGER_API_KEY = "stranger-api-key-0123456789abcdef"
 
 
+OPS = ("AKIAEXAMPLEOPERATOR1", "ops-secret")
+OPS_BILLING = ("AKIAEXAMPLEBILLING01", "billing-secret")
+
+
+def operator_credentials(folder: Path, ops_policy: dict[str, Any]) -> Path:
+    """A credentials file of two access keys: ``ops`` with ``ops_policy`` as its identity
+    policy, ``billing`` with none (the control-plane tests)."""
+    path = folder / "credentials.json"
+    keys = [
+        {"id": OPS[0], "secret": OPS[1], "principal": "ops", "policy": ops_policy},
+        {"id": OPS_BILLING[0], "secret": OPS_BILLING[1], "principal": "billing"},
+    ]
+    path.write_text(json.dumps({"access_keys": keys}))
+    path.chmod(0o600)
+    return path
+
+
 def write_credentials(folder: Path) -> Path:
     path = folder / "credentials.json"
     path.write_text(

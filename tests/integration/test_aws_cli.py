@@ -16,12 +16,12 @@ from eventrouter import Context, Queue, Router, to_queue
 from eventrouter.arns import queue_arn
 from eventrouter.sources.queue import QUEUE_SERVICE
 from eventrouter.testing import run_router
+from tests.apps.secure import OPS, OPS_BILLING, operator_credentials
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 AWS = Path(__file__).resolve().parents[2] / ".venv-awscli" / "bin" / "aws"
-OPS = ("AKIAEXAMPLEOPERATOR1", "ops-secret")
-BILLING = ("AKIAEXAMPLEBILLING01", "billing-secret")
+BILLING = OPS_BILLING
 BILLING_ARN = "arn:aws:iam::000000000000:user/billing"
 
 needs_cli = pytest.mark.skipif(not AWS.exists(), reason="the AWS CLI is not installed (make test)")
@@ -32,18 +32,7 @@ def cli_router(folder: Path, seen: list[Any], sentinel: anyio.Event) -> Router:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}],
     }
-    credentials = folder / "credentials.json"
-    credentials.write_text(
-        json.dumps(
-            {
-                "access_keys": [
-                    {"id": OPS[0], "secret": OPS[1], "principal": "ops", "policy": ops_policy},
-                    {"id": BILLING[0], "secret": BILLING[1], "principal": "billing"},
-                ]
-            }
-        )
-    )
-    credentials.chmod(0o600)
+    credentials = operator_credentials(folder, ops_policy)
     router = Router("cli", enforce_permissions=True, credentials=str(credentials))
     sends = {
         "Version": "2012-10-17",

@@ -16,48 +16,33 @@ from botocore.exceptions import ClientError
 
 from eventrouter import Context, Router
 from eventrouter.testing import run_router
+from tests.apps.secure import OPS, OPS_BILLING, operator_credentials
 from tests.services import lambda_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-OPS = ("AKIAEXAMPLEOPERATOR1", "ops-secret")
-BILLING = ("AKIAEXAMPLEBILLING01", "billing-secret")
-
-
-def write_credentials(folder: Path) -> Path:
-    """``ops`` may change functions (an identity policy); ``billing`` has none."""
-    ops_policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["lambda:Get*", "lambda:List*", "lambda:*Permission"],
-                "Resource": "*",
-            },
-            {
-                "Effect": "Deny",
-                "Action": "lambda:RemovePermission",
-                "Resource": "arn:aws:lambda:*:*:function:keep",
-            },
-        ],
-    }
-    path = folder / "credentials.json"
-    path.write_text(
-        json.dumps(
-            {
-                "access_keys": [
-                    {"id": OPS[0], "secret": OPS[1], "principal": "ops", "policy": ops_policy},
-                    {"id": BILLING[0], "secret": BILLING[1], "principal": "billing"},
-                ]
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
+BILLING = OPS_BILLING
+#: ``ops`` may look and change permissions, but not remove those of ``keep``.
+OPS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["lambda:Get*", "lambda:List*", "lambda:*Permission"],
+            "Resource": "*",
+        },
+        {
+            "Effect": "Deny",
+            "Action": "lambda:RemovePermission",
+            "Resource": "arn:aws:lambda:*:*:function:keep",
+        },
+    ],
+}
 
 
 def secured_router(folder: Path) -> Router:
-    router = Router("secured", enforce_permissions=True, credentials=str(write_credentials(folder)))
+    credentials = operator_credentials(folder, OPS_POLICY)
+    router = Router("secured", enforce_permissions=True, credentials=str(credentials))
 
     @router.on_event(None)
     async def report(event: Any) -> str:
