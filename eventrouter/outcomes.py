@@ -37,6 +37,10 @@ Condition = Literal[
     "InvalidPayload",
 ]
 
+#: How an event or a stream batch stopped as a recursive loop ends (eventrouter's name:
+#: Lambda documents none): to on_failure, neither retried nor split.
+RECURSION_CONDITION: Condition = "RecursiveInvocationDetected"
+
 #: Lambda's error types for what the runtime, not the handler, refused or ended.
 UNMARSHAL_ERROR = "Runtime.UnmarshalError"
 MARSHAL_ERROR = "Runtime.MarshalError"
@@ -366,7 +370,7 @@ def async_next(
     elif status is Status.INVALID_PAYLOAD:
         return Next("RetriesExhausted", attempts + 1, throttles)
     elif status is Status.RECURSIVE:  # not run, never retried
-        return Next("RecursiveInvocationDetected", attempts, throttles)
+        return Next(RECURSION_CONDITION, attempts, throttles)
     else:
         attempts += 1
         if attempts > settings.max_retries:

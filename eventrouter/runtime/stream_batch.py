@@ -19,6 +19,7 @@ import structlog
 from eventrouter.events import LazyList, new_request_id
 from eventrouter.observability import tracing
 from eventrouter.outcomes import (
+    RECURSION_CONDITION,
     Condition,
     Outcome,
     Status,
@@ -205,6 +206,9 @@ class BatchRunner:
                 with anyio.move_on_after(1.0):
                     await self.runtime.slots.wait_released()
                 continue
+            if outcome.status is Status.RECURSIVE:  # not run: neither split nor retried
+                await self._fail(lane, items, RECURSION_CONDITION, outcome.response, attempts + 1)
+                return True
             if failed_from > 0:
                 self.mark_done(lane, items.raws[failed_from].offset)
                 items = items[failed_from:]
