@@ -13,6 +13,7 @@ the child's pid. No event loop runs in the template while it forks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import signal
@@ -51,6 +52,8 @@ def main() -> None:
     if error is None:
         error = refusal(fd)
     if error is None:
+        _preload()
+    if error is None:
         error = _run_hooks(snapstart.before_snapshot_hooks(), "before_snapshot")
     flush_output()
     if error is not None:
@@ -58,6 +61,16 @@ def main() -> None:
         os._exit(1)
     control.sendall(frame(encoder, Ready((time.monotonic() - began) * 1000)))
     _serve_forks(control, worker)
+
+
+def _preload() -> None:
+    """Import now what every restored environment imports on its way to its first result
+    (its event loop, what shapes and reports results): in the snapshot, not in each fork."""
+    import eventrouter.errors
+    import eventrouter.http.response  # noqa: F401 - lambda_shape's, imported on first use
+
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401 - only imported: no loop runs in the template
 
 
 async def _awaited(value: Any) -> None:
