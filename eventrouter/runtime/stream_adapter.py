@@ -91,7 +91,7 @@ class StreamAdapter(Protocol):
         """The trace a record carries (a ``traceparent``), where its transport has one."""
         ...
 
-    def lineage_of(self, raw: Any) -> int:
-        """The depth of the invocation that wrote a record, where its transport carries one
-        (``eventrouter/lineage.py``; 0 otherwise)."""
+    def lineage_of(self, raws: list[Any]) -> int:
+        """The depth of the deepest invocation that wrote a batch's records, where their
+        transport carries one (``eventrouter/lineage.py``; 0 otherwise)."""
         ...

@@ -275,7 +275,7 @@ class BatchRunner:
             records=records,
             per_record=self.form == "record",
             links=links,
-            lineage=max(map(adapter.lineage_of, items.raws), default=0),
+            lineage=adapter.lineage_of(items.raws),
         )
         if outcome.status is Status.SUCCESS:
             if windows is not None:

@@ -416,7 +416,7 @@ class ShardReader:
     def trace_of(self, raw: ShardRecord) -> str | None:
         return None  # Kinesis and DynamoDB Streams records carry no headers
 
-    def lineage_of(self, raw: ShardRecord) -> int:
+    def lineage_of(self, raws: list[ShardRecord]) -> int:
         return 0
 
     def item_identifier(self, raw: ShardRecord) -> Hashable:

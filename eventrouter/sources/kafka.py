@@ -193,8 +193,9 @@ class KafkaShapes:
                 return bytes(value).decode("latin-1")
         return None
 
-    def lineage_of(self, raw: Any) -> int:
-        return from_headers(raw.headers)
+    def lineage_of(self, raws: list[Any]) -> int:
+        # Per record, only a look at its headers: most records have none.
+        return max((from_headers(raw.headers) for raw in raws if raw.headers), default=0)
 
     def identifier_key(self, ident: Any) -> Hashable:
         """``{"topic-partition": "orders-0", "offset": 41}`` as the handler lists it."""
