@@ -6,56 +6,132 @@
 ... async def charge(order: dict, ctx) -> dict: ...
 """
 
-from eventrouter.bus.rules import EventBus, EventRule
-from eventrouter.context import Context
-from eventrouter.destinations import (
-    to_bus,
-    to_directory,
-    to_eventbridge,
-    to_function,
-    to_kafka,
-    to_queue,
-    to_s3,
-    to_sns,
-    to_sqs,
-)
-from eventrouter.errors import (
-    AccessDenied,
-    ConfigError,
-    DestinationError,
-    EventRouterError,
-    FunctionError,
-    FunctionNotFound,
-    FunctionTimeout,
-    InvalidRequestContent,
-    InvokeError,
-    PayloadTooLarge,
-    RecursiveInvocation,
-    SourceError,
-    StateDirInUse,
-    Throttled,
-)
-from eventrouter.events import HttpEvent
-from eventrouter.http import HttpRequest, Response
-from eventrouter.router import Router, default_router, on_event
-from eventrouter.runtime.engine import Engine
-from eventrouter.security.permissions import Permission
-from eventrouter.sources import (
-    S3,
-    DynamoDBRecord,
-    DynamoDBStream,
-    Http,
-    Kafka,
-    KafkaRecord,
-    Kinesis,
-    KinesisRecord,
-    Queue,
-    Schedule,
-    Sns,
-    Sqs,
-    SqsMessage,
-)
-from eventrouter.streaming import ServerSentEvent, StreamingResponse, sse
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as type checkers and editors see them
+    from eventrouter.bus.rules import EventBus, EventRule
+    from eventrouter.context import Context
+    from eventrouter.destinations import (
+        to_bus,
+        to_directory,
+        to_eventbridge,
+        to_function,
+        to_kafka,
+        to_queue,
+        to_s3,
+        to_sns,
+        to_sqs,
+    )
+    from eventrouter.errors import (
+        AccessDenied,
+        ConfigError,
+        DestinationError,
+        EventRouterError,
+        FunctionError,
+        FunctionNotFound,
+        FunctionTimeout,
+        InvalidRequestContent,
+        InvokeError,
+        PayloadTooLarge,
+        RecursiveInvocation,
+        SourceError,
+        StateDirInUse,
+        Throttled,
+    )
+    from eventrouter.events import HttpEvent
+    from eventrouter.http import HttpRequest, Response
+    from eventrouter.router import Router, default_router, on_event
+    from eventrouter.runtime.engine import Engine
+    from eventrouter.security.permissions import Permission
+    from eventrouter.sources import (
+        S3,
+        DynamoDBRecord,
+        DynamoDBStream,
+        Http,
+        Kafka,
+        KafkaRecord,
+        Kinesis,
+        KinesisRecord,
+        Queue,
+        Schedule,
+        Sns,
+        Sqs,
+        SqsMessage,
+    )
+    from eventrouter.streaming import ServerSentEvent, StreamingResponse, sse
+
+#: Each public name and the module it lives in: imported on first use (PEP 562), so that a
+#: process environment, which imports ``eventrouter.runtime.worker``, pays only for what
+#: it uses.
+_EXPORTS = {
+    "AccessDenied": "eventrouter.errors",
+    "ConfigError": "eventrouter.errors",
+    "Context": "eventrouter.context",
+    "DestinationError": "eventrouter.errors",
+    "DynamoDBRecord": "eventrouter.sources",
+    "DynamoDBStream": "eventrouter.sources",
+    "Engine": "eventrouter.runtime.engine",
+    "EventBus": "eventrouter.bus.rules",
+    "EventRouterError": "eventrouter.errors",
+    "EventRule": "eventrouter.bus.rules",
+    "FunctionError": "eventrouter.errors",
+    "FunctionNotFound": "eventrouter.errors",
+    "FunctionTimeout": "eventrouter.errors",
+    "Http": "eventrouter.sources",
+    "HttpEvent": "eventrouter.events",
+    "HttpRequest": "eventrouter.http",
+    "InvalidRequestContent": "eventrouter.errors",
+    "InvokeError": "eventrouter.errors",
+    "Kafka": "eventrouter.sources",
+    "KafkaRecord": "eventrouter.sources",
+    "Kinesis": "eventrouter.sources",
+    "KinesisRecord": "eventrouter.sources",
+    "PayloadTooLarge": "eventrouter.errors",
+    "Permission": "eventrouter.security.permissions",
+    "Queue": "eventrouter.sources",
+    "RecursiveInvocation": "eventrouter.errors",
+    "Response": "eventrouter.http",
+    "Router": "eventrouter.router",
+    "S3": "eventrouter.sources",
+    "Schedule": "eventrouter.sources",
+    "ServerSentEvent": "eventrouter.streaming",
+    "Sns": "eventrouter.sources",
+    "SourceError": "eventrouter.errors",
+    "Sqs": "eventrouter.sources",
+    "SqsMessage": "eventrouter.sources",
+    "StateDirInUse": "eventrouter.errors",
+    "StreamingResponse": "eventrouter.streaming",
+    "Throttled": "eventrouter.errors",
+    "default_router": "eventrouter.router",
+    "on_event": "eventrouter.router",
+    "sse": "eventrouter.streaming",
+    "to_bus": "eventrouter.destinations",
+    "to_directory": "eventrouter.destinations",
+    "to_eventbridge": "eventrouter.destinations",
+    "to_function": "eventrouter.destinations",
+    "to_kafka": "eventrouter.destinations",
+    "to_queue": "eventrouter.destinations",
+    "to_s3": "eventrouter.destinations",
+    "to_sns": "eventrouter.destinations",
+    "to_sqs": "eventrouter.destinations",
+}
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'eventrouter' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __version__ = "0.1.0"
 

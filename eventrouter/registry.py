@@ -11,7 +11,7 @@ import re
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -21,6 +21,13 @@ from eventrouter.errors import ConfigError, EventRouterError, FunctionNotFound
 from eventrouter.events import HttpEvent
 from eventrouter.security.permissions import Permission, execution_role, resource_policy
 from eventrouter.security.policy import Policy
+from eventrouter.signature import (
+    RAW_TYPES,
+    HandlerForm,
+    decoder_for,
+    handler_form,
+    payload_type,
+)
 from eventrouter.sources.base import MODELS
 from eventrouter.sources.dynamodb_streams import DynamoDBStream
 from eventrouter.sources.http import Http
@@ -38,7 +45,6 @@ Source = Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Sns | S3 | Sche
 F = TypeVar("F", bound=Callable[..., Any])
 
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
-_RAW_TYPES: tuple[Any, ...] = (inspect.Parameter.empty, Any, dict, object)
 
 
 @dataclass(slots=True, eq=False)
@@ -85,68 +91,6 @@ class FunctionSpec:
         return getattr(self.handler, "__module__", "?")
 
 
-def _payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool, Any]:
-    """The annotation of the handler's first parameter and whether it takes a context."""
-    try:
-        signature = inspect.signature(handler)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"function {name!r}: cannot read the handler's signature: {exc}") from exc
-    params = [
-        p
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    if not 1 <= len(params) <= 2:
-        raise ConfigError(
-            f"function {name!r}: a handler takes (event) or (event, context); "
-            f"it has {len(params)} positional parameters"
-        )
-    try:
-        hints = typing.get_type_hints(handler)
-    except Exception as exc:
-        raise ConfigError(
-            f"function {name!r}: cannot resolve the handler's annotations: {exc}"
-        ) from exc
-    return (
-        hints.get(params[0].name, inspect.Parameter.empty),
-        len(params) == 2,
-        hints.get("return", inspect.Parameter.empty),
-    )
-
-
-def decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
-    if tp in _RAW_TYPES:
-        return msgspec.json.Decoder()
-    try:
-        # A class msgspec does not know would be accepted here and fail every decode;
-        # generating its JSON schema refuses it now, at registration.
-        msgspec.json.schema(tp)
-        return msgspec.json.Decoder(tp)
-    except TypeError as exc:
-        raise ConfigError(
-            f"function {name!r}: the payload type {tp!r} cannot be decoded by msgspec: {exc}"
-        ) from exc
-
-
-HandlerForm = Literal["raw", "batch", "record"]
-
-
-def handler_form(tp: Any) -> tuple[HandlerForm, Any]:
-    """How a handler whose first parameter is annotated ``tp`` takes its event.
-
-    ``"raw"`` (unannotated, ``Any``, ``dict``...): the source's own event, as Lambda sends it;
-    ``"batch"`` (``list[T]``): a list, with ``T`` returned as the item type; ``"record"``
-    (``T``): one item at a time.
-    """
-    origin = typing.get_origin(tp)
-    if tp in _RAW_TYPES or origin is dict:
-        return "raw", None
-    if tp is list or origin is list:
-        (item,) = typing.get_args(tp) or (Any,)
-        return "batch", item
-    return "record", tp
-
-
 def pull_decoder(spec: FunctionSpec) -> tuple[HandlerForm, msgspec.json.Decoder[Any] | None]:
     """The form of a pull-source handler and the decoder of one record (``None``: raw)."""
     form, item = handler_form(spec.payload_type)
@@ -165,12 +109,12 @@ def build_spec(
     model = getattr(source, "model", None)
     if source is not None and model not in MODELS:
         raise ConfigError(f"function {name!r}: {source!r} is not a source this router knows")
-    tp, takes_context, return_type = _payload_type(handler, name)
+    tp, takes_context, return_type = payload_type(handler, name)
     batch = model == "async" and getattr(source, "batch_size", 1) > 1
     item_type = tp
     if batch:
         origin = typing.get_origin(tp)
-        if tp in _RAW_TYPES or tp is list:
+        if tp in RAW_TYPES or tp is list:
             item_type = inspect.Parameter.empty
         elif origin is list:
             (item_type,) = typing.get_args(tp) or (Any,)

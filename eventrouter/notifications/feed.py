@@ -28,11 +28,11 @@ from eventrouter.errors import EventRouterError
 from eventrouter.observability.tracing import sqs_trace
 from eventrouter.runtime.backoff import backoff
 from eventrouter.runtime.clients import error_code, sqs_queue_url
-from eventrouter.sources.sqs import Sqs, SqsAdapter
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec
     from eventrouter.runtime.interface import Runtime
+    from eventrouter.sources.sqs import Sqs
 
 log = structlog.get_logger("eventrouter.notifications")
 
@@ -64,6 +64,8 @@ class SqsFeed:
         self.pollers = pollers
         #: Creates the queue and its subscription first, when the router is to do it.
         self.setup = setup
+        from eventrouter.sources.sqs import SqsAdapter  # the sources import this module
+
         self.adapter = SqsAdapter(queue, runtime.clients)
         self._stopping = False
         self._scope: anyio.CancelScope | None = None

@@ -234,15 +234,14 @@ class Worker:
 
     def prepare(self, handler: Callable[..., Any], name: str) -> None:
         """Read the handler's signature as the router does: its decoders and context."""
-        from eventrouter.config import FunctionSettings
-        from eventrouter.registry import build_spec, handler_form
+        from eventrouter.signature import decoder_for, handler_form, payload_type
 
-        spec = build_spec(handler, name, None, FunctionSettings())
+        tp, self.takes_context, _ = payload_type(handler, name)
         self.handler = handler
-        self.is_async = spec.is_async
-        self.takes_context = spec.takes_context
-        self.decoders = {"direct": spec.decoder, "event": spec.event_decoder}
-        form, item = handler_form(spec.payload_type)
+        self.is_async = inspect.iscoroutinefunction(handler)
+        decoder = decoder_for(tp, name)  # a direct invocation's payload and a source's event
+        self.decoders = {"direct": decoder, "event": decoder}
+        form, item = handler_form(tp)
         if form == "record":
             self.decoders["per_record"] = msgspec.json.Decoder(list[item])  # type: ignore[valid-type]
 

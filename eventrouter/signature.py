@@ -1,0 +1,80 @@
+"""A handler's signature, read as the router reads it: what its first parameter's annotation
+asks for (and so how events are decoded for it), whether it takes a context. Light on
+purpose: process environments import it to read their handler without the registry.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+from eventrouter.errors import ConfigError
+
+#: Annotations that mean "the source's own event, as Lambda sends it".
+RAW_TYPES: tuple[Any, ...] = (inspect.Parameter.empty, Any, dict, object)
+
+
+def payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool, Any]:
+    """The annotation of the handler's first parameter and whether it takes a context."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"function {name!r}: cannot read the handler's signature: {exc}") from exc
+    params = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if not 1 <= len(params) <= 2:
+        raise ConfigError(
+            f"function {name!r}: a handler takes (event) or (event, context); "
+            f"it has {len(params)} positional parameters"
+        )
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception as exc:
+        raise ConfigError(
+            f"function {name!r}: cannot resolve the handler's annotations: {exc}"
+        ) from exc
+    return (
+        hints.get(params[0].name, inspect.Parameter.empty),
+        len(params) == 2,
+        hints.get("return", inspect.Parameter.empty),
+    )
+
+
+def decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:
+    if tp in RAW_TYPES:
+        return msgspec.json.Decoder()
+    try:
+        # A class msgspec does not know would be accepted here and fail every decode;
+        # generating its JSON schema refuses it now, at registration.
+        msgspec.json.schema(tp)
+        return msgspec.json.Decoder(tp)
+    except TypeError as exc:
+        raise ConfigError(
+            f"function {name!r}: the payload type {tp!r} cannot be decoded by msgspec: {exc}"
+        ) from exc
+
+
+HandlerForm = Literal["raw", "batch", "record"]
+
+
+def handler_form(tp: Any) -> tuple[HandlerForm, Any]:
+    """How a handler whose first parameter is annotated ``tp`` takes its event.
+
+    ``"raw"`` (unannotated, ``Any``, ``dict``...): the source's own event, as Lambda sends it;
+    ``"batch"`` (``list[T]``): a list, with ``T`` returned as the item type; ``"record"``
+    (``T``): one item at a time.
+    """
+    origin = typing.get_origin(tp)
+    if tp in RAW_TYPES or origin is dict:
+        return "raw", None
+    if tp is list or origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return "batch", item
+    return "record", tp
