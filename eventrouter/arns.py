@@ -25,6 +25,11 @@ def function_of(arn: str) -> str | None:
     return arn[len(prefix) :].split(":", 1)[0] if arn.startswith(prefix) else None
 
 
+def event_source_mapping_arn(uuid: str) -> str:
+    """An event source mapping's ARN (the resource of ``lambda:UpdateEventSourceMapping``...)."""
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:event-source-mapping:{uuid}"
+
+
 def role_arn(function: str) -> str:
     """The execution role of a function (the principal its actions are checked as)."""
     return f"arn:aws:iam::{ACCOUNT}:role/{function}"

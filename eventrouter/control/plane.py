@@ -33,7 +33,8 @@ from eventrouter.control.overrides import (
     written_here,
 )
 from eventrouter.errors import ConfigError, EventRouterError, PolicyError
-from eventrouter.runtime.warmup import provision
+from eventrouter.events import new_request_id
+from eventrouter.runtime.warmup import init_phase
 from eventrouter.security.permissions import INVOKE_URL, Permission
 from eventrouter.security.policy import Policy
 
@@ -74,15 +75,9 @@ class Control:
             name: spec.settings for name, spec in functions.items()
         }
         self.code_environment = {name: dict(spec.environment) for name, spec in functions.items()}
-        self.code_statements = {
-            name: [s.document for s in spec.resource_policy.statements]
-            if spec.resource_policy is not None
-            else []
-            for name, spec in functions.items()
-        }
         self.code_policies = {name: spec.resource_policy for name, spec in functions.items()}
         self.modified = {name: time.time() for name in functions}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- start -------------------------------------------------------------------------------
 
@@ -204,8 +199,6 @@ class Control:
     def set_provisioned(self, name: str, count: int | None) -> None:
         """``PutProvisionedConcurrencyConfig`` (``None``: ``Delete…``, back to the code's):
         environments are started (or let go) in the background."""
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-            raise invalid("ProvisionedConcurrentExecutions must be a whole number")
         with edit(self.state_dir) as overrides:
             if count is None:
                 overrides.provisioned.pop(name, None)
@@ -217,8 +210,9 @@ class Control:
         wanted = state.spec.settings.provisioned_concurrency
         if state.pool is not None:
             state.pool.set_provisioned(wanted)
-        elif wanted and not state.warm:
-            task = asyncio.get_running_loop().create_task(provision(self.runtime.invoker))
+        elif wanted and not state.warm:  # an inline function: its init runs now
+            warming = init_phase(state, self.runtime.invoker.executor, new_request_id())
+            task = asyncio.get_running_loop().create_task(warming)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         log.info("provisioned concurrency changed", function=name, provisioned=wanted)
@@ -274,8 +268,7 @@ class Control:
 
     def statements(self, name: str) -> list[dict[str, Any]]:
         """The statements of ``name``'s resource policy in force."""
-        policy = self.runtime.router.functions[name].resource_policy
-        return [] if policy is None else [s.document for s in policy.statements]
+        return documents(self.runtime.router.functions[name].resource_policy)
 
     def revision(self, name: str) -> str:
         """The function's ``RevisionId``: changes with its settings and resource policy."""
@@ -379,15 +372,15 @@ class Control:
 
     def _settle_policy(self, name: str, overrides: Overrides) -> None:
         removed = set(overrides.removed_statements.get(name, ()))
-        documents = [s for s in self.code_statements[name] if s.get("Sid") not in removed]
-        documents += overrides.added_statements.get(name, [])
+        statements = [s for s in documents(self.code_policies[name]) if s.get("Sid") not in removed]
+        statements += overrides.added_statements.get(name, [])
         spec = self.runtime.router.functions[name]
-        if not documents:
+        if not statements:
             spec.resource_policy = None
             return
         try:
             spec.resource_policy = Policy.load(
-                {"Version": "2012-10-17", "Statement": documents},
+                {"Version": "2012-10-17", "Statement": statements},
                 resource_policy=True,
                 origin=f"{name}.resource_policy",
             )
@@ -402,6 +395,11 @@ class Control:
                 "The Revision Id provided does not match the latest Revision Id. Call the "
                 "GetFunction/GetAlias API to retrieve the latest Revision Id",
             )
+
+
+def documents(policy: Policy | None) -> list[dict[str, Any]]:
+    """A resource policy's statements as written (none without a policy)."""
+    return [] if policy is None else [s.document for s in policy.statements]
 
 
 def permission_statement(name: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
-from eventrouter.arns import ACCOUNT, REGION, function_arn
+from eventrouter.arns import event_source_mapping_arn, function_arn
 from eventrouter.control.plane import ControlError
 from eventrouter.errors import ConfigError
 from eventrouter.events import new_request_id
@@ -60,6 +60,7 @@ from eventrouter.http.control_ops import (
     put_recursion,
     remove_permission,
     update_configuration,
+    update_invoke_config,
     update_mapping,
 )
 from eventrouter.http.invoke_api import function_name
@@ -139,7 +140,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Operation]] = [
             for method, action, operation in [
                 ("GET", "GetFunctionEventInvokeConfig", get_invoke_config),
                 ("PUT", "PutFunctionEventInvokeConfig", put_invoke_config),
-                ("POST", "UpdateFunctionEventInvokeConfig", put_invoke_config),
+                ("POST", "UpdateFunctionEventInvokeConfig", update_invoke_config),
                 ("DELETE", "DeleteFunctionEventInvokeConfig", delete_invoke_config),
             ]
         ],
@@ -206,7 +207,6 @@ async def handle(
     found = route(scope["method"], scope["path"])
     assert found is not None
     action, operation, params = found
-    params["method"] = scope["method"]
     runtime = await running()
     body = await read_body(receive, BODY_LIMIT)
     try:
@@ -221,7 +221,7 @@ async def handle(
             resource = function_arn(name or params["name"])
         elif "uuid" in params:
             call.mapping = runtime.mappings.find(params["uuid"])
-            resource = f"arn:aws:lambda:{REGION}:{ACCOUNT}:event-source-mapping:{params['uuid']}"
+            resource = event_source_mapping_arn(params["uuid"])
         if enforce:
             policy = call.spec.resource_policy if call.spec is not None else None
             try:

@@ -253,7 +253,9 @@ async def list_invoke_configs(call: Call) -> tuple[int, Any]:
     return 200, {"FunctionEventInvokeConfigs": configs}
 
 
-async def put_invoke_config(call: Call) -> tuple[int, Any]:
+async def put_invoke_config(call: Call, *, merge: bool = False) -> tuple[int, Any]:
+    """``PutFunctionEventInvokeConfig``: the config replaced (``merge``: ``Update…``, which
+    keeps what the request leaves out)."""
     assert call.spec is not None
     request = call.json()
     destinations = request.get("DestinationConfig") or {}
@@ -270,9 +272,12 @@ async def put_invoke_config(call: Call) -> tuple[int, Any]:
         on_success=arns["OnSuccess"],
         on_failure=arns["OnFailure"],
     )
-    merge = call.params.get("method") == "POST"
     saved = call.runtime.control.put_invoke_config(call.name, config, merge=merge)
     return 200, invoke_config(call.spec, saved)
+
+
+async def update_invoke_config(call: Call) -> tuple[int, Any]:
+    return await put_invoke_config(call, merge=True)
 
 
 async def delete_invoke_config(call: Call) -> tuple[int, Any]:

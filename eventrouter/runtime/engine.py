@@ -75,7 +75,6 @@ class PullPolicy(Protocol):
     async def wait_stopped(self) -> None: ...
 
 
-#: The policy that runs each pull model; a source names its model, never its policy.
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 

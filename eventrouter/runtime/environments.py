@@ -295,16 +295,21 @@ class Pool:
                 request_id,
             )
         log.error("init failed", function=self.spec.name, request_id=request_id, error=error)
-        if not env.started:  # it never started: nothing will report its exit
+        self._abandon(env)
+        return Result(error=error)
+
+    def _abandon(self, env: Environment) -> None:
+        """An environment whose start failed: forgotten at once if no process started
+        (nothing will report its exit), else killed (its exit forgets it)."""
+        if not env.started:
             env.closed()
             self.discard(env)
         else:
             env.kill("init")
-        return Result(error=error)
 
     def discard(self, env: Environment) -> None:
         """Forget an environment whose process has ended (a provisioned one is replaced)."""
-        if env.provisioned and not self._closing:
+        if env.provisioned:
             self._spawn_provision()
         self.environments.discard(env)
         self._stale.discard(env)
@@ -394,11 +399,7 @@ class Pool:
                     error=repr(result),
                 )
                 env.provisioned = False  # not replaced in a loop: the next one is on demand
-                if not env.started:
-                    env.closed()
-                    self.discard(env)
-                else:
-                    env.kill("init")
+                self._abandon(env)
             else:
                 self._release(env)
         self._changed_now()
