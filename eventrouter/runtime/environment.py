@@ -337,21 +337,27 @@ class PythonEnvironment(Environment):
 
     async def start(self) -> float:
         began = time.monotonic()
+        ours = self.spawn_python("eventrouter.runtime.worker")
+        reader, self._writer = await asyncio.open_connection(sock=ours)
+        self._reading = asyncio.get_running_loop().create_task(self._read(reader))
+        self._writer.write(frame(self.pool.encoder, self._start))
+        await self.ready
+        return time.monotonic() - began
+
+    def spawn_python(self, module: str) -> socket.socket:
+        """Start ``python -m module FD`` with the function's environment; the router's end of
+        the socket pair whose other end is ``FD``."""
         ours, theirs = socket.socketpair()
         try:
             self.spawn(
-                [sys.executable, "-m", "eventrouter.runtime.worker", str(theirs.fileno())],
+                [sys.executable, "-m", module, str(theirs.fileno())],
                 self.pool.environ(),
                 None,
                 (theirs.fileno(),),
             )
         finally:
             theirs.close()
-        reader, self._writer = await asyncio.open_connection(sock=ours)
-        self._reading = asyncio.get_running_loop().create_task(self._read(reader))
-        self._writer.write(frame(self.pool.encoder, self._start))
-        await self.ready
-        return time.monotonic() - began
+        return ours
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         decoder = msgspec.msgpack.Decoder(FromWorker)

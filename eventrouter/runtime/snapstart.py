@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 import time
 from typing import IO, TYPE_CHECKING
 
@@ -42,16 +41,7 @@ class Template(PythonEnvironment):
     async def start(self) -> float:
         """Spawn the template and wait for its init (and ``before_snapshot`` hooks)."""
         began = time.monotonic()
-        ours, theirs = socket.socketpair()
-        try:
-            self.spawn(
-                [sys.executable, "-m", "eventrouter.runtime.template", str(theirs.fileno())],
-                self.pool.environ(),
-                None,
-                (theirs.fileno(),),
-            )
-        finally:
-            theirs.close()
+        ours = self.spawn_python("eventrouter.runtime.template")
         ours.setblocking(False)
         self._control = ours
         loop = asyncio.get_running_loop()
