@@ -81,9 +81,12 @@ $(CHROMIUM_STAMP): $(VENV_STAMP)
 
 install: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP) $(AWSCLI_STAMP)
 
-## Serve the demo application in handlers/ (Ctrl-C stops it gracefully).
+## Serve the demo application in handlers/ on port $(PORT) (`make run PORT=8080` for another;
+## Ctrl-C stops it gracefully).
+PORT ?= 8000
+
 run: $(RUN_STAMP)
-	$(PY) -m eventrouter run --http 127.0.0.1:8000
+	$(PY) -m eventrouter run --http 127.0.0.1:$(PORT)
 
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck unit

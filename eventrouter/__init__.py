@@ -7,7 +7,18 @@
 """
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
+
+# structlog imports ``rich`` when it is installed, for pretty console tracebacks: ~60 ms of
+# every start (routers, process environments, the CLI). eventrouter formats its own; a
+# program that imported structlog before eventrouter keeps what it chose.
+if "structlog" not in sys.modules and "rich" not in sys.modules:
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them
     from eventrouter.bus.rules import EventBus, EventRule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import os
 import signal
 import socket
@@ -16,7 +17,8 @@ import anyio
 import msgspec
 import structlog
 
-from eventrouter.errors import ConfigError, EventRouterError, FunctionError
+from eventrouter import __version__
+from eventrouter.errors import ConfigError, EventRouterError, FunctionError, FunctionNotFound
 from eventrouter.loader import load_router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.observability.usage import parse_span, read_usage, usage_table
@@ -38,21 +40,40 @@ UTC_ZONE = ZoneInfo("UTC")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m eventrouter", description="Run Lambda-style event handlers."
+        prog="python -m eventrouter",
+        description="Run Lambda-style event handlers.",
+        epilog="Every option can also come from the environment: --state-dir from "
+        "EVENTROUTER_STATE_DIR, --http from EVENTROUTER_HTTP... (EVENTROUTER_ and the option's "
+        "name in capitals, '-' as '_'; flags take 1/true/yes or 0/false/no). The command "
+        "line wins.",
     )
+    parser.add_argument("--version", action="version", version=f"eventrouter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--state-dir", help="folder of the durable queue (default .eventrouter)")
-        p.add_argument("--log-format", choices=["auto", "console", "json"], default="auto")
-        p.add_argument("--log-level", default="info")
+        p.add_argument(
+            "--log-format",
+            choices=["auto", "console", "json"],
+            default="auto",
+            help="auto (default): console lines on a terminal, JSON lines otherwise",
+        )
+        p.add_argument(
+            "--log-level",
+            default="info",
+            help="debug, info (default), warning, error or critical",
+        )
 
     run = sub.add_parser("run", help="serve the functions until SIGINT / SIGTERM")
     run.add_argument("target", nargs="?", help="module:router (default: the handlers package)")
     run.add_argument(
         "--http",
         metavar="HOST:PORT",
-        help="serve the HTTP routes and the Invoke API (port 0 picks a free port)",
+        help=f"serve the HTTP routes, the Invoke API, /dashboard and /metrics here (default "
+        f"{DEFAULT_HTTP}; port 0 picks a free port)",
+    )
+    run.add_argument(
+        "--no-http", action="store_true", help="serve no HTTP (pull sources and schedules only)"
     )
     run.add_argument(
         "--server",
@@ -149,7 +170,46 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--since", default="24h", help="how far back: 90m, 24h, 7d (default 24h)")
     usage.add_argument("--state-dir", help="the router's state dir (default .eventrouter)")
     usage.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for command in _subparsers(parser).values():
+        _defaults_from_environment(command)
     return parser
+
+
+#: Where ``run`` serves HTTP unless told otherwise.
+DEFAULT_HTTP = "127.0.0.1:8000"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def env_name(option: str) -> str:
+    """``--state-dir`` → ``EVENTROUTER_STATE_DIR``: the one rule for every option."""
+    return "EVENTROUTER_" + option.lstrip("-").upper().replace("-", "_")
+
+
+def _defaults_from_environment(parser: argparse.ArgumentParser) -> None:
+    """Take each option's default from its environment variable, when set."""
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs or action.help == argparse.SUPPRESS or action.dest == "help":
+            continue
+        name = env_name(longs[0])
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        value: Any = raw
+        if isinstance(action, argparse._StoreTrueAction):
+            if raw.lower() not in (*_TRUE, *_FALSE):
+                raise ConfigError(f"{name}={raw!r}: use 1/true/yes or 0/false/no")
+            value = raw.lower() in _TRUE
+        elif isinstance(action, argparse._AppendAction):
+            value = [part for part in raw.split(os.pathsep) if part]
+        elif action.choices is not None and raw not in action.choices:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(map(str, action.choices))}")
+        elif action.type is not None:
+            try:
+                value = action.type(raw)  # type: ignore[operator]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{name}={raw!r}: {exc}") from exc
+        parser.set_defaults(**{action.dest: value})
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -176,7 +236,11 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
+    try:
+        args = parse(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "routes":
             print(routes_table(load_router(args.target)))
@@ -219,13 +283,12 @@ async def _serve(router: Router, args: argparse.Namespace) -> int:
         router.credentials = args.credentials
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
-    if args.uds and args.http:
-        raise ConfigError("--http and --uds: one address, please")
     worker, workers = worker_index()
+    address = _http_address(args)
     engine = Engine(
         router,
         state_dir=args.state_dir,
-        http=f"unix:{args.uds}" if args.uds else args.http,
+        http=f"unix:{address}" if args.uds else address,
         http_socket=socket.socket(fileno=args.fd) if args.fd is not None else None,
         worker=worker,
         workers=workers,
@@ -272,15 +335,16 @@ def _supervise(args: argparse.Namespace, argv: list[str]) -> int:
     from eventrouter.http.server import listen_on, parse_address
 
     workers = worker_count(args.workers)
-    if args.uds and args.http:
-        raise ConfigError("--http and --uds: one address, please")
+    address = _http_address(args)
     listener = None
     if args.uds:
         listener = listen_on("", 0, args.uds)
-    elif args.http:
-        listener = listen_on(*parse_address(args.http))
+    elif address is not None:
+        listener = listen_on(*parse_address(address))
     worker_argv, _ = _without(argv, _SUPERVISOR_OPTIONS)
     worker_argv, metrics = _without(worker_argv, {"--metrics": True})
+    if args.metrics and not metrics:  # from EVENTROUTER_METRICS: worker 0's alone
+        metrics = ["--metrics", args.metrics]
     dirs = (args.reload_dir or [os.getcwd()]) if args.reload else []
     if listener is not None and not args.uds:
         host, port = listener.getsockname()[:2]
@@ -291,6 +355,15 @@ def _supervise(args: argparse.Namespace, argv: list[str]) -> int:
     finally:
         if listener is not None:
             listener.close()
+
+
+def _http_address(args: argparse.Namespace) -> str | None:
+    """Where ``run`` serves HTTP: ``--uds``, ``--http``, the default, or nowhere."""
+    if args.uds and args.http:
+        raise ConfigError("--http and --uds: one address, please")
+    if args.no_http:
+        return None
+    return str(args.uds or args.http or DEFAULT_HTTP)
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -304,6 +377,14 @@ def _usage(args: argparse.Namespace) -> int:
 
 
 async def _invoke(router: Router, args: argparse.Namespace) -> int:
+    if args.name not in router.functions and ":" not in args.name:
+        names = sorted(router.functions)
+        close = difflib.get_close_matches(args.name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise FunctionNotFound(
+            f"router {router.name!r} has no function {args.name!r}{hint}; "
+            f"its functions: {', '.join(names)}"
+        )
     raw = sys.stdin.read() if args.payload == "-" else args.payload
     payload = raw.encode()
     async with Engine(router, state_dir=args.state_dir, consume=False) as engine:

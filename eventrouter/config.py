@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import CheckedStructMeta, unknown_keyword
 
 #: Lambda's payload limits (bytes).
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -40,7 +41,7 @@ def check_range(
         )
 
 
-class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
+class FunctionSettings(msgspec.Struct, frozen=True, kw_only=True, metaclass=CheckedStructMeta):
     """The settings of one function, with Lambda's defaults and ranges.
 
     ``on_success`` / ``on_failure`` take a destination (``to_function``, ``to_queue``,
@@ -143,12 +144,10 @@ def check_int(field: str, value: int, low: int, high: int, unit: str = "") -> No
 
 def build_settings(settings: dict[str, Any]) -> FunctionSettings:
     """Build :class:`FunctionSettings` from keyword arguments, naming an unknown one."""
-    known = set(FunctionSettings.__struct_fields__)
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}"
-        )
+    known = FunctionSettings.__struct_fields__
+    for key in settings:
+        if key not in known:
+            raise unknown_keyword("on_event", key, sorted((*known, "name", "env")))
     for name in ("retry_delays", "permissions"):
         if isinstance(settings.get(name), list):
             settings = {**settings, name: tuple(settings[name])}

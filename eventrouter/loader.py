@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 import sys
 import time
+from pathlib import Path
 from types import ModuleType
 
 from eventrouter.errors import ConfigError
@@ -24,6 +26,7 @@ def load_router(target: str | None = None) -> Router:
     """
     target = target or DEFAULT_TARGET
     module_name, _, attribute = target.partition(":")
+    _check_module_name(target, module_name, attribute)
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")
     start = time.monotonic()
@@ -41,7 +44,7 @@ def load_router(target: str | None = None) -> Router:
     if attribute:
         router = getattr(module, attribute, None)
         if not isinstance(router, Router):
-            raise ConfigError(f"{target!r}: {attribute!r} is not a Router in {module_name}")
+            raise ConfigError(_not_a_router(target, module, module_name, attribute, router))
     else:
         found = getattr(module, "router", None)
         router = found if isinstance(found, Router) else default_router()
@@ -59,3 +62,39 @@ def _import_submodules(module: ModuleType) -> None:
         return
     for info in pkgutil.walk_packages(path, prefix=f"{module.__name__}."):
         importlib.import_module(info.name)
+
+
+def _check_module_name(target: str, module_name: str, attribute: str) -> None:
+    """A file path where a module goes (``shop.py:router``, ``./shop.py``) is named as such."""
+    if not (module_name.endswith(".py") or "/" in module_name or "\\" in module_name):
+        return
+    path = Path(module_name)
+    stem = path.with_suffix("") if path.suffix == ".py" else path
+    parts = [p for p in stem.parts if p not in (".", "")]
+    folder = str(path.parent) if len(parts) > 1 else ""
+    suggestion = parts[-1] if parts else module_name
+    suffix = f":{attribute}" if attribute else ""
+    where = f" from the folder {folder!r}" if folder and folder != "." else ""
+    dotted = f" (or {'.'.join(parts)}{suffix} from the project's root)" if where else ""
+    raise ConfigError(
+        f"{target!r} is a file name, not a module: write {suggestion}{suffix}{where}{dotted}"
+    )
+
+
+def _not_a_router(
+    target: str, module: ModuleType, module_name: str, attribute: str, found: object
+) -> str:
+    routers = sorted(n for n, v in vars(module).items() if isinstance(v, Router))
+    have = (
+        f"the module's routers: {', '.join(routers)}"
+        if routers
+        else f"{module_name} has no Router at module level"
+    )
+    close = difflib.get_close_matches(attribute, routers, n=1)
+    hint = f" (did you mean {module_name}:{close[0]}?)" if close else ""
+    if found is None:
+        return f"{target!r}: {module_name} has no attribute {attribute!r}{hint}; {have}"
+    return (
+        f"{target!r}: {attribute!r} in {module_name} is a {type(found).__name__}, "
+        f"not a Router{hint}; {have}"
+    )

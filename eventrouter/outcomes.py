@@ -14,7 +14,9 @@ The models call these with the time they read; the unit tests call them with any
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
+import os
 import traceback
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
@@ -173,8 +175,26 @@ def error_body(
         "errorMessage": message,
         "errorType": error_type or type(exc).__name__,
         "requestId": request_id,
-        "stackTrace": traceback.format_exception(exc)[1:][-32:],
+        "stackTrace": user_frames(exc),
     }
+
+
+#: Frames of these folders are the runtime's, not the user's: Lambda's runtime leaves its
+#: own out of a stack trace, and so does eventrouter (its package, the thread pool).
+_RUNTIME_FOLDERS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(concurrent.futures.__file__)) + os.sep,
+)
+
+
+def user_frames(exc: BaseException, limit: int = 32) -> list[str]:
+    """The formatted traceback of ``exc`` without eventrouter's frames (its last ``limit``
+    lines, the exception line included, as Lambda's ``stackTrace``)."""
+    summary = traceback.TracebackException.from_exception(exc)
+    summary.stack = traceback.StackSummary.from_list(
+        [f for f in summary.stack if not f.filename.startswith(_RUNTIME_FOLDERS)]
+    )
+    return list(summary.format())[1:][-limit:]
 
 
 def marshal_error(exc: BaseException, request_id: str) -> dict[str, Any]:

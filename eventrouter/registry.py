@@ -19,6 +19,7 @@ from eventrouter.bus.rules import EventBus, EventRule
 from eventrouter.config import FunctionSettings, build_settings, check_int
 from eventrouter.errors import ConfigError, EventRouterError, FunctionNotFound
 from eventrouter.events import HttpEvent
+from eventrouter.keywords import CheckedMeta
 from eventrouter.security.permissions import Permission, execution_role, resource_policy
 from eventrouter.security.policy import Policy
 from eventrouter.signature import (
@@ -142,7 +143,12 @@ def build_spec(
     )
 
 
-class Registry:
+def _is_handler(value: object) -> bool:
+    """A function given where a source goes: bare ``@on_event`` decorating it."""
+    return callable(value) and not hasattr(value, "model")
+
+
+class Registry(metaclass=CheckedMeta):
     """A named set of functions and the router-wide settings.
 
     >>> router = Router("shop", state_dir=".eventrouter")
@@ -238,8 +244,18 @@ class Registry:
 
         ``source=None`` means the function is invoked directly (``invoke``, asynchronous
         invoke); ``Queue("name")`` consumes a named embedded queue. ``env``: environment
-        variables of an ``isolation="process"`` function's processes.
+        variables of an ``isolation="process"`` function's processes. Bare ``@on_event``
+        (no parentheses) is the same as ``@on_event()``.
         """
+        if source is not None and _is_handler(source):
+            if settings or name is not None or env is not None:
+                raise ConfigError(
+                    f"on_event({source!r}, ...): the first argument is the source "
+                    "(Http(...), Queue(...), None...), not the handler"
+                )
+            handler: Any = source
+            self.on_event()(handler)
+            return handler  # type: ignore[no-any-return]
         parsed = build_settings(settings)
         if env is not None:
             if parsed.isolation != "process":

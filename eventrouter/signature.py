@@ -34,17 +34,51 @@ def payload_type(handler: Callable[..., Any], name: str) -> tuple[Any, bool, Any
             f"function {name!r}: a handler takes (event) or (event, context); "
             f"it has {len(params)} positional parameters"
         )
+    required = [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+    ]
+    if required:
+        raise ConfigError(
+            f"function {name!r}: the keyword-only parameter {required[0]!r} has no default, "
+            "and the router passes only (event) or (event, context): give it a default"
+        )
     try:
         hints = typing.get_type_hints(handler)
     except Exception as exc:
         raise ConfigError(
             f"function {name!r}: cannot resolve the handler's annotations: {exc}"
         ) from exc
+    first = hints.get(params[0].name)
+    if _is_context(first) or (len(params) == 2 and params[0].name in _CONTEXT_NAMES):
+        raise ConfigError(
+            f"function {name!r}: the context comes second: write "
+            f"def {getattr(handler, '__name__', name)}(event, {params[0].name}) "
+            f"(it is ({', '.join(p.name for p in params)}))"
+        )
+    if len(params) == 2 and hints.get(params[1].name) is not None:
+        second = hints[params[1].name]
+        if not _is_context(second) and second not in RAW_TYPES:
+            raise ConfigError(
+                f"function {name!r}: the second parameter {params[1].name!r} is the context; "
+                f"annotate it Context or leave it unannotated (it is {second!r})"
+            )
     return (
         hints.get(params[0].name, inspect.Parameter.empty),
         len(params) == 2,
         hints.get("return", inspect.Parameter.empty),
     )
+
+
+#: Parameter names that say "the context" (a handler that takes it first is in the wrong order).
+_CONTEXT_NAMES = ("ctx", "context")
+
+
+def _is_context(tp: Any) -> bool:
+    """``tp`` is eventrouter's ``Context`` (by name: this module must not import it) or
+    Powertools' / Lambda's ``LambdaContext``."""
+    return getattr(tp, "__name__", None) in ("Context", "LambdaContext")
 
 
 def decoder_for(tp: Any, name: str) -> msgspec.json.Decoder[Any]:

@@ -43,7 +43,14 @@ CRASH_LOOP_DEATHS, CRASH_LOOP_WINDOW = 5, 60.0
 START_TIMEOUT = 60.0
 READY_FD = "EVENTROUTER_READY_FD"
 WORKER = "EVENTROUTER_WORKER"
-WORKERS = "EVENTROUTER_WORKERS"
+WORKERS = "EVENTROUTER_WORKER_COUNT"
+#: The supervisor's own options, as environment variables: a worker must not take them.
+SUPERVISOR_VARIABLES = (
+    "EVENTROUTER_WORKERS",
+    "EVENTROUTER_RELOAD",
+    "EVENTROUTER_RELOAD_DIR",
+    "EVENTROUTER_METRICS",
+)
 
 
 def worker_count(value: str) -> int:
@@ -128,7 +135,8 @@ class Supervisor:
         if self.listener is not None:
             fds.append(self.listener.fileno())
             argv += ["--fd", str(self.listener.fileno())]
-        env = {**os.environ, READY_FD: str(write), WORKER: str(slot), WORKERS: str(self.count)}
+        env = {k: v for k, v in os.environ.items() if k not in SUPERVISOR_VARIABLES}
+        env.update({READY_FD: str(write), WORKER: str(slot), WORKERS: str(self.count)})
         try:
             process = await asyncio.create_subprocess_exec(*argv, env=env, pass_fds=fds)
         finally:

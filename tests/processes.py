@@ -46,6 +46,8 @@ class RouterProcess:
                 "--log-format",
                 "json",
                 *extra,
+                # run serves HTTP on 127.0.0.1:8000 by default: not in tests that did not ask.
+                *([] if _serves_http(extra, env) else ["--no-http"]),
             ],
             cwd=ROOT,
             env=env,
@@ -89,6 +91,10 @@ class RouterProcess:
         code = self.proc.wait(timeout)
         self._reader.join(5)
         return code
+
+
+def _serves_http(extra: tuple[str, ...], env: dict[str, str]) -> bool:
+    return bool({"--http", "--uds"} & {e.split("=")[0] for e in extra}) or "EVENTROUTER_HTTP" in env
 
 
 def wait_until(condition: Callable[[], bool], within: float = 60) -> None:

@@ -18,6 +18,7 @@ from eventrouter.bus.transform import Transformer, check_path
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.base import Model, messaging
 
 #: The service principal rules invoke their functions as.
@@ -42,7 +43,7 @@ def bus_name(name_or_arn: str) -> str:
     return name_or_arn
 
 
-class EventBus(msgspec.Struct, frozen=True):
+class EventBus(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):
     """An embedded event bus's settings: ``archive_days`` (0: no archive) keeps every event
     put on it for replay; ``policy`` is its resource policy (who may ``events:PutEvents``
     when permissions are enforced)."""
@@ -60,7 +61,7 @@ class EventBus(msgspec.Struct, frozen=True):
         return event_bus_arn(self.name)
 
 
-class EventRule(msgspec.Struct, frozen=True, dict=True):
+class EventRule(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function with every event of ``bus`` that matches ``pattern``::
 
         @router.on_event(EventRule(bus="orders", pattern={"source": ["shop"],

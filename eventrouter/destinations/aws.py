@@ -14,6 +14,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.arns import event_bus_arn, s3_object_arn, sqs_arn
 from eventrouter.errors import ConfigError, DestinationError
+from eventrouter.keywords import checked
 from eventrouter.lineage import produced, sqs_attribute
 from eventrouter.observability.tracing import current_xray
 from eventrouter.runtime.clients import sqs_queue_url
@@ -140,6 +141,7 @@ def _nonempty(field: str, value: Any) -> None:
         raise ConfigError(f"{field}={value!r} must be a non-empty string")
 
 
+@checked
 def to_sqs(queue: str, *, region: str | None = None, endpoint_url: str | None = None) -> ToSqs:
     """Send records to an SQS queue (name or URL); FIFO queues get the request id as
     deduplication id."""
@@ -147,12 +149,14 @@ def to_sqs(queue: str, *, region: str | None = None, endpoint_url: str | None = 
     return ToSqs(queue=queue, region=region, endpoint_url=endpoint_url)
 
 
+@checked
 def to_sns(topic_arn: str, *, region: str | None = None, endpoint_url: str | None = None) -> ToSns:
     """Publish records to an SNS topic."""
     _nonempty("topic_arn", topic_arn)
     return ToSns(topic_arn=topic_arn, region=region, endpoint_url=endpoint_url)
 
 
+@checked
 def to_eventbridge(
     bus: str = "default",
     *,
@@ -168,6 +172,7 @@ def to_eventbridge(
     )
 
 
+@checked
 def to_s3(
     bucket: str, prefix: str = "", *, region: str | None = None, endpoint_url: str | None = None
 ) -> ToS3:

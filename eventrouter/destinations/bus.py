@@ -9,6 +9,7 @@ import msgspec
 from eventrouter.arns import event_bus_arn
 from eventrouter.bus.rules import DEFAULT_BUS, bus_name, check_bus_name
 from eventrouter.errors import ConfigError, DestinationError
+from eventrouter.keywords import checked
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -47,6 +48,7 @@ class ToBus(msgspec.Struct, frozen=True, kw_only=True):
             )
 
 
+@checked
 def to_bus(
     bus: str = DEFAULT_BUS,
     *,

@@ -13,6 +13,7 @@ import msgspec
 
 from eventrouter.arns import directory_arn
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import checked
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -59,6 +60,7 @@ class ToDirectory(msgspec.Struct, frozen=True):
         os.replace(tmp, folder / f"{name}.json")
 
 
+@checked
 def to_directory(path: str | os.PathLike[str]) -> ToDirectory:
     """Write each invocation record as ``<path>/<request id>.json`` (temporary file + rename)."""
     return ToDirectory(os.fspath(path))

@@ -8,6 +8,7 @@ import msgspec
 
 from eventrouter.arns import function_arn
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import checked
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
@@ -32,6 +33,7 @@ class ToFunction(msgspec.Struct, frozen=True):
         await runtime.enqueue_invocation(self.name, record)
 
 
+@checked
 def to_function(name: str) -> ToFunction:
     """Send the invocation record to function ``name``, invoked asynchronously.
 

@@ -10,6 +10,7 @@ import msgspec
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import checked
 from eventrouter.lineage import CARRIER, produced
 from eventrouter.observability.tracing import current_trace
 
@@ -53,6 +54,7 @@ class ToKafka(msgspec.Struct, frozen=True):
         )
 
 
+@checked
 def to_kafka(
     topic: str, *, key: str | None = None, bootstrap_servers: str | None = None
 ) -> ToKafka:

@@ -8,6 +8,7 @@ import msgspec
 
 from eventrouter.arns import queue_arn
 from eventrouter.events import new_request_id
+from eventrouter.keywords import checked
 from eventrouter.sources.queue import check_queue_name
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class ToQueue(msgspec.Struct, frozen=True):
         await runtime.store.enqueue(self.name, new_request_id(), record)
 
 
+@checked
 def to_queue(name: str) -> ToQueue:
     """Send the invocation record to the embedded queue ``name`` (a ``Queue`` source reads it)."""
     return ToQueue(name)

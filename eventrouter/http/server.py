@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import ssl
@@ -71,7 +72,13 @@ def listen_on(host: str, port: int, uds: str | None = None) -> socket.socket:
         sock.bind(where)
     except OSError as exc:
         sock.close()
-        raise SourceError(f"cannot listen on {shown}: {exc}") from exc
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = (
+                ": another program listens there; pick another port with --http HOST:PORT "
+                "or EVENTROUTER_HTTP (port 0 picks a free one)"
+            )
+        raise SourceError(f"cannot listen on {shown}: {exc.strerror or exc}{hint}") from exc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -150,7 +157,15 @@ class HttpServer:
         if isinstance(self.app, HttpApp):
             routes = len(self.app.static) + len(self.app.dynamic)
             url = self.url
-            log.info("http listening", url=url, routes=routes, server=self.kind)
+            log.info(
+                "http listening",
+                url=url,
+                routes=routes,
+                server=self.kind,
+                invoke_api=f"{url}/2015-03-31/functions/<name>/invocations",
+                dashboard=f"{url}/dashboard",
+                metrics=f"{url}/metrics",
+            )
         else:
             log.info("metrics listening", url=f"{self.url}/metrics")
 

@@ -376,15 +376,19 @@ class AsyncPolicy:
                     condition,
                 )
             )
+        if not success:
+            log.warning(
+                "event failed",
+                function=spec.name,
+                request_id=ev.request_id,
+                condition=condition,
+                attempts=ev.attempts,
+                error=_failure_type(outcome),
+                destination="none (no on_failure destination: the event is dropped)"
+                if destination is None
+                else destination.describe(),
+            )
         if destination is None:
-            if not success:
-                log.warning(
-                    "event failed, no on_failure destination",
-                    function=spec.name,
-                    request_id=ev.request_id,
-                    condition=condition,
-                    error=outcome.error["errorType"] if outcome and outcome.error else None,
-                )
             self.store.ack(ev)
             return
         status_code = 200
@@ -464,3 +468,12 @@ class AsyncPolicy:
                 **fields,
             )
         self.store.ack(ev)
+
+
+def _failure_type(outcome: Outcome | None) -> str | None:
+    """What ended an event: its error's type, a throttle, a stop as a recursive loop."""
+    if outcome is None:
+        return None
+    if outcome.error is not None:
+        return str(outcome.error["errorType"])
+    return outcome.status.name

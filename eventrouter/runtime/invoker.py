@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 StreamSink = Callable[[Stream], Awaitable[None]]
 
 log = structlog.get_logger("eventrouter")
+TRACEBACK_HEAD = "Traceback (most recent call last):\n"
 
 
 class FunctionState:
@@ -78,6 +79,8 @@ class FunctionState:
         "slots",
         "span_kind",
         "spec",
+        "throttle_logged",
+        "throttles",
         "trace_attributes",
         "warm",
     )
@@ -96,6 +99,9 @@ class FunctionState:
         self.trace_attributes: dict[str, Any] | None = None
         model = getattr(spec.source, "model", "sync")
         self.span_kind = "SERVER" if model == "sync" else "CONSUMER"
+        #: Throttles since the last "throttled" line, and when that line was written.
+        self.throttles = 0
+        self.throttle_logged = -1.0e9
 
 
 class Invoker:
@@ -148,18 +154,28 @@ class Invoker:
         )
 
     def invalid_payload(self, state: FunctionState, exc: Exception, request_id: str) -> Outcome:
-        log.warning(
-            "invalid payload", function=state.spec.name, request_id=request_id, error=str(exc)
-        )
         error = unmarshal_error(request_id, exc)
         self._failed(state.spec, request_id, error)
         return failed(Status.INVALID_PAYLOAD, request_id, error)
 
-    def _failed(self, spec: FunctionSpec, request_id: str, error: dict[str, Any]) -> None:
-        """Count a failed invocation (``Errors``) and keep it for the dashboard."""
+    def _failed(
+        self, spec: FunctionSpec, request_id: str, error: dict[str, Any], attempt: int = 1
+    ) -> None:
+        """Count a failed invocation (``Errors``), keep it for the dashboard, and log it at
+        ERROR with the user's frames of its traceback (Lambda's runtime prints those)."""
         self.metrics.add("Errors", spec.name)
         self.metrics.failed(
             Failure(spec.name, request_id, error["errorType"], str(error["errorMessage"]))
+        )
+        frames = error.get("stackTrace")
+        log.error(
+            "invocation failed",
+            function=spec.name,
+            request_id=request_id,
+            attempt=attempt,
+            error_type=error["errorType"],
+            error_message=str(error["errorMessage"]),
+            **({"traceback": "".join([TRACEBACK_HEAD, *frames])} if frames else {}),
         )
 
     async def invoke_value(
@@ -201,6 +217,7 @@ class Invoker:
         reason = self.slots.try_acquire(state.slots)
         if reason is not None:
             self.metrics.add("Throttles", spec.name)
+            self._throttled(state, reason)
             return Outcome(Status.THROTTLED, request_id, reason=reason)
         depth_token = DEPTH.set(depth)
         try:
@@ -219,6 +236,22 @@ class Invoker:
         finally:
             self.slots.release(state.slots)
             DEPTH.reset(depth_token)
+
+    def _throttled(self, state: FunctionState, reason: str) -> None:
+        """One WARNING line a second per function while it is throttled (throttles come by
+        the thousand under load), with how many there were since the last line."""
+        state.throttles += 1
+        now = time.monotonic()
+        if now - state.throttle_logged >= 1.0:
+            log.warning(
+                "throttled",
+                function=state.spec.name,
+                reason=reason,
+                throttles=state.throttles,
+                reserved_concurrency=state.spec.settings.reserved_concurrency,
+            )
+            state.throttle_logged = now
+            state.throttles = 0
 
     def _recursive(self, spec: FunctionSpec, request_id: str, depth: int) -> Outcome:
         """An invocation stopped as a recursive loop (not run, not counted as an error)."""
@@ -379,6 +412,7 @@ class Invoker:
             init_duration,
             raw_result=raw_result,
             value=value if status is Status.SUCCESS else None,
+            attempt=ctx.attempt,
         )
 
     def _conclude(
@@ -394,6 +428,7 @@ class Invoker:
         raw_result: bool = False,
         value: Any = None,
         restore_duration: float | None = None,
+        attempt: int = 1,
     ) -> Outcome:
         """Write the REPORT record and build the outcome of a finished invocation.
 
@@ -405,7 +440,7 @@ class Invoker:
                 error = timeout_error(request_id, spec.settings.timeout)
             if error is not None:
                 response = self._encoder.encode(error)
-                self._failed(spec, request_id, error)
+                self._failed(spec, request_id, error, attempt)
         self._report(
             spec,
             request_id,
@@ -472,6 +507,7 @@ class Invoker:
             raw_result,
             value,
             run.restore_duration,
+            ctx.attempt,
         )
 
     def _report(

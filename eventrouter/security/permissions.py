@@ -11,13 +11,14 @@ import msgspec
 
 from eventrouter.arns import ACCOUNT, account_root, function_arn, role_arn, user_arn
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.security.policy import Policy, Principal
 
 INVOKE = "lambda:InvokeFunction"
 INVOKE_URL = "lambda:InvokeFunctionUrl"
 
 
-class Permission(msgspec.Struct, frozen=True, kw_only=True):
+class Permission(msgspec.Struct, frozen=True, kw_only=True, metaclass=CheckedStructMeta):
     """One statement of a function's resource policy, as Lambda's ``AddPermission`` makes it.
 
     ``principal``: ``"*"`` (anyone, for ``auth="NONE"`` routes), a user name or IAM ARN, an

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.base import Model
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -72,7 +73,7 @@ def parse_route(route: str) -> RouteSpec:
     return RouteSpec(tuple(methods), template, tuple(params), "".join(regex) if params else None)
 
 
-class Http(msgspec.Struct, frozen=True):
+class Http(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):
     """Serve the function at an HTTP route.
 
     >>> @router.on_event(Http("POST /orders/{order_id}"))

@@ -17,6 +17,7 @@ from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import Filters, compiled, maybe_json
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.lineage import from_headers
 from eventrouter.sources.base import Model, messaging
 from eventrouter.sources.streams import StartingPosition, check_stream_settings
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
 
 
-class Kafka(msgspec.Struct, frozen=True, dict=True):
+class Kafka(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Poll Kafka topics; batches go to the function in order, one per partition at a time.
 
     >>> @router.on_event(Kafka("clicks", group="analytics", batch_size=500,

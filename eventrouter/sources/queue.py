@@ -10,6 +10,7 @@ import msgspec
 from eventrouter.arns import queue_arn
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.base import Model, messaging
 
 #: The service principal embedded queues invoke their functions as.
@@ -27,7 +28,7 @@ def check_queue_name(name: object) -> str:
     return name
 
 
-class Queue(msgspec.Struct, frozen=True):
+class Queue(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):
     """Consume the named embedded queue ``name``.
 
     With ``batch_size=1`` (the default) each message is one invocation; with more, the handler

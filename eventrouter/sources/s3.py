@@ -16,6 +16,7 @@ import structlog
 
 from eventrouter.arns import REGION
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.notifications import s3 as rules
 from eventrouter.notifications.feed import (
     Endpoint,
@@ -36,7 +37,7 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
-class S3(msgspec.Struct, frozen=True, dict=True):
+class S3(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function with a bucket's event notifications, asynchronously, one record
     per invocation as Lambda does.
 

@@ -18,6 +18,7 @@ import msgspec
 from eventrouter.arns import ACCOUNT, REGION, schedule_arn
 from eventrouter.config import check_int
 from eventrouter.errors import ConfigError
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.schedules.expressions import Expression, iso, parse_expression, to_instant
 from eventrouter.sources.base import Model
 
@@ -26,7 +27,7 @@ SCHEDULER_SERVICE = "scheduler.amazonaws.com"
 CATCH_UP = ("none", "latest", "all")
 
 
-class Schedule(msgspec.Struct, frozen=True, dict=True):
+class Schedule(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function on a schedule::
 
         @router.on_event(Schedule("cron(0 2 * * ? *)", timezone="Europe/Paris"))

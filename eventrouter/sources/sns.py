@@ -21,6 +21,7 @@ from eventrouter.arns import region_of
 from eventrouter.config import check_range
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.notifications import sns as rules
 from eventrouter.notifications.feed import (
     Endpoint,
@@ -40,7 +41,7 @@ log = structlog.get_logger("eventrouter.notifications")
 _encoder = msgspec.json.Encoder()
 
 
-class Sns(msgspec.Struct, frozen=True, dict=True):
+class Sns(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function with the notifications of SNS topics, asynchronously.
 
     >>> @router.on_event(Sns("arn:aws:sns:us-east-1:123456789012:orders",

@@ -16,6 +16,7 @@ from eventrouter.arns import region_of
 from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled, maybe_json
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.lineage import CARRIER
 from eventrouter.runtime.clients import Clients, sqs_queue_url
 from eventrouter.sources.base import Model, QueueInfo, messaging
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime
 
 
-class Sqs(msgspec.Struct, frozen=True, dict=True):
+class Sqs(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Poll an SQS queue (name or URL) with scaling pollers.
 
     >>> @router.on_event(Sqs("orders", batch_size=10, report_batch_item_failures=True),

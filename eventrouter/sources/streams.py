@@ -11,6 +11,7 @@ from eventrouter.arns import role_arn
 from eventrouter.config import check_int, check_range
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled
+from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.base import Model
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ def check_stream_settings(source: Any) -> None:
     source.compiled_filters  # noqa: B018 - validates the patterns now
 
 
-class ShardedStream(msgspec.Struct, frozen=True, dict=True, kw_only=True):
+class ShardedStream(
+    msgspec.Struct, frozen=True, dict=True, kw_only=True, metaclass=CheckedStructMeta
+):
     """The settings of a sharded stream (Kinesis, DynamoDB Streams), Lambda's names and
     defaults; ``retry_backoff``, ``poll_interval`` (idle wait between reads of a shard,
     Lambda's one read a second), ``discovery_interval`` (how often new shards are looked

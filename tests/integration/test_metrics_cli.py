@@ -37,8 +37,8 @@ def test_metrics_port_of_a_router_without_routes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "eventrouter", "run", "headless:router", "--metrics",
-             f"127.0.0.1:{port}", "--state-dir", str(state), "--grace", "1"],
+            [sys.executable, "-m", "eventrouter", "run", "headless:router", "--no-http",
+             "--metrics", f"127.0.0.1:{port}", "--state-dir", str(state), "--grace", "1"],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

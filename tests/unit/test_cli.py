@@ -51,7 +51,10 @@ def test_invoke_function_error_exits_1_with_error_json(tmp_path: Path) -> None:
 
 def test_invoke_bad_input_exits_2(tmp_path: Path) -> None:
     unknown = cli("invoke", "nope", "tests.apps.durable:router", "--state-dir", str(tmp_path))
-    assert unknown.returncode == 2 and "Function not found: nope" in unknown.stderr
+    assert unknown.returncode == 2 and "has no function 'nope'" in unknown.stderr
+    assert "its functions: echo, fails" in unknown.stderr
+    typo = cli("invoke", "ehco", "tests.apps.durable:router", "--state-dir", str(tmp_path))
+    assert typo.returncode == 2 and "did you mean 'echo'?" in typo.stderr
     bad_json = cli(
         "invoke",
         "echo",
