@@ -253,7 +253,7 @@ class HttpApp:
         (its own signature or token: not SigV4)."""
         runtime = self.runtime or await self.running()
         request_id = new_request_id()
-        body = await read_body(receive, SYNC_PAYLOAD_LIMIT)
+        body = await read_body(receive, SYNC_PAYLOAD_LIMIT, scope)
         if body is None:
             await self._error(send, 413, "RequestTooLarge", "the body is too large", request_id)
             return
@@ -275,7 +275,7 @@ class HttpApp:
         state = route.state
         assert state is not None
         request_id = new_request_id()
-        body = await read_body(receive, SYNC_PAYLOAD_LIMIT)
+        body = await read_body(receive, SYNC_PAYLOAD_LIMIT, scope)
         if body is None:
             await self._error(
                 send,

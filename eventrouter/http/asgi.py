@@ -23,8 +23,14 @@ class ClientDisconnected(Exception):
     """The client went away before its request body arrived."""
 
 
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or ``None`` once it passes ``limit`` bytes."""
+async def read_body(receive: Receive, limit: int, scope: Scope | None = None) -> bytes | None:
+    """The whole request body, or ``None`` once it passes ``limit`` bytes (at once, without
+    reading it, when the request's ``Content-Length`` says it will: under uvicorn, whose
+    server reads bodies of any size, as under eventrouter's own)."""
+    if scope is not None:
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return None
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientDisconnected

@@ -208,7 +208,7 @@ async def handle(
     assert found is not None
     action, operation, params = found
     runtime = await running()
-    body = await read_body(receive, BODY_LIMIT)
+    body = await read_body(receive, BODY_LIMIT, scope)
     try:
         if body is None:
             raise ControlError(413, "RequestTooLargeException", "the request body is too large")

@@ -49,7 +49,7 @@ async def handle(
     async def error(code: str, message: str, status: int = 400) -> None:
         await respond(send, status, _encoder.encode({"__type": code, "message": message}), headers)
 
-    body = await read_body(receive, BODY_LIMIT)
+    body = await read_body(receive, BODY_LIMIT, scope)
     if body is None:
         await error("ValidationException", "Request is too large.", 413)
         return

@@ -118,7 +118,7 @@ async def handle(
         )
         return
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
-    body = await read_body(receive, limit)
+    body = await read_body(receive, limit, scope)
     if body is None:
         await error(
             413,

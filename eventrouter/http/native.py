@@ -144,6 +144,12 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         #: Set when the client is gone (``receive`` then answers ``http.disconnect``).
         self.lost = asyncio.Event()
+        #: A malformed request behind requests not yet answered: (status, reason), answered
+        #: once they are, then the connection closes.
+        self.refusal: tuple[int, bytes] | None = None
+        #: The client closed its side after sending (``shutdown(SHUT_WR)``): answer what it
+        #: sent, then close.
+        self.read_eof = False
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -186,6 +192,14 @@ class Connection(asyncio.Protocol):
             if status == 400 and "too large" in str(exc).lower():
                 status = 413
             self._refuse(status, str(exc).encode("latin-1", "replace"))
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed: keep the connection open to answer the requests it sent
+        (``True`` keeps the transport writable); with nothing to answer, close."""
+        if self.busy or self.pending:
+            self.read_eof = True
+            return True
+        return None
 
     def pause_writing(self) -> None:
         """The client reads slower than we write: stop reading its requests too."""
@@ -264,9 +278,9 @@ class Connection(asyncio.Protocol):
         if length is not None and length > self.limits.max_body:
             self._too_large(request)
             return
-        self._disarm()
-        if length or parser.get_method() in (b"POST", b"PUT", b"PATCH"):
-            self._arm(self.limits.body_timeout)
+        # Any method may carry a body (chunked on a GET too): every request gets the body
+        # deadline; one without a body completes now and disarms it.
+        self._arm(self.limits.body_timeout)
         if request.expect_continue and not self.pending and not self.busy:
             assert self.transport is not None
             self.uncork()
@@ -318,6 +332,12 @@ class Connection(asyncio.Protocol):
         pending = self.pending
         while not self.closed:
             if not pending:
+                if self.refusal is not None:
+                    self._refuse(*self.refusal)
+                    return
+                if self.read_eof:
+                    self._close()
+                    return
                 self._arm(self.limits.keep_alive_timeout)
                 self.wakeup = self.loop.create_future()
                 await self.wakeup
@@ -398,9 +418,19 @@ class Connection(asyncio.Protocol):
 
     # -- closing ---------------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests of this connection being served or waiting their turn."""
+        return int(self.busy) + len(self.pending)
+
     def _refuse(self, status: int, reason: bytes) -> None:
-        """Answer ``status`` and close (a request we will not run)."""
+        """Answer ``status`` and close (a request we will not run); after the requests before
+        it, if some are still to be answered (pipelining keeps responses in order)."""
         if self.closed or self.transport is None:
+            return
+        if self.busy or self.pending:
+            self.refusal = (status, reason)
+            self._pause_reading()
             return
         kind = ERROR_TYPES.get(status, b"BadRequest")
         message = reason.replace(b'"', b"'").replace(b"\\", b"/")
@@ -410,12 +440,16 @@ class Connection(asyncio.Protocol):
             message,
             request_id,
         )
+        try:
+            head = self.parser.get_method() == b"HEAD"
+        except httptools.HttpParserError:  # the request line itself was not understood
+            head = False
         self.uncork()
         self.transport.write(
             status_line(status)
             + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
             + b"x-amzn-requestid: %s\r\nconnection: close\r\n\r\n" % request_id
-            + body
+            + (b"" if head else body)
         )
         self._close()
 
@@ -514,6 +548,12 @@ class NativeHttpServer:
             connection.close_if_idle()
         if not server.connections:
             server.idle_event.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being served or waiting their turn, on every connection."""
+        server = self.server
+        return 0 if server is None else sum(c.in_flight for c in server.connections)
 
     async def wait_stopped(self) -> None:
         """Wait until every connection is closed (after :meth:`stop`)."""

@@ -200,6 +200,15 @@ class HttpServer:
         if self._server is not None:
             self._server.should_exit = True
 
+    @property
+    def in_flight(self) -> int:
+        """HTTP requests being served now (shutdown reports those it let finish)."""
+        if self._native is not None:
+            return self._native.in_flight
+        if self._server is not None:
+            return len(self._server.server_state.tasks)
+        return 0
+
     async def wait_stopped(self) -> None:
         if self._native is not None:
             await self._native.wait_stopped()

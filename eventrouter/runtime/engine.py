@@ -255,8 +255,10 @@ class Engine(Runtime):
         self.ready = False
         if self.router.running is self:
             self.router.running = None
+        in_flight = self.policy.in_flight + sum(s.in_flight for s in self.streams)
         for server in (self.http_server, self.metrics_server):
             if server is not None:
+                in_flight += server.in_flight
                 server.stop()
         self.policy.stop()
         if self.scheduler is not None:
@@ -265,7 +267,6 @@ class Engine(Runtime):
             stream.stop()
         for feed in self.feeds.values():
             feed.stop()
-        in_flight = self.policy.in_flight + sum(s.in_flight for s in self.streams)
         with anyio.move_on_after(grace) as scope:
             await self.policy.wait_idle()
             for server in (self.http_server, self.metrics_server):

@@ -9,11 +9,13 @@ import contextlib
 import re
 import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import msgspec
 import pytest
@@ -207,6 +209,12 @@ async def test_slow_headers_slow_bodies_and_idle_connections_are_closed() -> Non
             for partial in (
                 b"GET /items/a HTTP/1.1\r\nHost: t\r\n",  # headers never end (slowloris)
                 b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc",  # body
+                # A chunked body on any method stalls mid-chunk: the body deadline holds too.
+                *(
+                    b"%s /items/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"a\r\nabc" % method
+                    for method in (b"GET", b"DELETE", b"OPTIONS", b"HEAD")
+                ),
                 b"",  # connected, never asks
             ):
                 with anyio.fail_after(3):  # closed by the server, well before this
@@ -284,6 +292,8 @@ async def test_answers_agree_with_uvicorn_serving_the_same_app() -> None:
 
 
 async def test_a_client_that_leaves_cancels_its_handler() -> None:
+    """A connection reset is a client gone: its handler is cancelled. (A client that only
+    closes its sending side is still there to read the answer: see the half-close test.)"""
     global HANGING
     HANGING = Hanging()
     async with serving() as port:
@@ -291,7 +301,9 @@ async def test_a_client_that_leaves_cancels_its_handler() -> None:
         await stream.send(get("/hang"))
         with anyio.fail_after(5):
             await HANGING.started.wait()
-        await stream.aclose()
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()  # with linger 0: a reset
         with anyio.fail_after(5):
             await HANGING.ended.wait()  # cancelled, long before its 30 s timeout
 
@@ -449,3 +461,84 @@ async def test_a_connection_accepted_just_before_stop_gets_its_answer() -> None:
                 while True:
                     answer += await fresh.receive()
     assert statuses(answer) == [200] and b"connection: close" in answer
+
+
+async def test_requests_pipelined_before_a_malformed_one_are_answered_first() -> None:
+    async with serving() as port:
+        answer = await exchange(
+            port, get("/items/a") + get("/slow") + b"GET /items/b HTTP/1.1\r\nHost t\r\n\r\n"
+        )
+    assert statuses(answer) == [200, 200, 400], answer
+    assert answer.index(b'"item":"a"') < answer.index(b'"slow"') < answer.index(b" 400 ")
+    assert answer.count(b"connection: close") == 1
+
+
+async def test_a_client_that_half_closes_after_its_request_gets_its_answer() -> None:
+    async with serving() as port:
+        for request in (get("/slow"), get("/items/a") + get("/slow")):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            chunks = []
+            async with stream:
+                await stream.send(request)
+                await stream.send_eof()  # as nc -N does: shutdown(SHUT_WR)
+                with anyio.fail_after(5):
+                    while True:
+                        try:
+                            chunks.append(await stream.receive())
+                        except (anyio.EndOfStream, anyio.BrokenResourceError):
+                            break
+            answer = b"".join(chunks)
+            assert statuses(answer) == [200] * request.count(b"GET "), answer
+            assert b'"slow":"done"' in answer
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"HEAD /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",  # 404
+        b"HEAD /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",  # 405
+        b"HEAD /items/a HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",  # 431
+    ],
+)
+async def test_error_answers_to_head_have_no_body(request_bytes: bytes) -> None:
+    async with serving() as port:
+        answer = await exchange(port, request_bytes)
+    _, _, body = answer.partition(b"\r\n\r\n")
+    assert statuses(answer)[0] >= 400 and body == b"", answer
+
+
+async def test_router_stopped_counts_the_http_requests_it_let_finish(
+    log_records: Any,
+) -> None:
+    router = app_router()
+    async with run_router(router, http="127.0.0.1:0") as app:
+        port, http = app.engine.http_port, app.engine.http_server
+        assert port is not None and http is not None
+        streams = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3)]
+        for stream in streams:
+            await stream.send(get("/slow"))
+        with anyio.fail_after(10):
+            while http.in_flight < 3:  # noqa: ASYNC110 - no event tells
+                await anyio.sleep(0.01)
+        await app.engine.shutdown(5.0)
+        for stream in streams:
+            assert b'"slow":"done"' in await stream.receive()
+            await stream.aclose()
+    (stopped,) = [r for r in log_records() if r["event"] == "router stopped"]
+    assert stopped["finished_in_flight"] == 3
+
+
+@pytest.mark.parametrize("server", ["eventrouter", "uvicorn"])
+async def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server: str) -> None:
+    """A Content-Length over 6 MB is answered 413 at once, on either server: the client
+    need not send (nor the server read) 7 MB to hear it."""
+    async with serving(server) as port:
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        async with stream:
+            await stream.send(
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 7000000\r\n\r\n{"
+            )
+            with anyio.fail_after(5):
+                answer = await stream.receive()
+    assert statuses(answer) == [413], answer
