@@ -93,9 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workers",
-        default="1",
         metavar="N",
-        help="worker processes sharing the port and the state dir (auto: one per CPU)",
+        help="worker processes sharing the port and the state dir, under a supervisor that "
+        "replaces one that dies and restarts them one by one on SIGHUP (auto: one per CPU; "
+        "without --workers: one router process, no supervisor)",
     )
     run.add_argument(
         "--reload",
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "usage":
             return _usage(args)
         configure_logging(args.log_format, args.log_level)
-        if args.command == "run" and (worker_count(args.workers) > 1 or args.reload):
+        # --workers (even 1) or --reload: a supervisor (rolling restarts on SIGHUP).
+        if args.command == "run" and (args.workers is not None or args.reload):
             return _supervise(args, list(sys.argv[1:] if argv is None else argv))
         router = load_router(args.target)
         if args.command == "run":
@@ -334,7 +336,7 @@ def _supervise(args: argparse.Namespace, argv: list[str]) -> int:
     """``run --workers N`` / ``--reload``: bind the HTTP socket, run the workers."""
     from eventrouter.http.server import listen_on, parse_address
 
-    workers = worker_count(args.workers)
+    workers = worker_count(args.workers or "1")
     address = _http_address(args)
     listener = None
     if args.uds:

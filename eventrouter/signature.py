@@ -112,3 +112,25 @@ def handler_form(tp: Any) -> tuple[HandlerForm, Any]:
         (item,) = typing.get_args(tp) or (Any,)
         return "batch", item
     return "record", tp
+
+
+def decode_integral_floats(decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+    """``decoder.decode(data)`` once it failed with an integral float (``673.0``) where an
+    ``int`` goes: JSON Schema's ``integer`` (what the OpenAPI document publishes) admits
+    it, so the HTTP routes and the Invoke API do too. Only the error path pays for this."""
+    return msgspec.convert(_integral(msgspec.json.decode(data)), decoder.type)
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
+def is_float_for_int(exc: msgspec.ValidationError) -> bool:
+    """The validation error of a float where an ``int`` goes."""
+    return str(exc).startswith("Expected `int`, got `float`")

@@ -119,6 +119,8 @@ class Supervisor:
         self.stopping = False
         self.exit_code = 0
         self._done = asyncio.Event()
+        #: Every worker of the first start is ready.
+        self._started = asyncio.Event()
         self._rolling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -237,6 +239,16 @@ class Supervisor:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        watcher = None
+        if self.reload_dirs:
+            # Watching before the workers start: a change made as soon as they are ready
+            # (or while they start) is seen, and rolls them once they are all up.
+            watching = asyncio.Event()
+            watcher = asyncio.ensure_future(self._reload(watching))
+            await asyncio.wait({watcher, asyncio.ensure_future(watching.wait())}, timeout=30,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if watcher.done():
+                watcher.result()  # the watcher failed: say why
         for slot in range(self.count):
             worker = await self.spawn(slot)
             if worker is None:
@@ -246,11 +258,11 @@ class Supervisor:
             self.workers[slot] = worker
             self._watch(worker)
         log.info("workers started", workers=self.count, pid=os.getpid())
+        self._started.set()
         stop = lambda: asyncio.ensure_future(self.stop())  # noqa: E731
         loop.add_signal_handler(signal.SIGTERM, stop)
         loop.add_signal_handler(signal.SIGINT, stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.roll("SIGHUP")))
-        watcher = asyncio.ensure_future(self._reload()) if self.reload_dirs else None
         try:
             await self._done.wait()
         finally:
@@ -261,10 +273,17 @@ class Supervisor:
         log.info("supervisor stopped", exit_code=self.exit_code)
         return self.exit_code
 
-    async def _reload(self) -> None:
+    async def _reload(self, watching: asyncio.Event) -> None:
         from watchfiles import PythonFilter, awatch
 
-        async for changes in awatch(*self.reload_dirs, watch_filter=PythonFilter()):
+        # yield_on_timeout: an empty set after 300 ms without changes tells the watcher runs.
+        async for changes in awatch(
+            *self.reload_dirs, watch_filter=PythonFilter(), yield_on_timeout=True, rust_timeout=300
+        ):
+            watching.set()
+            if not changes:
+                continue
+            await self._started.wait()
             if self.stopping:
                 return
             files = sorted({PurePath(path).name for _, path in changes})

@@ -8,6 +8,8 @@ import msgspec
 #: infinity, which JSON cannot carry).
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 Price = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
+#: An order id is a path segment of ``GET /orders/{order_id}``: never empty.
+OrderId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern="^[^/]+$")]
 
 
 class Item(msgspec.Struct, frozen=True):
@@ -17,7 +19,7 @@ class Item(msgspec.Struct, frozen=True):
 
 
 class Order(msgspec.Struct, frozen=True):
-    order_id: str
+    order_id: OrderId
     email: str
     items: list[Item]
 

@@ -50,7 +50,7 @@ def mapping_uuid(function: str) -> str:
 class Mapping:
     """One function's pull source: its policy while it runs."""
 
-    __slots__ = ("code_source", "enabled", "modified", "policy", "state", "uuid")
+    __slots__ = ("code_source", "enabled", "modified", "policy", "source_arn", "state", "uuid")
 
     def __init__(self, state: FunctionState) -> None:
         self.state = state
@@ -60,6 +60,8 @@ class Mapping:
         self.enabled = True
         self.modified = time.time()
         self.policy: Any = None
+        #: The source's ARN as its service reported it, once known.
+        self.source_arn: str | None = None
 
     @property
     def name(self) -> str:
@@ -233,7 +235,11 @@ class Mappings:
             document["MaximumBatchingWindowInSeconds"] = round(source.batching_window)
         arns = source.source_arns()
         if getattr(source, "queue", None) is not None:  # SQS
-            arns = [sqs_arn(source.queue, source.region)]
+            # The queue's real ARN once its poller has asked SQS (a queue named by name or URL
+            # may live in another account than the router's); until then, the router's guess.
+            if isinstance(mapping.policy, QueuePollPolicy) and mapping.policy.source_arn:
+                mapping.source_arn = mapping.policy.source_arn
+            arns = [mapping.source_arn or sqs_arn(source.queue, source.region)]
             document["ScalingConfig"] = {"MaximumConcurrency": source.max_concurrency}
         if arns:
             document["EventSourceArn"] = arns[0]

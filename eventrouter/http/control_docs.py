@@ -53,7 +53,9 @@ def configuration(runtime: Runtime, spec: FunctionSpec) -> dict[str, Any]:
         "PackageType": "Zip",
         "Architectures": ["arm64" if platform.machine() in ("arm64", "aarch64") else "x86_64"],
         "EphemeralStorage": {"Size": 512},
-        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "SnapStart": {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+        if settings.snapstart
+        else {"ApplyOn": "None", "OptimizationStatus": "Off"},
         "LoggingConfig": {"LogFormat": settings.log_format, "LogGroup": f"/aws/lambda/{spec.name}"},
     }
     if spec.environment:

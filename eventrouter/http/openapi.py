@@ -205,7 +205,13 @@ def _invoke_operation(router: Registry) -> dict[str, Any]:
             "in": "header",
             "required": False,
             "description": "a JSON object (client, custom, env), base64-encoded",
-            "schema": {"type": "string", "contentEncoding": "base64", "maxLength": 3583},
+            "schema": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "contentMediaType": "application/json",
+                "contentSchema": {"type": "object"},
+                "maxLength": 3583,
+            },
         },
     ]
     string = {"schema": {"type": "string"}}

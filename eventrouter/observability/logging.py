@@ -368,6 +368,14 @@ def configure_logging(
     logging.basicConfig(level=max(_LEVELS[level.lower()], logging.WARNING), stream=stream)
 
 
+def ensure_logging() -> None:
+    """Configure logging as ``run`` does (to stderr, console on a TTY, JSON otherwise) unless
+    someone already configured structlog: a router served as ``router.asgi()`` under another
+    ASGI server logs where the CLI's would, never console lines on standard output."""
+    if not structlog.is_configured():
+        configure_logging()
+
+
 def flush_logs() -> None:
     """Write out whatever the JSON sink still holds."""
     if _sink is not None:

@@ -32,7 +32,7 @@ from eventrouter.events import new_request_id
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import capturing_output
 from eventrouter.observability.history import History
-from eventrouter.observability.logging import configure_logging, flush_logs
+from eventrouter.observability.logging import configure_logging, ensure_logging, flush_logs
 from eventrouter.observability.metrics import Metrics
 from eventrouter.observability.usage import UsageLedger
 from eventrouter.outcomes import Outcome, result_of
@@ -47,6 +47,7 @@ from eventrouter.runtime.scheduler import Scheduler
 from eventrouter.runtime.warmup import provision
 from eventrouter.schedules.ledger import Ledger, SqliteLedger
 from eventrouter.security.guard import Guard
+from eventrouter.signature import decode_integral_floats, is_float_for_int
 from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore, private_dir
 
@@ -185,6 +186,7 @@ class Engine(Runtime):
 
     async def start(self) -> None:
         """Check the configuration, open the store and start consuming."""
+        ensure_logging()
         for spec in self.router.functions.values():
             for destination in (spec.settings.on_success, spec.settings.on_failure):
                 if destination is not None:
@@ -406,7 +408,12 @@ class Engine(Runtime):
             try:
                 event = state.spec.event_decoder.decode(data)
             except msgspec.ValidationError as exc:
-                return self.invoker.invalid_payload(state, exc, request_id)
+                if not is_float_for_int(exc):
+                    return self.invoker.invalid_payload(state, exc, request_id)
+                try:
+                    event = decode_integral_floats(state.spec.event_decoder, data)
+                except msgspec.ValidationError as again:
+                    return self.invoker.invalid_payload(state, again, request_id)
             except msgspec.DecodeError as exc:
                 raise InvalidRequestContent(
                     f"Could not parse request body into json: {exc}"

@@ -74,6 +74,7 @@ class QueuePollPolicy:
         self.runtime = runtime
         self.state = state
         self.adapter = adapter
+        self.source_arn: str | None = None
         self.source = source = adapter.source
         self.form, self.decoder = pull_decoder(state.spec)
         self._filters = source.compiled_filters or None
@@ -126,6 +127,8 @@ class QueuePollPolicy:
             info = await self.adapter.connect()
         except Exception as exc:
             raise ConfigError(f"{self.adapter.label} for function {spec.name!r}: {exc}") from exc
+        #: The queue's ARN as its service names it (the event source mapping shows it).
+        self.source_arn = info.arn
         if self.source.principal is not None:
             self.runtime.guard.check_source(spec, self.source.principal, info.arn)
         if info.visibility_timeout < spec.settings.timeout:

@@ -117,6 +117,13 @@ async def test_sqs_mapping_disabled_stops_polling(moto: str, tmp_path: Path) -> 
             (mapping,) = client.list_event_source_mappings(FunctionName="orders")[
                 "EventSourceMappings"
             ]
+            # The queue's ARN as SQS gives it (moto's account, not the router's) finds it.
+            real_arn = sqs_client(moto).get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            assert mapping["EventSourceArn"] == real_arn and ":000000000000:" not in real_arn
+            by_arn = client.list_event_source_mappings(EventSourceArn=real_arn)
+            assert [m["UUID"] for m in by_arn["EventSourceMappings"]] == [mapping["UUID"]]
             changed = client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
             send(moto, queue_url, [{"n": 1}])
             # No poller is left to take it: the message is there for anyone to receive (after
@@ -136,7 +143,7 @@ async def test_sqs_mapping_disabled_stops_polling(moto: str, tmp_path: Path) -> 
         assert received == []
         assert (mapping["State"], changed["State"]) == ("Enabled", "Disabled")
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": 1000}
-        assert mapping["EventSourceArn"] == f"arn:aws:sqs:us-east-1:000000000000:{name}"
+        assert changed["EventSourceArn"] == mapping["EventSourceArn"]  # known while disabled
         assert app.engine.streams == []  # the poller policy is stopped
 
         def enable() -> None:

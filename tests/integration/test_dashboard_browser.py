@@ -86,6 +86,12 @@ def test_the_dashboard_shows_the_demos_traffic_live(demo: str) -> None:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            console_errors: list[str] = []
+            page.on(
+                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
+            )
+            missing: list[str] = []
+            page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
             page.goto(f"{demo}/dashboard")
             page.wait_for_selector("#status.live")
             assert page.inner_text(cell.format("place_order", "invocations")) == "0"
@@ -114,6 +120,8 @@ def test_the_dashboard_shows_the_demos_traffic_live(demo: str) -> None:
             usage = page.inner_text('#usage tr[data-function="place_order"] td.requests')
             assert int(usage) == 4
 
+            # The page asked for nothing the router does not serve (no /favicon.ico 404).
+            assert console_errors == [] and missing == [], (console_errors, missing)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:

@@ -48,9 +48,13 @@ def test_the_demo_answers_as_it_documents(demo: TestRouter) -> None:
             database=None,
         )
         def check(case: Any) -> None:
-            # One known divergence is left out: JSON Schema's "integer" admits 3.0, which
-            # msgspec (and so a typed handler) refuses as an int. Every other check runs.
-            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+            # Every check, positive data acceptance included (JSON Schema's "integer" admits
+            # 3.0, and so do the routes and the Invoke API), except on the Invoke API: its
+            # X-Amz-Client-Context is documented as base64 (contentEncoding) of a JSON object
+            # (contentMediaType, contentSchema), which the generator does not honour: it
+            # sends any base64-looking text, which Lambda refuses as this router does.
+            invoke = "/2015-03-31/functions/" in case.path
+            case.call_and_validate(excluded_checks=[positive_data_acceptance] if invoke else [])
 
         check()
 
@@ -75,3 +79,20 @@ def test_every_route_documents_its_statuses(demo: TestRouter) -> None:
     place = document["paths"]["/orders"]["post"]["responses"]
     assert {"200", "400", "413", "415", "429", "502", "504"} <= set(place)
     assert not Path("out").exists() or Path("out").is_dir()
+
+
+def test_what_the_schema_admits_is_accepted_and_an_unreadable_id_is_not(
+    demo: TestRouter,
+) -> None:
+    item = {"sku": "tea", "quantity": 2.0, "unit_price": 3.5}  # 2.0: JSON Schema's integer
+    ok = httpx.post(
+        f"{demo.url}/orders", json={"order_id": "o-int", "email": "a@b.c", "items": [item]}
+    )
+    assert ok.status_code == 200, ok.text
+    assert httpx.get(f"{demo.url}/orders/o-int").status_code == 200
+    for order_id in ("", "a/b"):  # no GET /orders/{order_id} could read it back
+        refused = httpx.post(
+            f"{demo.url}/orders", json={"order_id": order_id, "email": "a@b.c", "items": [item]}
+        )
+        assert refused.status_code == 400, refused.text
+        assert "order_id" in refused.text

@@ -57,6 +57,11 @@ async def test_report_shows_a_restore_not_an_init(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{app.engine.http_port}"
 
         def invoke() -> str:
+            configuration = lambda_client(url).get_function_configuration(FunctionName="ident")
+            assert configuration["SnapStart"] == {
+                "ApplyOn": "PublishedVersions",
+                "OptimizationStatus": "On",
+            }
             answer = lambda_client(url).invoke(FunctionName="ident", LogType="Tail")
             return base64.b64decode(answer["LogResult"]).decode()
 

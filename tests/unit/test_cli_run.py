@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import msgspec
 
 from eventrouter import __version__
 from eventrouter.cli import DEFAULT_HTTP, _http_address, _parser, _subparsers, env_name
@@ -98,3 +99,34 @@ def test_make_run_takes_a_port() -> None:
         ["make", "-n", "run", "PORT=8080"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert "run --http 127.0.0.1:8080" in done.stdout, done.stdout
+
+
+SERVED_ELSEWHERE = """
+import anyio
+from eventrouter import Router
+from eventrouter.testing import run_router
+
+router = Router("library")
+
+@router.on_event(None)
+async def noop(event): return 1
+
+async def main():
+    async with run_router(router) as app:
+        await app.invoke("noop", {})
+
+anyio.run(main)
+"""
+
+
+def test_a_router_run_as_a_library_logs_to_stderr_in_the_runs_format(tmp_path: Path) -> None:
+    """No console-formatted line on standard output: structlog unconfigured by the program
+    (a router under uvicorn, ``run_router`` in a script) logs as ``run`` would."""
+    done = subprocess.run(
+        [sys.executable, "-c", SERVED_ELSEWHERE],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    events = [msgspec.json.decode(line)["event"] for line in done.stderr.splitlines()]
+    assert "permissions are not enforced" in events[0] and "REPORT" in events
