@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         # --workers (even 1) or --reload: a supervisor (rolling restarts on SIGHUP).
         if args.command == "run" and (args.workers is not None or args.reload):
             return _supervise(args, list(sys.argv[1:] if argv is None else argv))
+        if args.command == "run" and worker_index()[1] > 1:
+            # A worker of several: each of its log lines says which (REPORT lines excepted).
+            structlog.contextvars.bind_contextvars(worker=worker_index()[0])
         router = load_router(args.target)
         if args.command == "run":
             return anyio.run(_serve, router, args, backend_options=_loop_options())

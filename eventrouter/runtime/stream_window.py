@@ -42,6 +42,8 @@ log = structlog.get_logger("eventrouter.stream")
 #: Lambda's limit on a window's state (per shard).
 STATE_LIMIT = 1024 * 1024
 MISSING_STATE = "TumblingWindowStateMissing"
+#: Once a window's end has passed: how often to look whether its shard was read past it.
+READ_THROUGH_POLL = 0.05
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -143,10 +145,19 @@ class Windows:
     # -- closing -----------------------------------------------------------------------------
 
     def seconds_left(self, part: Partition) -> float | None:
-        """Seconds until the open window ends (``None``: no window open)."""
+        """Seconds to wait before the open window may close (``None``: no window open): until
+        its end, then (its end passed, the shard not yet read past it) a short poll."""
         if part.window is None:
             return None
-        return max(0.0, (part.window.start + self.size) / 1000 - time.time())
+        left = (part.window.start + self.size) / 1000 - time.time()
+        return left if left > 0 else READ_THROUGH_POLL
+
+    def _read_past_end(self, part: Partition, end_ms: int) -> bool:
+        """A read of the shard that started after ``end_ms`` has returned: no record that
+        arrived in the window can still come (Lambda closes a window that way, not on the
+        clock alone: a shard is read about once a second)."""
+        through = self.adapter.read_through(part.tp)
+        return through is not None and through * 1000 >= end_ms
 
     async def close_if_due(self, lane: Lane) -> bool:
         """The final invocation of the open window, if it has ended; ``True`` if one ran."""
@@ -154,10 +165,11 @@ class Windows:
         window = part.window
         if window is None:
             return False
+        end = window.start + self.size
         if lane.buffer:  # records of the window still to come, or of a later one
             if self.start_of(lane.buffer[0].timestamp) == window.start:
                 return False
-        elif time.time() * 1000 < window.start + self.size:
+        elif time.time() * 1000 < end or not self._read_past_end(part, end):
             return False
         await self.final(part)
         return True

@@ -152,22 +152,33 @@ class DynamoLedger:
         await self._advance(arn, due, outcome)
 
     async def _advance(self, arn: str, due: float, outcome: str) -> None:
+        """``last_due = due``; and the pending due time released only if it is this host's
+        ``due``. Another host may hold a later one meanwhile (it took it while this one was
+        sending, or this one is skipping a missed due time): removing *its* ``pending`` let a
+        third attempt take that due time again, a double fire seen under load."""
+        values = {":d": _n(due), ":now": _n(time.time()), ":o": {"S": outcome}}
+        newer = "attribute_not_exists(last_due) OR last_due < :d"
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            await self.client.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": arn}},
-                UpdateExpression=(
-                    "SET last_due = :d, last_fired_at = :now, last_outcome = :o "
-                    "REMOVE pending, pending_until, #o"
-                ),
-                ConditionExpression="attribute_not_exists(last_due) OR last_due < :d",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={
-                    ":d": _n(due),
-                    ":now": _n(time.time()),
-                    ":o": {"S": outcome},
-                },
-            )
+            try:
+                await self.client.update_item(
+                    TableName=self.table,
+                    Key={"pk": {"S": arn}},
+                    UpdateExpression=(
+                        "SET last_due = :d, last_fired_at = :now, last_outcome = :o "
+                        "REMOVE pending, pending_until, #o"
+                    ),
+                    ConditionExpression=f"({newer}) AND pending = :d AND #o = :me",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={**values, ":me": {"S": self.owner}},
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                await self.client.update_item(  # another host's pending stays
+                    TableName=self.table,
+                    Key={"pk": {"S": arn}},
+                    UpdateExpression="SET last_due = :d, last_fired_at = :now, last_outcome = :o",
+                    ConditionExpression=newer,
+                    ExpressionAttributeValues=values,
+                )
 
     async def record_outcome(self, arn: str, request_id: str, condition: str) -> None:
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
@@ -184,5 +195,10 @@ class DynamoLedger:
 
     async def states(self) -> list[ScheduleState]:
         # The table may hold shard leases too: a schedule's item has an expression.
-        items = await scan(self.client, self.table, FilterExpression="attribute_exists(expression)")
+        items = await scan(
+            self.client,
+            self.table,
+            FilterExpression="attribute_exists(#x)",
+            ExpressionAttributeNames={"#x": "expression"},  # a reserved word unquoted
+        )
         return sorted((_state(i) for i in items), key=lambda s: s.arn)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
@@ -146,6 +147,9 @@ class ShardReader:
         self._finished: set[str] = set()
         self._data: dict[str, list[ShardRecord]] = {}
         self._data_ready = asyncio.Event()
+        #: Per shard, the start of its last read: staged by the poller, handed out by fetch.
+        self._staged_through: dict[str, float] = {}
+        self._through: dict[str, float] = {}
         self._discover_now = asyncio.Event()
         self._windows: dict[str, bytes | None] = {}
         self._on_assigned: Assigned | None = None
@@ -256,6 +260,7 @@ class ShardReader:
             try:
                 if iterator is None:
                     iterator = await self._iterator(st)
+                started = time.time()
                 records, iterator, st.millis_behind = await self.transport.read(
                     shard, iterator, limit
                 )
@@ -275,6 +280,9 @@ class ShardReader:
                 st.pending.extend((r.offset, r.sequence) for r in records)
                 self._data.setdefault(shard, []).extend(records)
                 self._data_ready.set()
+            # Every record that arrived before this read started is now fetched (or was):
+            # handed to the policy with the next fetch (tumbling windows close on this).
+            self._staged_through[shard] = started
             if iterator is None or (not records and self._at_end(st)):
                 st.read_to_end = True
                 await self._finish_if_done(st)
@@ -331,7 +339,13 @@ class ShardReader:
             with anyio.move_on_after(wait):
                 await self._data_ready.wait()
         data, self._data = self._data, {}
+        self._through.update(self._staged_through)
         return data
+
+    def read_through(self, tp: Any) -> float | None:
+        """When the last read of shard ``tp`` whose records were handed out started (epoch
+        seconds): every record that arrived before then has been fetched."""
+        return self._through.get(tp)
 
     def pause(self, tp: Any) -> None:
         st = self.reading.get(tp)

@@ -181,6 +181,9 @@ class KafkaShapes:
     def window(self, tp: Any) -> bytes | None:
         return None  # Kafka sources have no tumbling windows
 
+    def read_through(self, tp: Any) -> float | None:
+        return None
+
     def millis_behind(self, tp: Any) -> int | None:
         return None  # Kafka says how many records behind: see highwater
 

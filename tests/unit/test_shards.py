@@ -6,6 +6,8 @@ tests/integration/test_kinesis.py."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -427,3 +429,84 @@ async def test_read_errors_are_retried_and_the_shard_goes_on(tmp_path: Any) -> N
     async with run_router(router):
         await progress.until(lambda: seen == [0, 1, 2], within=15)
     assert failures == 0
+
+
+class _GatedShards:
+    """A MemoryKinesis transport whose reads wait at a gate the test opens and closes."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.open = asyncio.Event()
+        self.open.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def read(self, shard: str, iterator: str, limit: int) -> Any:
+        await self.open.wait()
+        return await self.inner.read(shard, iterator, limit)
+
+
+class GatedKinesis(MemoryKinesis, frozen=True, dict=True):
+    @property
+    def gate(self) -> _GatedShards:
+        if "_gate" not in self.__dict__:
+            self.__dict__["_gate"] = _GatedShards(self.state)
+        gate: _GatedShards = self.__dict__["_gate"]
+        return gate
+
+    def transport(self, runtime: Any) -> Any:
+        return self.gate
+
+
+async def test_a_window_closes_only_once_its_shard_was_read_past_its_end() -> None:
+    """A record that arrived in a window's last 100 ms, read after the window's end passed on
+    the clock, belongs to that window: one final invocation holding all its records."""
+    size = 2.0
+    stream = GatedKinesis("late", tumbling_window=size, **FAST)
+    router = Router("t")
+    events: list[dict[str, Any]] = []
+    arrivals: dict[int, int] = {}
+
+    @router.on_event(stream)
+    async def count(event: dict[str, Any]) -> dict[str, Any]:
+        events.append(event)
+        return {"state": {"n": event["state"].get("n", 0) + len(event["Records"])}}
+
+    def window_start(n: int) -> int:
+        return arrivals[n] - arrivals[n] % int(size * 1000)
+
+    def start(event: dict[str, Any]) -> int:
+        iso = event["window"]["start"]
+        return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+    def put(n: int) -> None:
+        stream.put({"n": n}, key="k")
+        arrivals[n] = stream.state.shards_by_id["shardId-000000000000"].records[-1].timestamp
+
+    async with run_router(router) as app:
+        wait = reader(app).wait_until
+        # At the start of a window: one record, read and invoked at once.
+        await asyncio.sleep(size - time.time() % size + 0.05)
+        put(0)
+        await wait(lambda: len(events) >= 1)
+        # Reads stall (a shard is read about once a second); a record arrives in the
+        # window's last 100 ms; the window's end passes on the clock.
+        stream.gate.open.clear()
+        await asyncio.sleep(max(0.0, size - (time.time() % size) - 0.1))
+        put(1)
+        await asyncio.sleep(size - (time.time() % size) + 0.2)
+        stream.gate.open.set()
+        put(2)  # a record of the next window: windows close in order, so once its final
+        # invocation ran, any second one of the first window would have run before it.
+        last = window_start(2)
+        await wait(lambda: any(e["isFinalInvokeForWindow"] and start(e) == last for e in events))
+    finals = [e for e in events if e["isFinalInvokeForWindow"]]
+    by_window: dict[str, list[dict[str, Any]]] = {}
+    for e in finals:
+        by_window.setdefault(e["window"]["start"], []).append(e)
+    assert all(len(f) == 1 for f in by_window.values()), finals  # one final per window
+    window_of = {n: ms - ms % int(size * 1000) for n, ms in arrivals.items()}
+    first = finals[0]
+    expected = sum(1 for n in (0, 1) if window_of[n] == window_of[0])
+    assert first["state"] == {"n": expected}, (first, window_of)
