@@ -123,3 +123,33 @@ class StateDirInUse(SourceError):
 
 class DestinationError(EventRouterError):
     """A destination could not take a record."""
+
+
+def source_failure(label: str, function: str, exc: BaseException) -> EventRouterError:
+    """The one form of a source that could not start (a ``ConfigError`` stays one): ``<label> for function '<f>': <what>
+    (<service error code>)``, from whatever the transport raised (a botocore ``ClientError``
+    anywhere in its causes gives the service's code and message)."""
+    service = _service_error(exc)
+    what = str(exc)
+    code = None
+    if service is not None:
+        code, message = service
+        what = message or what
+    for prefix in (f"{label} for function {function!r}: ", f"{label}: "):
+        what = what.removeprefix(prefix)
+    suffix = f" ({code})" if code else ""
+    kind = ConfigError if isinstance(exc, ConfigError) else SourceError  # (a setting, or not)
+    return kind(f"{label} for function {function!r}: {what}{suffix}")
+
+
+def _service_error(exc: BaseException | None) -> tuple[str, str] | None:
+    """``(code, message)`` of the first AWS service error in ``exc``'s chain of causes."""
+    seen = 0
+    while exc is not None and seen < 8:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            error = response["Error"]
+            return str(error.get("Code", "")), str(error.get("Message", ""))
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None

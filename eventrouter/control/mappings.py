@@ -25,9 +25,10 @@ import structlog
 
 from eventrouter.arns import function_arn, sqs_arn
 from eventrouter.control.overrides import MappingChange, edit, load
-from eventrouter.errors import ConfigError
+from eventrouter.errors import ConfigError, source_failure
 from eventrouter.runtime.queue_poll import QueuePollPolicy
 from eventrouter.runtime.stream import StreamPolicy
+from eventrouter.sources.base import source_label
 
 if TYPE_CHECKING:
     from eventrouter.runtime.asynchronous import AsyncPolicy
@@ -137,7 +138,10 @@ class Mappings:
         mapping.policy = policy
         self.runtime.streams.append(policy)
         assert self._task_group is not None
-        await self._task_group.start(policy.run)
+        try:
+            await self._task_group.start(policy.run)
+        except Exception as exc:
+            raise source_failure(source_label(source), spec.name, exc) from exc
 
     async def _stop(self, mapping: Mapping) -> None:
         spec = mapping.state.spec

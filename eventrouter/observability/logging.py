@@ -364,8 +364,32 @@ def configure_logging(
         logger_factory=logger_factory,
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through the standard library end up on the same stream.
-    logging.basicConfig(level=max(_LEVELS[level.lower()], logging.WARNING), stream=stream)
+    # Libraries that log through the standard library (aiokafka, botocore, uvicorn) end up
+    # on the same stream, in the same format, unless the program set up its own handlers.
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, StdlibToStructlog)]:
+        root.removeHandler(handler)
+    if not root.handlers:
+        root.addHandler(StdlibToStructlog())
+        root.setLevel(max(_LEVELS[level.lower()], logging.WARNING))
+
+
+class StdlibToStructlog(logging.Handler):
+    """A standard-library record as one of ours (``logger`` names where it came from)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+        except Exception:  # noqa: BLE001 - a bad format string must not fail the handler
+            self.handleError(record)
+            return
+        method = getattr(_stdlib_logger, record.levelname.lower(), _stdlib_logger.info)
+        method(message, logger=record.name)
+
+
+_stdlib_logger = structlog.get_logger("eventrouter.stdlib")
 
 
 def ensure_logging() -> None:

@@ -27,12 +27,13 @@ from eventrouter.errors import (
     EventRouterError,
     InvalidRequestContent,
     PayloadTooLarge,
+    source_failure,
 )
 from eventrouter.events import new_request_id
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import capturing_output
 from eventrouter.observability.history import History
-from eventrouter.observability.logging import configure_logging, ensure_logging, flush_logs
+from eventrouter.observability.logging import ensure_logging, flush_logs
 from eventrouter.observability.metrics import Metrics
 from eventrouter.observability.usage import UsageLedger
 from eventrouter.outcomes import Outcome, result_of
@@ -48,6 +49,7 @@ from eventrouter.runtime.warmup import provision
 from eventrouter.schedules.ledger import Ledger, SqliteLedger
 from eventrouter.security.guard import Guard
 from eventrouter.signature import decode_integral_floats, is_float_for_int
+from eventrouter.sources.base import source_label
 from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore, private_dir
 
@@ -186,6 +188,8 @@ class Engine(Runtime):
 
     async def start(self) -> None:
         """Check the configuration, open the store and start consuming."""
+        # structlog's default logger prints to sys.stdout (which becomes the invocations' own
+        # stream below): the router's records, from the first, go to stderr as run's do.
         ensure_logging()
         for spec in self.router.functions.values():
             for destination in (spec.settings.on_success, spec.settings.on_failure):
@@ -199,10 +203,6 @@ class Engine(Runtime):
         self.control.apply()
         if self.consume or self._http_address is not None:  # a service, not a client
             await provision(self.invoker)
-        if not structlog.is_configured():
-            # structlog's default logger prints to sys.stdout, which becomes the invocations'
-            # own stream below: the router's records go to stderr through our sink instead.
-            configure_logging()
         self._output.enter_context(capturing_output())
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
@@ -278,7 +278,7 @@ class Engine(Runtime):
                 await stream.wait_stopped()
             for feed in self.feeds.values():
                 await feed.wait_stopped()
-        if scope.cancelled_caught:
+        if scope.cancelled_caught and grace > 0:  # (no grace: a start that failed)
             log.warning("grace period over, cancelling", in_flight=self.policy.in_flight)
         self._task_group.cancel_scope.cancel()
         try:
@@ -359,7 +359,10 @@ class Engine(Runtime):
             if getattr(source, "trigger", "") == "feed":
                 feed = source.feed(state.spec, self)
                 self.feeds[state.spec.name] = feed
-                await task_group.start(feed.run)
+                try:
+                    await task_group.start(feed.run)
+                except Exception as exc:
+                    raise source_failure(source_label(source), state.spec.name, exc) from exc
 
     @property
     def http_port(self) -> int | None:

@@ -66,3 +66,12 @@ def messaging(system: str, destination: str) -> dict[str, Any]:
         "messaging.destination.name": destination,
         "messaging.operation.type": "process",
     }
+
+
+def source_label(source: Any) -> str:
+    """A source as the user wrote it, shortly: ``Sqs('orders')``, ``Sns('arn:...')``."""
+    fields = getattr(source, "__struct_fields__", ())
+    first = getattr(source, fields[0], None) if fields else None
+    if isinstance(first, tuple):  # Kafka's topics, Sns's topic ARNs: as written
+        first = first[0] if len(first) == 1 else list(first)
+    return f"{type(source).__name__}({first!r})" if first is not None else type(source).__name__
