@@ -126,9 +126,10 @@ class DestinationError(EventRouterError):
 
 
 def source_failure(label: str, function: str, exc: BaseException) -> EventRouterError:
-    """The one form of a source that could not start (a ``ConfigError`` stays one): ``<label> for function '<f>': <what>
+    """The one form of a source that could not start: ``<label> for function '<f>': <what>
     (<service error code>)``, from whatever the transport raised (a botocore ``ClientError``
-    anywhere in its causes gives the service's code and message)."""
+    anywhere in its causes gives the service's code and message; a ``ConfigError`` stays
+    one)."""
     service = _service_error(exc)
     what = str(exc)
     code = None

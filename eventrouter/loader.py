@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import pkgutil
 import sys
 import time
@@ -24,6 +25,7 @@ def load_router(target: str | None = None) -> Router:
     submodules are all imported, so ``handlers/*.py`` can be plain modules. Each function
     records the import time as the cold-start part of its Init Duration.
     """
+    given = target
     target = target or DEFAULT_TARGET
     module_name, _, attribute = target.partition(":")
     _check_module_name(target, module_name, attribute)
@@ -34,6 +36,12 @@ def load_router(target: str | None = None) -> Router:
         module = importlib.import_module(module_name)
         _import_submodules(module)
     except ModuleNotFoundError as exc:
+        if given is None and exc.name == DEFAULT_TARGET:
+            raise ConfigError(
+                f"no target given and no {DEFAULT_TARGET}/ package in {os.getcwd()}: name the "
+                "module and its router, e.g. python -m eventrouter run app:router (app.py "
+                "here, router = Router(...) in it)"
+            ) from None
         if exc.name and module_name.startswith(exc.name):
             raise ConfigError(
                 f"cannot import {module_name!r} (from {target!r}): run from the directory that "

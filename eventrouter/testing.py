@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ import msgspec
 
 from eventrouter.destinations.directory import to_directory
 from eventrouter.fakes import MemoryQueue, MemoryStream
+from eventrouter.http.app import HttpApp
 from eventrouter.router import Router
 from eventrouter.runtime.engine import Engine
 from eventrouter.runtime.environments import Pool
@@ -63,6 +65,43 @@ class RouterUnderTest:
         self._returned: set[int] = set()
         self._changed = anyio.Event()
         engine.delivery_listeners.append(self._on_delivery)
+        #: Invocations that ran (any outcome), per function.
+        self.invocations: Counter[str] = Counter()
+        self._invoked = anyio.Event()
+        engine.invoker.concluded.append(self._on_invocation)
+
+    def _on_invocation(self, function: str, status: Any) -> None:
+        self.invocations[function] += 1
+        self._invoked.set()
+        self._invoked = anyio.Event()
+
+    async def wait_invocations(self, function: str, count: int = 1, timeout: float = 30.0) -> int:
+        """Wait until ``function`` has run ``count`` times (any outcome) since the router
+        started: how a test waits for an event-bus rule's or a schedule's target, which has no
+        caller to answer. Returns how many times it ran."""
+        try:
+            with anyio.fail_after(timeout):
+                while self.invocations[function] < count:
+                    await self._invoked.wait()
+        except TimeoutError:
+            ran = dict(self.invocations) or "nothing"
+            raise TimeoutError(
+                f"{function} ran {self.invocations[function]} of {count} time(s) within "
+                f"{timeout:g} s; what ran: {ran}"
+            ) from None
+        return self.invocations[function]
+
+    def client(self, **options: Any) -> Any:
+        """An ``httpx.AsyncClient`` on the router's ASGI app, in process (no server, no
+        port): ``async with app.client() as client: await client.post("/orders", json=...)``.
+        (``server_client()`` goes through the real HTTP server instead.)"""
+        httpx = _httpx()
+        transport = httpx.ASGITransport(app=HttpApp(self.engine.router, self.engine))
+        return httpx.AsyncClient(transport=transport, base_url="http://router", **options)
+
+    def server_client(self, **options: Any) -> Any:
+        """An ``httpx.AsyncClient`` on the router's own HTTP server (``http=...``)."""
+        return _httpx().AsyncClient(base_url=self.url, **options)
 
     def _on_delivery(
         self, function: str, kind: str, record: bytes, error: BaseException | None
@@ -294,3 +333,67 @@ class TestRouter:
 
     def drain(self, timeout: float = 30.0) -> None:
         self._call(self.app.drain if self.app else None, timeout)  # type: ignore[arg-type]
+
+    def directory(self, path: str) -> Path:
+        """Where ``to_directory(path)`` writes in this test (as ``RouterUnderTest``'s)."""
+        assert self.app is not None, "use TestRouter in a with block"
+        return self.app.directory(path)
+
+    def wait_invocations(self, function: str, count: int = 1, timeout: float = 30.0) -> int:
+        """Wait until ``function`` ran ``count`` times (a rule's or a schedule's target)."""
+        assert self.app is not None, "use TestRouter in a with block"
+        return int(self._call(self.app.wait_invocations, function, count, timeout))
+
+    def client(self, **options: Any) -> Any:
+        """An ``httpx.Client`` on the router's ASGI app, in process (no server, no port)::
+
+        with TestRouter(router) as app, app.client() as client:
+            assert client.post("/orders", json=order).status_code == 200
+        """
+        assert self._portal is not None and self.app is not None, "use TestRouter in a with block"
+        httpx = _httpx()
+        app = HttpApp(self.app.engine.router, self.app.engine)
+        transport = _PortalTransport(self._portal, httpx.ASGITransport(app=app))
+        return httpx.Client(transport=transport, base_url="http://router", **options)
+
+    def server_client(self, **options: Any) -> Any:
+        """An ``httpx.Client`` on the router's own HTTP server (``TestRouter(..., http=...)``)."""
+        return _httpx().Client(base_url=self.url, **options)
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx is a test dependency of users' projects
+        raise ImportError("the test clients use httpx: pip install httpx") from None
+    return httpx
+
+
+class _PortalTransport:
+    """httpx's ASGI transport (async) for a synchronous ``httpx.Client``: each request runs
+    on the router's event loop (the :class:`TestRouter`'s thread)."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, inner: Any) -> None:
+        self.portal = portal
+        self.inner = inner
+
+    def handle_request(self, request: Any) -> Any:
+        httpx = _httpx()
+
+        async def call() -> Any:
+            response = await self.inner.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(
+                response.status_code, headers=response.headers, content=body, request=request
+            )
+
+        return self.portal.call(call)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _PortalTransport:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass

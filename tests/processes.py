@@ -27,6 +27,8 @@ class RouterProcess:
         *extra: str,
         target: str = "tests.apps.durable:router",
         env: dict[str, str] | None = None,
+        python: str | Path = sys.executable,
+        cwd: Path = ROOT,
     ) -> None:
         env = {
             **os.environ,
@@ -36,7 +38,7 @@ class RouterProcess:
         }
         self.proc = subprocess.Popen(
             [
-                sys.executable,
+                str(python),
                 "-m",
                 "eventrouter",
                 "run",
@@ -49,7 +51,7 @@ class RouterProcess:
                 # run serves HTTP on 127.0.0.1:8000 by default: not in tests that did not ask.
                 *([] if _serves_http(extra, env) else ["--no-http"]),
             ],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -150,6 +150,8 @@ class Connection(asyncio.Protocol):
         #: The client closed its side after sending (``shutdown(SHUT_WR)``): answer what it
         #: sent, then close.
         self.read_eof = False
+        #: The answer of the request being served has begun to go out.
+        self.responding = False
 
     # -- asyncio ---------------------------------------------------------------------------
 
@@ -194,9 +196,11 @@ class Connection(asyncio.Protocol):
             self._refuse(status, str(exc).encode("latin-1", "replace"))
 
     def eof_received(self) -> bool | None:
-        """The client half-closed: keep the connection open to answer the requests it sent
-        (``True`` keeps the transport writable); with nothing to answer, close."""
-        if self.busy or self.pending:
+        """The client closed its sending side. Before the answer has begun, that is a
+        half-close (``nc -N``, ``shutdown(SHUT_WR)``): the connection stays open to answer
+        what it sent (``True`` keeps the transport writable). Once an answer is under way
+        (a stream), the client is gone: close, and its handler is cancelled."""
+        if (self.busy or self.pending) and not self.responding:
             self.read_eof = True
             return True
         return None
@@ -349,10 +353,12 @@ class Connection(asyncio.Protocol):
                 self.uncork()
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.busy = True
+            self.responding = False
             try:
                 await self._serve(request)
             finally:
                 self.busy = False
+                self.responding = False
                 self.served += 1
             if not request.keep_alive or self.server.closing:
                 self._close()
@@ -380,6 +386,7 @@ class Connection(asyncio.Protocol):
             if kind == "http.response.start":
                 response.start = message
             elif kind == "http.response.body":
+                self.responding = True
                 if not self.writable.is_set():
                     await self.writable.wait()  # the client reads slower than we write
                 keep = request.keep_alive and not self.server.closing

@@ -47,6 +47,18 @@ class Response:
         if data and "content-type" not in self.headers:
             self.headers["content-type"] = media_type or default_type
 
+    @classmethod
+    def json(
+        cls, content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """A JSON response with a status and headers of your choosing::
+
+            return Response.json({"id": order.id}, status=201, headers={"location": url})
+
+        ``content`` is anything msgspec encodes (dicts, lists, ``Struct``\\s, dataclasses).
+        """
+        return cls(_encoder.encode(content), status, headers, media_type="application/json")
+
     def __repr__(self) -> str:
         return f"Response(status={self.status}, {len(self.body)} bytes)"
 

@@ -122,6 +122,8 @@ class Invoker:
         }
         self.executor = ThreadPoolExecutor(thread_workers, thread_name_prefix="eventrouter-fn")
         self._encoder = msgspec.json.Encoder()
+        #: Called with (function, status) after each invocation (``eventrouter.testing``).
+        self.concluded: list[Callable[[str, Status], None]] = []
 
     def close(self) -> None:
         # Threads still running an abandoned (timed-out) handler are not waited for.
@@ -547,6 +549,9 @@ class Invoker:
             max_memory_mb,
             None if restore_duration is None else round(restore_duration * 1000, 2),
         )
+        if self.concluded:
+            for listener in self.concluded:
+                listener(spec.name, status)
 
     async def _each(self, spec: FunctionSpec, items: list[Any], ctx: Context) -> None:
         """Call the handler once per item, in order; ``ctx.index`` tells how far it got."""
