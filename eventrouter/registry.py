@@ -11,7 +11,7 @@ import re
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import msgspec
 
@@ -30,18 +30,25 @@ from eventrouter.signature import (
     payload_type,
 )
 from eventrouter.sources.base import MODELS
-from eventrouter.sources.dynamodb_streams import DynamoDBStream
 from eventrouter.sources.http import Http
-from eventrouter.sources.kafka import Kafka
-from eventrouter.sources.kinesis import Kinesis
 from eventrouter.sources.queue import Queue
-from eventrouter.sources.s3 import S3
-from eventrouter.sources.schedule import Schedule
-from eventrouter.sources.sns import Sns
 from eventrouter.sources.sqs import Sqs
 
+if TYPE_CHECKING:  # the sources a function may have; each imported where it is used
+    from eventrouter.sources.dynamodb_streams import DynamoDBStream
+    from eventrouter.sources.kafka import Kafka
+    from eventrouter.sources.kinesis import Kinesis
+    from eventrouter.sources.s3 import S3
+    from eventrouter.sources.schedule import Schedule
+    from eventrouter.sources.sns import Sns
+
 #: The sources a function may name (each follows :class:`eventrouter.sources.base.Source`).
-Source = Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Sns | S3 | Schedule | EventRule
+if TYPE_CHECKING:
+    Source: TypeAlias = (
+        Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Sns | S3 | Schedule | EventRule
+    )
+else:
+    Source = Any
 
 F = TypeVar("F", bound=Callable[..., Any])
 

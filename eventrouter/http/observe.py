@@ -15,7 +15,7 @@ import structlog
 
 from eventrouter.events import new_request_id
 from eventrouter.http.asgi import JSON, Receive, Scope, Send, header, respond
-from eventrouter.observability import dashboard, exposition
+from eventrouter.observability import dashboard
 from eventrouter.observability.readings import take
 from eventrouter.security.credentials import principal_for
 from eventrouter.security.guard import AuthFailure
@@ -49,6 +49,8 @@ async def handle(runtime: Runtime, path: str, scope: Scope, receive: Receive, se
     request_id = new_request_id().encode()
     if path == "/metrics":
         accept = (header(scope, b"accept") or b"").decode("latin-1")
+        from eventrouter.observability import exposition  # prometheus_client: on first scrape
+
         body, content_type = exposition.render(await take(runtime), accept)
         headers = [(b"content-type", content_type.encode())]
     elif path == "/dashboard":

@@ -20,7 +20,6 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-import h11
 import msgspec
 
 from eventrouter.arns import function_arn
@@ -68,6 +67,8 @@ class RuntimeApiEnvironment(Environment):
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11  # only routers with functions in other languages pay for it
+
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
         try:
             while True:
@@ -165,7 +166,9 @@ class RuntimeApiEnvironment(Environment):
         return 200, headers, invoke.payload
 
 
-async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+async def _next_event(conn: Any, reader: asyncio.StreamReader) -> Any:
+    import h11
+
     while True:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
