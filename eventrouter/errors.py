@@ -132,12 +132,15 @@ def source_failure(label: str, function: str, exc: BaseException) -> EventRouter
     one)."""
     service = _service_error(exc)
     what = str(exc)
+    for prefix in (f"{label} for function {function!r}: ", f"{label}: "):
+        what = what.removeprefix(prefix)
     code = None
     if service is not None:
         code, message = service
-        what = message or what
-    for prefix in (f"{label} for function {function!r}: ", f"{label}: "):
-        what = what.removeprefix(prefix)
+        # botocore's own wording ("An error occurred (X) when calling Y: ...") gives way to
+        # the service's message; a sentence of ours ("no such stream") stays.
+        if message and (what.startswith("An error occurred (") or what == str(service)):
+            what = message
     suffix = f" ({code})" if code else ""
     kind = ConfigError if isinstance(exc, ConfigError) else SourceError  # (a setting, or not)
     return kind(f"{label} for function {function!r}: {what}{suffix}")

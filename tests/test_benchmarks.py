@@ -38,6 +38,8 @@ EXPECTED_ROWS = (
     "SNS via SQS on moto",
     "SNS HTTP endpoint",
     "1,000 registered functions",  # 6. how cost grows
+    "start-up: the demo, process start to /readyz",  # 10. start-up
+    "start-up: a router with an SQS source",
     "1,000,000 B payload",
     "memory per in-flight invocation",
     "async latency at 90% of peak",
@@ -78,7 +80,7 @@ def test_quick_benchmarks_run_every_scenario(tmp_path: Path) -> None:
         )
     ]
     assert not missing, f"scenarios without their row: {missing}\n{done.stdout}"
-    assert "scenario 13/13: workers done" in done.stderr  # progress is shown
+    assert "scenario 14/14: startup done" in done.stderr  # progress is shown
     results = json.loads((tmp_path / "latest.json").read_text())
     assert results["environment"]["cpus"] >= 1 and results["environment"]["packages"]["msgspec"]
     written = (tmp_path / "summary.md").read_text().splitlines()

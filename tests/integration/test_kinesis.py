@@ -158,7 +158,11 @@ async def test_an_unknown_stream_is_a_clear_error(moto: str) -> None:
     @router.on_event(Kinesis("no-such-stream", endpoint_url=moto))
     async def count(event: dict[str, Any]) -> None: ...
 
-    with pytest.raises(SourceError, match=r"Kinesis\('no-such-stream'\): no such stream"):
+    with pytest.raises(
+        SourceError,
+        match=r"^Kinesis\('no-such-stream'\) for function 'count': no such stream "
+        r"\(ResourceNotFoundException\)$",
+    ):
         async with run_router(router):
             pass
 

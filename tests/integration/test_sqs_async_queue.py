@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -9,6 +10,7 @@ import boto3
 import pytest
 
 from eventrouter import Context, Router, Sqs, to_queue
+from eventrouter.runtime.clients import Clients
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 
@@ -84,6 +86,36 @@ def test_async_queue_must_be_sqs() -> None:
         Router("t", async_queue="sqs://nope")  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies a conditional write atomically; moto's server does not: it reads the
+    item, evaluates the condition and writes in Python, in a thread per request, and under
+    load a thread switch between the check and the write lets two hosts' writes both pass
+    (seen: one due time fired by both hosts with the suite beside a CPU hog). The hosts of
+    this test share one process, so their DynamoDB writes are serialised here, as DynamoDB
+    itself would order them; the framework's code is unchanged. The interleavings the rule
+    must survive are forced one by one in ``test_schedule_ledger_race.py``."""
+    original = Clients.aws
+    lock = asyncio.Lock()
+
+    async def aws(self: Clients, service: str, *args: Any, **kwargs: Any) -> Any:
+        client = await original(self, service, *args, **kwargs)
+        if service == "dynamodb" and not getattr(client, "_serialised", False):
+            for name in ("update_item", "put_item", "delete_item"):
+                call = getattr(client, name)
+
+                async def serial(*a: Any, _call: Any = call, **kw: Any) -> Any:
+                    async with lock:
+                        return await _call(*a, **kw)
+
+                setattr(client, name, serial)
+            client._serialised = True
+        return client
+
+    monkeypatch.setattr(Clients, "aws", aws)
+
+
+@pytest.mark.usefixtures("atomic_dynamodb")
 async def test_two_hosts_fire_each_due_time_once(moto: str) -> None:
     from eventrouter import Schedule
 
