@@ -99,7 +99,7 @@ typecheck: $(TEST_STAMP)
 	$(PY) -m mypy --strict eventrouter benchmarks
 
 unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP) $(AWSCLI_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist worksteal
 
 ## Every benchmark scenario (~9 min; starts its own broker, moto and servers): writes
 ## benchmarks/results/latest.json, summary.md and the PNG plots.
