@@ -6,9 +6,8 @@
 ... async def charge(order: dict, ctx) -> dict: ...
 """
 
-import importlib
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # structlog imports ``rich`` when it is installed, for pretty console tracebacks: ~60 ms of
 # every start (routers, process environments, the CLI). eventrouter formats its own; a
@@ -19,6 +18,8 @@ if "structlog" not in sys.modules and "rich" not in sys.modules:
         import structlog  # noqa: F401
     finally:
         del sys.modules["rich"]
+
+from eventrouter.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them
     from eventrouter.bus.rules import EventBus, EventRule
@@ -130,14 +131,7 @@ _EXPORTS = {
 
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module 'eventrouter' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_exports("eventrouter", globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -178,6 +178,19 @@ class InvocationStream:
         return getattr(self.original, name)
 
 
+def record_text(handler: logging.Handler, record: logging.LogRecord) -> str | None:
+    """A standard-library record's message, with its exception's traceback; ``None`` (and
+    the handler's error report) when its format string is bad: a log never fails work."""
+    try:
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+    except Exception:  # noqa: BLE001 - a bad format string must not fail the handler
+        handler.handleError(record)
+        return None
+    return message
+
+
 class InvocationLogHandler(logging.Handler):
     """Standard library records logged inside an invocation, as the invocation's records."""
 
@@ -185,12 +198,8 @@ class InvocationLogHandler(logging.Handler):
         invocation = current_invocation.get()
         if invocation is None:
             return
-        try:
-            message = record.getMessage()
-            if record.exc_info:
-                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
-        except Exception:  # noqa: BLE001 - a bad format string must not fail the handler
-            self.handleError(record)
+        message = record_text(self, record)
+        if message is None:
             return
         captured = log_capture.get()
         if captured is not None:

@@ -19,7 +19,7 @@ from typing import IO, Any, Literal
 import msgspec
 import structlog
 
-from eventrouter.observability.function_logs import log_capture
+from eventrouter.observability.function_logs import log_capture, record_text
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -378,12 +378,8 @@ class StdlibToStructlog(logging.Handler):
     """A standard-library record as one of ours (``logger`` names where it came from)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-            if record.exc_info:
-                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
-        except Exception:  # noqa: BLE001 - a bad format string must not fail the handler
-            self.handleError(record)
+        message = record_text(self, record)
+        if message is None:
             return
         method = getattr(_stdlib_logger, record.levelname.lower(), _stdlib_logger.info)
         method(message, logger=record.name)

@@ -9,8 +9,9 @@ hands to the policy of that model. The embedded
 with the function's own queue.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eventrouter.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from eventrouter.sources.dynamodb_streams import DynamoDBRecord, DynamoDBStream
@@ -26,31 +27,23 @@ if TYPE_CHECKING:
 #: Each source's module, imported when the source is first named: a router that uses SQS
 #: does not pay for Kinesis's, S3's... (``eventrouter.sources.base`` imports none).
 _MODULES = {
-    "DynamoDBRecord": "dynamodb_streams",
-    "DynamoDBStream": "dynamodb_streams",
-    "Http": "http",
-    "Kafka": "kafka",
-    "KafkaRecord": "kafka",
-    "Kinesis": "kinesis",
-    "KinesisRecord": "kinesis",
-    "Queue": "queue",
-    "S3": "s3",
-    "Schedule": "schedule",
-    "Sns": "sns",
-    "Sqs": "sqs",
-    "SqsMessage": "sqs",
+    name: f"eventrouter.sources.{module}"
+    for module, names in {
+        "dynamodb_streams": ("DynamoDBRecord", "DynamoDBStream"),
+        "http": ("Http",),
+        "kafka": ("Kafka", "KafkaRecord"),
+        "kinesis": ("Kinesis", "KinesisRecord"),
+        "queue": ("Queue",),
+        "s3": ("S3",),
+        "schedule": ("Schedule",),
+        "sns": ("Sns",),
+        "sqs": ("Sqs", "SqsMessage"),
+    }.items()
+    for name in names
 }
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        module = _MODULES.get(name)
-        if module is None:
-            raise AttributeError(f"module 'eventrouter.sources' has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"eventrouter.sources.{module}"), name)
-        globals()[name] = value
-        return value
-
+    __getattr__ = lazy_exports("eventrouter.sources", globals(), _MODULES)
 
 __all__ = [
     "DynamoDBRecord",
