@@ -261,6 +261,7 @@ class Pool:
             log.warning(
                 "environment out of memory",
                 function=self.spec.name,
+                request_id=request_id,
                 pid=env.pid,
                 memory_mb=self.spec.settings.memory_mb,
                 max_rss_mb=env.max_rss_kb // 1024,

@@ -35,6 +35,7 @@ from eventrouter.observability.logging import report
 from eventrouter.observability.metrics import Failure, Metrics
 from eventrouter.outcomes import (
     MARSHAL_ERROR,
+    OUT_OF_MEMORY,
     UNMARSHAL_ERROR,
     Outcome,
     Status,
@@ -49,6 +50,7 @@ from eventrouter.outcomes import (
 from eventrouter.registry import FunctionSpec
 from eventrouter.runtime.concurrency import FunctionSlots, Slots
 from eventrouter.runtime.deadlines import Deadline, Deadlines
+from eventrouter.runtime.environment import EXIT_ERROR
 from eventrouter.runtime.environments import Pool
 from eventrouter.runtime.frames import Invoke, Mode
 from eventrouter.runtime.per_record import each, each_async
@@ -64,6 +66,9 @@ StreamSink = Callable[[Stream], Awaitable[None]]
 
 log = structlog.get_logger("eventrouter")
 TRACEBACK_HEAD = "Traceback (most recent call last):\n"
+#: Failures whose process environment logs them itself ("environment out of memory",
+#: "environment exited"), with what only it knows.
+_SAID_BY_THE_ENVIRONMENT = frozenset((OUT_OF_MEMORY, EXIT_ERROR))
 
 
 class FunctionState:
@@ -175,6 +180,8 @@ class Invoker:
         self.metrics.failed(
             Failure(spec.name, request_id, error["errorType"], str(error["errorMessage"]))
         )
+        if error["errorType"] in _SAID_BY_THE_ENVIRONMENT:
+            return  # its environment's own line said it (with its pid and memory): one line
         frames = error.get("stackTrace")
         log.error(
             "invocation failed",

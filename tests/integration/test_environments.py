@@ -105,13 +105,23 @@ async def test_memory_limit_fails_the_invocation_and_replaces_the_environment(
     statuses = [(r["status"], r.get("error_type")) for r in reports(log_records, "hog")]
     assert statuses == [("success", None), ("error", "Runtime.OutOfMemory"), ("success", None)]
     assert reports(log_records, "hog")[1]["max_memory_used_mb"] > 128
+    # One line says what happened, with the figures only the environment knows.
+    (line,) = [
+        r
+        for r in log_records()
+        if r.get("level") in ("warning", "error") and r.get("function") == "hog"
+    ]
+    assert line["event"] == "environment out of memory" and line["memory_mb"] == 128
+    assert line["request_id"] == caught.value.body["requestId"]
 
 
 @pytest.mark.parametrize(
     ("how", "exit_text"),
     [("segfault", "signal: segmentation fault"), ("exit", "exit status 3"), ("kill", "killed")],
 )
-async def test_a_crashing_environment_fails_only_its_invocation(how: str, exit_text: str) -> None:
+async def test_a_crashing_environment_fails_only_its_invocation(
+    how: str, exit_text: str, log_records: Logs
+) -> None:
     async with run_router(router) as app:
         before = await app.invoke("crash", {})
         with pytest.raises(FunctionError) as caught:
@@ -121,6 +131,8 @@ async def test_a_crashing_environment_fails_only_its_invocation(how: str, exit_t
         after = await app.invoke("crash", {})
         assert after["pid"] != before["pid"]
         assert (await app.invoke("whoami", {}))["inits"] == 1  # the router keeps serving
+    (line,) = [r for r in log_records() if r.get("level") == "error"]
+    assert line["event"] == "environment exited" and exit_text in line["exit"]
 
 
 async def test_an_environment_killed_from_outside_is_replaced() -> None:
