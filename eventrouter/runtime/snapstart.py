@@ -11,9 +11,11 @@ Its cold start is a restore: REPORT shows ``Restore Duration`` instead of ``Init
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
 import msgspec
@@ -37,6 +39,10 @@ class Template(PythonEnvironment):
         super().__init__(pool, start)
         self._control: socket.socket | None = None
         self._lock = asyncio.Lock()
+        #: Reads of the control socket under way: the template's exit may be seen before its
+        #: last message (an init refused) is read, and closing the socket then would lose it.
+        self._receiving = 0
+        self._exited = False
 
     async def start(self) -> float:
         """Spawn the template and wait for its init (and ``before_snapshot`` hooks)."""
@@ -45,11 +51,12 @@ class Template(PythonEnvironment):
         ours.setblocking(False)
         self._control = ours
         loop = asyncio.get_running_loop()
-        await loop.sock_sendall(ours, frame(self.pool.encoder, self._start))
-        header = await self._receive(HEADER)
-        message = msgspec.msgpack.decode(
-            await self._receive(int.from_bytes(header, "big")), type=FromWorker
-        )
+        with self._talking():
+            await loop.sock_sendall(ours, frame(self.pool.encoder, self._start))
+            header = await self._receive(HEADER)
+            message = msgspec.msgpack.decode(
+                await self._receive(int.from_bytes(header, "big")), type=FromWorker
+            )
         if isinstance(message, InitFailed):
             raise InitError(message.error)
         if not isinstance(message, Ready):
@@ -64,12 +71,15 @@ class Template(PythonEnvironment):
         ours, theirs = socket.socketpair()
         try:
             async with self._lock:  # one fork at a time: answers come back in order
-                self._control.setblocking(True)  # one byte and three descriptors: no wait
-                try:
-                    socket.send_fds(self._control, [b"F"], [theirs.fileno(), out_w, err_w])
-                finally:
-                    self._control.setblocking(False)
-                pid = int.from_bytes(await self._receive(4), "big")
+                if self._exited:
+                    raise EnvironmentGone("the snapstart template exited")
+                with self._talking():
+                    self._control.setblocking(True)  # one byte and three descriptors: no wait
+                    try:
+                        socket.send_fds(self._control, [b"F"], [theirs.fileno(), out_w, err_w])
+                    finally:
+                        self._control.setblocking(False)
+                    pid = int.from_bytes(await self._receive(4), "big")
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)
@@ -92,9 +102,21 @@ class Template(PythonEnvironment):
             data += chunk
         return data
 
+    @contextlib.contextmanager
+    def _talking(self) -> Iterator[None]:
+        """An exchange on the control socket: the socket stays open until it is over."""
+        self._receiving += 1
+        try:
+            yield
+        finally:
+            self._receiving -= 1
+            if self._exited and not self._receiving and self._control is not None:
+                self._control.close()
+
     def closed(self) -> None:
         super().closed()
-        if self._control is not None:
+        self._exited = True
+        if self._control is not None and not self._receiving:
             self._control.close()
         if self.pool.template is self:
             self.pool.template = None
