@@ -138,8 +138,7 @@ async def test_two_hosts_fire_each_due_time_once(moto: str) -> None:
     async with run_router(host("a")) as a, run_router(host("b")) as b:
         with anyio.fail_after(30):
             await enough.wait()
-    # Counted once both stopped: a host counts a fire after its send, which the other host
-    # may already have run.
+    # Counted once both stopped: a host counts a fire after its ledger call returns.
     fired = a.engine.metrics.get("ScheduleFires") + b.engine.metrics.get("ScheduleFires")
     by_time: dict[str, set[str]] = {}
     for time_, request_id in fires["a"] + fires["b"]:
@@ -147,7 +146,10 @@ async def test_two_hosts_fire_each_due_time_once(moto: str) -> None:
     # One fire (one request id) per due time across both hosts; redeliveries keep their id.
     assert all(len(ids) == 1 for ids in by_time.values()), by_time
     assert len(by_time) >= 5
-    assert fired >= len(by_time) and fired <= len(by_time) + 2  # fired, maybe not yet run
+    # Each host has one writer: at most one fire of each is on its way when it stops, either
+    # sent and not yet run (counted, not seen) or sent and run by the other host while the
+    # stopping host's ledger call was cut short (seen, not counted).
+    assert len(by_time) - 2 <= fired <= len(by_time) + 2
     items = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1").scan(
         TableName=table
     )["Items"]
