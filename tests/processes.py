@@ -17,6 +17,10 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: The records that say a router (or its supervisor) serves: signal handlers are in place.
+_STARTED = ("router started", "workers started")
+
+
 class RouterProcess:
     """One ``python -m eventrouter run`` whose JSON log lines are read as they come."""
 
@@ -57,6 +61,8 @@ class RouterProcess:
             stderr=subprocess.PIPE,
         )
         self.records: list[dict[str, Any]] = []
+        #: Its standard error reached its end: the process is gone.
+        self.ended = False
         self._cond = threading.Condition()
         assert self.proc.stderr is not None
         self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
@@ -71,6 +77,9 @@ class RouterProcess:
             with self._cond:
                 self.records.append(record)
                 self._cond.notify_all()
+        with self._cond:  # the process closed its stderr: it is gone (stop() waits on it)
+            self.ended = True
+            self._cond.notify_all()
 
     def wait_for(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 30
@@ -89,6 +98,18 @@ class RouterProcess:
         )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the router; its exit code. A graceful stop waits until the router has
+        started first: one told to stop while it still imports dies of the signal, which a
+        test that found its work already done (by a router before it) would not mean."""
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: (
+                        self.proc.poll() is not None
+                        or any(r.get("event") in _STARTED for r in self.records)
+                    ),
+                    timeout,
+                )
         self.proc.send_signal(sig)
         code = self.proc.wait(timeout)
         self._reader.join(5)

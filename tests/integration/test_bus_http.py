@@ -156,6 +156,9 @@ def test_events_survive_kill_9_after_put_events_answered_and_replay(tmp_path: Pa
     done_before = len(lines(out))
     second = RouterProcess(state, tmp_path, target=target, env=env)
     try:
+        # Started before it is stopped: under load the first may have run every invocation
+        # before its kill, and a router told to stop while it imports dies of the signal.
+        second.wait_for(lambda rs: any(r.get("event") == "router started" for r in rs))
         # each event: reserve_stock, bill (input_path) and review (total > 100)
         wait_until(lambda: len({tuple(line.split()[:2]) for line in lines(out)}) >= 900)
     finally:
