@@ -252,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         # --workers (even 1) or --reload: a supervisor (rolling restarts on SIGHUP).
         if args.command == "run" and (args.workers is not None or args.reload):
             return _supervise(args, list(sys.argv[1:] if argv is None else argv))
-        if args.command == "run" and worker_index()[1] > 1:
+        worker, workers = worker_index()
+        if args.command == "run" and workers > 1:
             # A worker of several: each of its log lines says which (REPORT lines excepted).
-            structlog.contextvars.bind_contextvars(worker=worker_index()[0])
+            structlog.contextvars.bind_contextvars(worker=worker)
         router = load_router(args.target)
         if args.command == "run":
             return anyio.run(_serve, router, args, backend_options=_loop_options())
@@ -354,7 +355,16 @@ def _supervise(args: argparse.Namespace, argv: list[str]) -> int:
     if listener is not None and not args.uds:
         host, port = listener.getsockname()[:2]
         log.info("http listening", url=f"http://{host}:{port}", workers=workers)
-    supervisor = Supervisor(worker_argv, workers, args.grace, listener, dirs, metrics)
+    supervisor = Supervisor(
+        worker_argv,
+        workers,
+        args.grace,
+        listener,
+        dirs,
+        metrics,
+        # Their environment variables too: a worker given EVENTROUTER_WORKERS would supervise.
+        not_inherited=[env_name(o) for o in (*_SUPERVISOR_OPTIONS, "--metrics")],
+    )
     try:
         return asyncio.run(supervisor.run())
     finally:

@@ -139,7 +139,7 @@ def source_failure(label: str, function: str, exc: BaseException) -> EventRouter
         code, message = service
         # botocore's own wording ("An error occurred (X) when calling Y: ...") gives way to
         # the service's message; a sentence of ours ("no such stream") stays.
-        if message and (what.startswith("An error occurred (") or what == str(service)):
+        if message and what.startswith("An error occurred ("):
             what = message
     suffix = f" ({code})" if code else ""
     kind = ConfigError if isinstance(exc, ConfigError) else SourceError  # (a setting, or not)

@@ -78,8 +78,7 @@ class CheckedMeta(type):
         except TypeError as exc:
             if "keyword argument" not in str(exc):
                 raise
-            init: Any = cls.__dict__.get("__init__") or cast(Any, cls).__init__
-            _refuse(cls.__name__, _parameters(init), kwargs)
+            _refuse(cls.__name__, _parameters(cast(Any, cls).__init__), kwargs)
             raise
 
 

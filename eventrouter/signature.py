@@ -114,10 +114,15 @@ def handler_form(tp: Any) -> tuple[HandlerForm, Any]:
     return "record", tp
 
 
-def decode_integral_floats(decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
-    """``decoder.decode(data)`` once it failed with an integral float (``673.0``) where an
-    ``int`` goes: JSON Schema's ``integer`` (what the OpenAPI document publishes) admits
-    it, so the HTTP routes and the Invoke API do too. Only the error path pays for this."""
+def decode_integral_floats(
+    decoder: msgspec.json.Decoder[Any], data: bytes, error: msgspec.ValidationError
+) -> Any:
+    """``decoder.decode(data)`` once it failed with ``error``: when that is an integral float
+    (``673.0``) where an ``int`` goes, decoded again with such floats as ints (JSON Schema's
+    ``integer``, what the OpenAPI document publishes, admits them, so the HTTP routes and the
+    Invoke API do too); else ``error`` is raised again. Only the error path pays for this."""
+    if not str(error).startswith("Expected `int`, got `float`"):
+        raise error
     return msgspec.convert(_integral(msgspec.json.decode(data)), decoder.type)
 
 
@@ -129,8 +134,3 @@ def _integral(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _integral(v) for k, v in value.items()}
     return value
-
-
-def is_float_for_int(exc: msgspec.ValidationError) -> bool:
-    """The validation error of a float where an ``int`` goes."""
-    return str(exc).startswith("Expected `int`, got `float`")

@@ -44,13 +44,6 @@ START_TIMEOUT = 60.0
 READY_FD = "EVENTROUTER_READY_FD"
 WORKER = "EVENTROUTER_WORKER"
 WORKERS = "EVENTROUTER_WORKER_COUNT"
-#: The supervisor's own options, as environment variables: a worker must not take them.
-SUPERVISOR_VARIABLES = (
-    "EVENTROUTER_WORKERS",
-    "EVENTROUTER_RELOAD",
-    "EVENTROUTER_RELOAD_DIR",
-    "EVENTROUTER_METRICS",
-)
 
 
 def worker_count(value: str) -> int:
@@ -106,8 +99,11 @@ class Supervisor:
         listener: socket.socket | None,
         reload_dirs: Sequence[str] = (),
         first_only: Sequence[str] = (),
+        not_inherited: Sequence[str] = (),
     ) -> None:
         self.argv = list(argv)
+        #: Environment variables the workers do not inherit (the supervisor's own options).
+        self.not_inherited = frozenset(not_inherited)
         self.count = workers
         self.grace = grace
         self.listener = listener
@@ -137,7 +133,7 @@ class Supervisor:
         if self.listener is not None:
             fds.append(self.listener.fileno())
             argv += ["--fd", str(self.listener.fileno())]
-        env = {k: v for k, v in os.environ.items() if k not in SUPERVISOR_VARIABLES}
+        env = {k: v for k, v in os.environ.items() if k not in self.not_inherited}
         env.update({READY_FD: str(write), WORKER: str(slot), WORKERS: str(self.count)})
         try:
             process = await asyncio.create_subprocess_exec(*argv, env=env, pass_fds=fds)
@@ -245,8 +241,9 @@ class Supervisor:
             # (or while they start) is seen, and rolls them once they are all up.
             watching = asyncio.Event()
             watcher = asyncio.ensure_future(self._reload(watching))
-            await asyncio.wait({watcher, asyncio.ensure_future(watching.wait())}, timeout=30,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            ready = asyncio.ensure_future(watching.wait())
+            await asyncio.wait({watcher, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
             if watcher.done():
                 watcher.result()  # the watcher failed: say why
         for slot in range(self.count):

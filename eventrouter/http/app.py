@@ -36,7 +36,7 @@ from eventrouter.observability import tracing
 from eventrouter.outcomes import Outcome, Status
 from eventrouter.security.guard import AuthFailure
 from eventrouter.security.permissions import INVOKE_URL
-from eventrouter.signature import decode_integral_floats, is_float_for_int
+from eventrouter.signature import decode_integral_floats
 from eventrouter.sources.http import Http
 
 if TYPE_CHECKING:
@@ -317,9 +317,7 @@ class HttpApp:
                 event = spec.event_decoder.decode(body or b"null")
             except msgspec.ValidationError as exc:
                 try:
-                    if not is_float_for_int(exc):
-                        raise
-                    event = decode_integral_floats(spec.event_decoder, body)
+                    event = decode_integral_floats(spec.event_decoder, body or b"null", exc)
                 except msgspec.ValidationError as final:
                     runtime.metrics.add("ValidationErrors", spec.name)
                     await self._error(send, 400, "ValidationError", str(final), request_id)

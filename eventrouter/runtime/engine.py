@@ -48,7 +48,7 @@ from eventrouter.runtime.scheduler import Scheduler
 from eventrouter.runtime.warmup import provision
 from eventrouter.schedules.ledger import Ledger, SqliteLedger
 from eventrouter.security.guard import Guard
-from eventrouter.signature import decode_integral_floats, is_float_for_int
+from eventrouter.signature import decode_integral_floats
 from eventrouter.sources.base import source_label
 from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore, private_dir
@@ -411,12 +411,10 @@ class Engine(Runtime):
             try:
                 event = state.spec.event_decoder.decode(data)
             except msgspec.ValidationError as exc:
-                if not is_float_for_int(exc):
-                    return self.invoker.invalid_payload(state, exc, request_id)
                 try:
-                    event = decode_integral_floats(state.spec.event_decoder, data)
-                except msgspec.ValidationError as again:
-                    return self.invoker.invalid_payload(state, again, request_id)
+                    event = decode_integral_floats(state.spec.event_decoder, data, exc)
+                except msgspec.ValidationError as final:
+                    return self.invoker.invalid_payload(state, final, request_id)
             except msgspec.DecodeError as exc:
                 raise InvalidRequestContent(
                     f"Could not parse request body into json: {exc}"

@@ -55,7 +55,7 @@ from eventrouter.runtime.environments import Pool
 from eventrouter.runtime.frames import Invoke, Mode
 from eventrouter.runtime.per_record import each, each_async
 from eventrouter.runtime.warmup import init_phase
-from eventrouter.signature import decode_integral_floats, is_float_for_int
+from eventrouter.signature import decode_integral_floats
 from eventrouter.streaming import Stream, open_stream
 
 if TYPE_CHECKING:
@@ -155,13 +155,13 @@ class Invoker:
         else:
             try:
                 event = state.spec.decoder.decode(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                if not (isinstance(exc, msgspec.ValidationError) and is_float_for_int(exc)):
-                    return self.invalid_payload(state, exc, request_id)
+            except msgspec.ValidationError as exc:
                 try:
-                    event = decode_integral_floats(state.spec.decoder, payload)
-                except msgspec.ValidationError as again:
-                    return self.invalid_payload(state, again, request_id)
+                    event = decode_integral_floats(state.spec.decoder, payload, exc)
+                except msgspec.ValidationError as final:
+                    return self.invalid_payload(state, final, request_id)
+            except msgspec.DecodeError as exc:
+                return self.invalid_payload(state, exc, request_id)
         return await self.invoke_value(
             state, event, request_id, attempt, trace=trace, lineage=lineage
         )
