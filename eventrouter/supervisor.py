@@ -153,6 +153,10 @@ class Supervisor:
             if ready in done and ready.result():
                 log.info("worker ready", worker=slot, pid=process.pid)
                 return Worker(slot, process)
+        except BaseException:  # the supervisor stops while this one starts: no orphan
+            if process.returncode is None:
+                process.kill()
+            raise
         finally:
             ready.cancel()
             exited.cancel()
@@ -187,6 +191,9 @@ class Supervisor:
                 return
             await asyncio.sleep(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (len(deaths) - 1)))
             new = await self.spawn(slot)
+            if new is not None and self.stopping:  # ready after the others were stopped
+                await self.retire(new)
+                return
             if new is not None:
                 self.workers[slot] = new
                 self._watch(new)

@@ -277,3 +277,31 @@ def test_control_plane_changes_reach_every_worker(tmp_path: Path) -> None:
         assert refused == "ResourceConflictException"  # slots are shared in files sized at start
     finally:
         assert router.stop() == 0
+
+
+def _running_with(needle: str) -> list[int]:
+    """Processes whose command line names ``needle`` (the test's own state dir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if needle.encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_stopping_while_a_worker_is_replaced_leaves_no_process(tmp_path: Path) -> None:
+    """A worker started again after a death and the supervisor stopped meanwhile: the new
+    worker is stopped too (it was left running, an orphan, when its start was under way)."""
+    router, _ = start(tmp_path)
+    first, _second = ready_pids(router)
+    os.kill(first, signal.SIGKILL)
+    state = str(tmp_path / "state")
+    router.wait_for(lambda rs: any(r.get("event") == "worker died" for r in rs))
+    # The replacement exists (the supervisor, the survivor and it), not yet ready.
+    wait_until(lambda: len(_running_with(state)) >= 3 or len(ready_pids(router)) > 2)
+    assert router.stop() == 0
+    wait_until(lambda: not _running_with(state), within=30)
