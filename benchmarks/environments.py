@@ -32,7 +32,7 @@ from benchmarks.apps.isolated import noop
 from benchmarks.common import progress, summarize
 from eventrouter import Router
 from eventrouter.observability.logging import configure_logging, flush_logs
-from eventrouter.runtime.environment import tree_rss_kb
+from eventrouter.runtime.environments.environment import tree_rss_kb
 from eventrouter.testing import run_router
 
 

@@ -43,9 +43,9 @@ from benchmarks.common import (
     summarize,
 )
 from eventrouter import Context, EventBus, EventRule, Router, Schedule, to_bus
-from eventrouter.bus.index import RuleIndex
 from eventrouter.filters import compile_pattern
 from eventrouter.observability.logging import configure_logging
+from eventrouter.sources.bus.index import RuleIndex
 from eventrouter.testing import run_router
 from tests.services import free_port
 

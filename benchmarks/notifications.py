@@ -29,7 +29,7 @@ import boto3  # type: ignore[import-untyped]
 from benchmarks.common import WRK_DONE, progress, router_process, run_wrk, summarize
 from eventrouter import Router, Sns, Sqs
 from eventrouter.observability.logging import configure_logging
-from eventrouter.sources.sns import sqs_feed
+from eventrouter.sources.sns.source import sqs_feed
 from eventrouter.testing import run_router
 from tests.aws_server import start_moto
 from tests.kafka_broker import unique
@@ -128,7 +128,7 @@ class FakeRuntime:
     """Enough of a runtime to build a feed whose conversion is timed (nothing runs)."""
 
     def __init__(self) -> None:
-        from eventrouter.runtime.clients import Clients
+        from eventrouter.services.clients import Clients
 
         self.clients = Clients()
         self.router = Router("bench")

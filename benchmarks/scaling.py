@@ -30,7 +30,7 @@ import anyio
 from benchmarks.common import PRODUCERS, produce, progress, summarize
 from eventrouter import Router
 from eventrouter.observability.logging import configure_logging
-from eventrouter.runtime.environment import tree_rss_kb
+from eventrouter.runtime.environments.environment import tree_rss_kb
 from eventrouter.testing import RouterUnderTest, run_router
 
 FUNCTION_COUNTS = (1, 100, 1_000)

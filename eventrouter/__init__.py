@@ -22,7 +22,6 @@ if "structlog" not in sys.modules and "rich" not in sys.modules:
 from eventrouter.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them
-    from eventrouter.bus.rules import EventBus, EventRule
     from eventrouter.context import Context
     from eventrouter.destinations import (
         to_bus,
@@ -71,11 +70,12 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them
         Sqs,
         SqsMessage,
     )
+    from eventrouter.sources.bus.rules import EventBus, EventRule
     from eventrouter.streaming import ServerSentEvent, StreamingResponse, sse
 
 #: Each public name and the module it lives in: imported on first use (PEP 562), so that a
-#: process environment, which imports ``eventrouter.runtime.worker``, pays only for what
-#: it uses.
+#: process environment, which imports ``eventrouter.runtime.environments.worker``, pays only
+#: for what it uses.
 _EXPORTS = {
     "AccessDenied": "eventrouter.errors",
     "ConfigError": "eventrouter.errors",
@@ -84,9 +84,9 @@ _EXPORTS = {
     "DynamoDBRecord": "eventrouter.sources",
     "DynamoDBStream": "eventrouter.sources",
     "Engine": "eventrouter.runtime.engine",
-    "EventBus": "eventrouter.bus.rules",
+    "EventBus": "eventrouter.sources.bus.rules",
     "EventRouterError": "eventrouter.errors",
-    "EventRule": "eventrouter.bus.rules",
+    "EventRule": "eventrouter.sources.bus.rules",
     "FunctionError": "eventrouter.errors",
     "FunctionNotFound": "eventrouter.errors",
     "FunctionTimeout": "eventrouter.errors",

@@ -24,8 +24,8 @@ from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.observability.usage import parse_span, read_usage, usage_table
 from eventrouter.router import FunctionSpec, Router
 from eventrouter.runtime.engine import DEFAULT_GRACE, DEFAULT_STATE_DIR, Engine
-from eventrouter.schedules.expressions import to_instant
-from eventrouter.schedules.report import schedules_report
+from eventrouter.sources.schedule.expressions import to_instant
+from eventrouter.sources.schedule.report import schedules_report
 from eventrouter.supervisor import (
     Supervisor,
     as_worker,

@@ -1,10 +1,10 @@
 """In-memory pull sources: the stream and queue rules, tested without a broker.
 
-``MemoryStream`` takes every setting of :class:`~eventrouter.sources.kafka.Kafka` and
-``MemoryQueue`` every setting of :class:`~eventrouter.sources.sqs.Sqs`; their adapters keep
+``MemoryStream`` takes every setting of :class:`~eventrouter.sources.kafka.source.Kafka` and
+``MemoryQueue`` every setting of :class:`~eventrouter.sources.sqs.source.Sqs`; their adapters keep
 the records in the source object, so a test appends, runs the router and looks at what was
-committed or deleted. The policies are the real ones (``runtime/stream.py``,
-``runtime/queue_poll.py``); only the transport is replaced::
+committed or deleted. The policies are the real ones (``runtime/policies/stream.py``,
+``runtime/policies/queue_poll.py``); only the transport is replaced::
 
     stream = MemoryStream("orders", batch_size=10, max_retries=2, retry_backoff=(0, 0))
 
@@ -30,9 +30,9 @@ import anyio.lowlevel
 import msgspec
 
 from eventrouter.arns import region_of, sqs_arn
-from eventrouter.sources.base import Model, QueueInfo
-from eventrouter.sources.kafka import Kafka, KafkaShapes
-from eventrouter.sources.sqs import Sqs, SqsAdapter
+from eventrouter.contract.source import Model, QueueInfo
+from eventrouter.sources.kafka.source import Kafka, KafkaShapes
+from eventrouter.sources.sqs.source import Sqs, SqsAdapter
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec

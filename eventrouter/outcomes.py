@@ -24,10 +24,10 @@ from typing import Any, Literal
 import msgspec
 
 from eventrouter.arns import LATEST, function_arn
+from eventrouter.backoff import backoff
 from eventrouter.config import SYNC_PAYLOAD_LIMIT, FunctionSettings
 from eventrouter.errors import FunctionError, FunctionTimeout, RecursiveInvocation, Throttled
 from eventrouter.events import iso_now
-from eventrouter.runtime.backoff import backoff
 
 Condition = Literal[
     "Success",

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import msgspec
 
-from eventrouter.bus.rules import EventBus, EventRule
 from eventrouter.config import FunctionSettings, build_settings, check_int
+from eventrouter.contract.source import MODELS
 from eventrouter.errors import ConfigError, EventRouterError, FunctionNotFound
 from eventrouter.events import HttpEvent
 from eventrouter.keywords import CheckedMeta
@@ -29,20 +29,20 @@ from eventrouter.signature import (
     handler_form,
     payload_type,
 )
-from eventrouter.sources.base import MODELS
-from eventrouter.sources.http import Http
-from eventrouter.sources.queue import Queue
-from eventrouter.sources.sqs import Sqs
+from eventrouter.sources.bus.rules import EventBus, EventRule
+from eventrouter.sources.http.source import Http
+from eventrouter.sources.queue.source import Queue
+from eventrouter.sources.sqs.source import Sqs
 
 if TYPE_CHECKING:  # the sources a function may have; each imported where it is used
-    from eventrouter.sources.dynamodb_streams import DynamoDBStream
-    from eventrouter.sources.kafka import Kafka
-    from eventrouter.sources.kinesis import Kinesis
-    from eventrouter.sources.s3 import S3
-    from eventrouter.sources.schedule import Schedule
-    from eventrouter.sources.sns import Sns
+    from eventrouter.sources.dynamodb_streams.source import DynamoDBStream
+    from eventrouter.sources.kafka.source import Kafka
+    from eventrouter.sources.kinesis.source import Kinesis
+    from eventrouter.sources.s3.source import S3
+    from eventrouter.sources.schedule.source import Schedule
+    from eventrouter.sources.sns.source import Sns
 
-#: The sources a function may name (each follows :class:`eventrouter.sources.base.Source`).
+#: The sources a function may name (each follows :class:`eventrouter.contract.source.Source`).
 if TYPE_CHECKING:
     Source: TypeAlias = (
         Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Sns | S3 | Schedule | EventRule

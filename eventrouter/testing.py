@@ -32,8 +32,8 @@ from eventrouter.fakes import MemoryQueue, MemoryStream
 from eventrouter.http.app import HttpApp
 from eventrouter.router import Router
 from eventrouter.runtime.engine import Engine
-from eventrouter.runtime.environments import Pool
-from eventrouter.shards.memory import MemoryKinesis
+from eventrouter.runtime.environments.pool import Pool
+from eventrouter.sources.shards.memory import MemoryKinesis
 
 __all__ = [
     "Delivery",

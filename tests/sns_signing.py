@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from eventrouter.notifications.sns import string_to_sign
+from eventrouter.sources.sns.rules import string_to_sign
 
 CERT_PATH = "/SimpleNotificationService-tests.pem"
 CERT_URL = f"https://sns.us-east-1.amazonaws.com{CERT_PATH}"

@@ -129,11 +129,11 @@ def test_policies_and_engine_name_no_source() -> None:
     graph = import_graph()
     for module in (
         "eventrouter.runtime.engine",
-        "eventrouter.runtime.stream",
-        "eventrouter.runtime.queue_poll",
-        "eventrouter.runtime.asynchronous",
+        "eventrouter.runtime.policies.stream",
+        "eventrouter.runtime.policies.queue_poll",
+        "eventrouter.runtime.policies.asynchronous",
         "eventrouter.runtime.invoker",
         "eventrouter.security.guard",
     ):
         named = {m for m in graph[module] if m.startswith("eventrouter.sources.")}
-        assert named <= {"eventrouter.sources.base"}, (module, named)
+        assert named <= {"eventrouter.contract.source"}, (module, named)

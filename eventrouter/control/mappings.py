@@ -24,16 +24,16 @@ import msgspec
 import structlog
 
 from eventrouter.arns import function_arn, sqs_arn
+from eventrouter.contract.source import source_label
 from eventrouter.control.overrides import MappingChange, edit, load
 from eventrouter.errors import ConfigError, source_failure
-from eventrouter.runtime.queue_poll import QueuePollPolicy
-from eventrouter.runtime.stream import StreamPolicy
-from eventrouter.sources.base import source_label
+from eventrouter.runtime.policies.queue_poll import QueuePollPolicy
+from eventrouter.runtime.policies.stream import StreamPolicy
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.asynchronous import AsyncPolicy
     from eventrouter.runtime.interface import Runtime
     from eventrouter.runtime.invoker import FunctionState
+    from eventrouter.runtime.policies.asynchronous import AsyncPolicy
 
 log = structlog.get_logger("eventrouter")
 

@@ -34,7 +34,7 @@ from eventrouter.control.overrides import (
 )
 from eventrouter.errors import ConfigError, EventRouterError, PolicyError
 from eventrouter.events import new_request_id
-from eventrouter.runtime.warmup import init_phase
+from eventrouter.runtime.environments.warmup import init_phase
 from eventrouter.security.permissions import INVOKE_URL, Permission
 from eventrouter.security.policy import Policy
 

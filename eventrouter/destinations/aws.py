@@ -17,7 +17,7 @@ from eventrouter.errors import ConfigError, DestinationError
 from eventrouter.keywords import checked
 from eventrouter.lineage import produced, sqs_attribute
 from eventrouter.observability.tracing import current_xray
-from eventrouter.runtime.clients import sqs_queue_url
+from eventrouter.services.clients import sqs_queue_url
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from eventrouter.arns import event_bus_arn
-from eventrouter.bus.rules import DEFAULT_BUS, bus_name, check_bus_name
 from eventrouter.errors import ConfigError, DestinationError
 from eventrouter.keywords import checked
+from eventrouter.sources.bus.rules import DEFAULT_BUS, bus_name, check_bus_name
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime

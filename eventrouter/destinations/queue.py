@@ -9,7 +9,7 @@ import msgspec
 from eventrouter.arns import queue_arn
 from eventrouter.events import new_request_id
 from eventrouter.keywords import checked
-from eventrouter.sources.queue import check_queue_name
+from eventrouter.sources.queue.source import check_queue_name
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime

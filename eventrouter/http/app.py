@@ -37,7 +37,7 @@ from eventrouter.outcomes import Outcome, Status
 from eventrouter.security.guard import AuthFailure
 from eventrouter.security.permissions import INVOKE_URL
 from eventrouter.signature import decode_integral_floats
-from eventrouter.sources.http import Http
+from eventrouter.sources.http.source import Http
 
 if TYPE_CHECKING:
     from eventrouter.registry import Registry

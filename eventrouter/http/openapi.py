@@ -10,7 +10,7 @@ import msgspec
 from eventrouter.events import HttpEvent
 from eventrouter.http.invoke_api import INVOCATION_TYPES
 from eventrouter.http.response import Response
-from eventrouter.sources.http import Http
+from eventrouter.sources.http.source import Http
 
 if TYPE_CHECKING:
     from eventrouter.registry import FunctionSpec, Registry

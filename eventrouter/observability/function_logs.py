@@ -6,7 +6,7 @@ invoker sets): a line written inside an invocation becomes a log record in the r
 format, tagged with the request id and function; outside one it goes to the real stream. The
 standard library's ``logging`` records of an invocation are turned into records the same way.
 Process environments send their output through pipes the router reads
-(``runtime/environments.py``), tagging each line with the environment's invocation.
+(``runtime/environments/pool.py``), tagging each line with the environment's invocation.
 
 Everything logged for an invocation can also be collected (``log_capture``) for the Invoke
 API's ``X-Amz-Log-Type: Tail``, which :func:`tail` renders as Lambda does: its text format

@@ -19,8 +19,8 @@ import anyio.abc
 import msgspec
 import structlog
 
-from eventrouter.bus.buses import EventBuses
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from eventrouter.contract.source import source_label
 from eventrouter.control.mappings import Mappings
 from eventrouter.control.plane import Control
 from eventrouter.errors import (
@@ -38,18 +38,18 @@ from eventrouter.observability.metrics import Metrics
 from eventrouter.observability.usage import UsageLedger
 from eventrouter.outcomes import Outcome, result_of
 from eventrouter.registry import Registry
-from eventrouter.runtime.asynchronous import AsyncPolicy, function_queue
-from eventrouter.runtime.clients import Clients
-from eventrouter.runtime.concurrency import Slots
 from eventrouter.runtime.delivery import Deliveries, DeliveryListener
+from eventrouter.runtime.environments.warmup import provision
 from eventrouter.runtime.interface import Runtime
 from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
-from eventrouter.runtime.scheduler import Scheduler
-from eventrouter.runtime.warmup import provision
-from eventrouter.schedules.ledger import Ledger, SqliteLedger
+from eventrouter.runtime.policies.asynchronous import AsyncPolicy, function_queue
 from eventrouter.security.guard import Guard
+from eventrouter.services.clients import Clients
+from eventrouter.services.concurrency import Slots
 from eventrouter.signature import decode_integral_floats
-from eventrouter.sources.base import source_label
+from eventrouter.sources.bus.buses import EventBuses
+from eventrouter.sources.schedule.ledger import Ledger, SqliteLedger
+from eventrouter.sources.schedule.scheduler import Scheduler
 from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore, private_dir
 
@@ -346,7 +346,7 @@ class Engine(Runtime):
         sharing an SQS queue, in the router's DynamoDB lease table."""
         if isinstance(self.store, EventStore):
             return SqliteLedger(self.store)
-        from eventrouter.schedules.dynamo import DynamoLedger
+        from eventrouter.sources.schedule.dynamo import DynamoLedger
 
         ledger: Ledger = await DynamoLedger.open(self, self.router.lease_table)
         return ledger

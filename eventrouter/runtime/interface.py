@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from eventrouter.bus.buses import EventBuses
     from eventrouter.control.mappings import Mappings
     from eventrouter.control.plane import Control
     from eventrouter.destinations import Destination
@@ -20,11 +19,12 @@ if TYPE_CHECKING:
     from eventrouter.observability.usage import UsageLedger
     from eventrouter.outcomes import Outcome
     from eventrouter.registry import FunctionSpec, Registry
-    from eventrouter.runtime.clients import Clients
-    from eventrouter.runtime.concurrency import Slots
     from eventrouter.runtime.delivery import Deliveries
     from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
     from eventrouter.security.guard import Guard
+    from eventrouter.services.clients import Clients
+    from eventrouter.services.concurrency import Slots
+    from eventrouter.sources.bus.buses import EventBuses
     from eventrouter.store.base import Store
 
 

@@ -48,13 +48,13 @@ from eventrouter.outcomes import (
     unmarshal_error,
 )
 from eventrouter.registry import FunctionSpec
-from eventrouter.runtime.concurrency import FunctionSlots, Slots
-from eventrouter.runtime.deadlines import Deadline, Deadlines
-from eventrouter.runtime.environment import EXIT_ERROR
-from eventrouter.runtime.environments import Pool
-from eventrouter.runtime.frames import Invoke, Mode
-from eventrouter.runtime.per_record import each, each_async
-from eventrouter.runtime.warmup import init_phase
+from eventrouter.runtime.environments.environment import EXIT_ERROR
+from eventrouter.runtime.environments.frames import Invoke, Mode
+from eventrouter.runtime.environments.per_record import each, each_async
+from eventrouter.runtime.environments.pool import Pool
+from eventrouter.runtime.environments.warmup import init_phase
+from eventrouter.services.concurrency import FunctionSlots, Slots
+from eventrouter.services.deadlines import Deadline, Deadlines
 from eventrouter.signature import decode_integral_floats
 from eventrouter.streaming import Stream, open_stream
 

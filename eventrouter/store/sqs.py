@@ -22,8 +22,8 @@ import structlog
 from eventrouter._optional import require
 from eventrouter.lineage import produced
 from eventrouter.observability.tracing import current_trace
-from eventrouter.runtime.clients import sqs_queue_url
-from eventrouter.sources.sqs import Sqs
+from eventrouter.services.clients import sqs_queue_url
+from eventrouter.sources.sqs.source import Sqs
 from eventrouter.store.base import StoredEvent
 
 log = structlog.get_logger("eventrouter.store")

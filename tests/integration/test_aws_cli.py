@@ -14,7 +14,7 @@ import pytest
 
 from eventrouter import Context, Queue, Router, to_queue
 from eventrouter.arns import queue_arn
-from eventrouter.sources.queue import QUEUE_SERVICE
+from eventrouter.sources.queue.source import QUEUE_SERVICE
 from eventrouter.testing import run_router
 from tests.apps.secure import OPS, OPS_BILLING, operator_credentials
 

@@ -23,7 +23,7 @@ import msgspec
 import pytest
 
 from eventrouter import Context, Kinesis, KinesisRecord, Router, SourceError, to_sqs
-from eventrouter.shards.reader import ShardReader
+from eventrouter.sources.shards.reader import ShardReader
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 from tests.lambda_models import check_event

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from eventrouter import Kafka, Queue, Router, Sqs, to_directory, to_queue, to_sqs
 from eventrouter.arns import queue_arn
 from eventrouter.errors import AccessDenied, ConfigError
-from eventrouter.sources.queue import QUEUE_SERVICE
+from eventrouter.sources.queue.source import QUEUE_SERVICE
 from eventrouter.testing import TestRouter, run_router
 from tests import services
 from tests.apps import secure

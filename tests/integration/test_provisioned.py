@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from eventrouter import Router
-from eventrouter.runtime.environments import Pool
+from eventrouter.runtime.environments.pool import Pool
 from eventrouter.testing import run_router
 from tests.services import lambda_client
 

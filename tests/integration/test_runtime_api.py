@@ -54,7 +54,7 @@ async def test_runtime_api_init_error_fails_the_invocation() -> None:
 async def test_an_init_that_never_ends_is_stopped_at_the_init_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("eventrouter.runtime.environments.INIT_TIMEOUT", 0.5)
+    monkeypatch.setattr("eventrouter.runtime.environments.pool.INIT_TIMEOUT", 0.5)
     async with run_router(router) as app:
         with pytest.raises(FunctionError) as caught:
             await app.invoke("never-ready", {})

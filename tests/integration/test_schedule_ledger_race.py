@@ -10,8 +10,8 @@ import anyio
 import pytest
 
 from eventrouter.lease_table import ensure_table
-from eventrouter.runtime.clients import Clients
-from eventrouter.schedules.dynamo import DynamoLedger
+from eventrouter.services.clients import Clients
+from eventrouter.sources.schedule.dynamo import DynamoLedger
 from tests.kafka_broker import unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
-from eventrouter.runtime.clients import Clients
-from eventrouter.shards.leases import DynamoCheckpoints
+from eventrouter.services.clients import Clients
+from eventrouter.sources.shards.leases import DynamoCheckpoints
 from tests.kafka_broker import unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from eventrouter import Context, Router, Sqs, to_queue
-from eventrouter.runtime.clients import Clients
+from eventrouter.services.clients import Clients
 from eventrouter.testing import run_router
 from tests.kafka_broker import unique
 

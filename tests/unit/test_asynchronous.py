@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from eventrouter import Context, Queue, Router, to_directory, to_function, to_queue
-from eventrouter.runtime.asynchronous import function_queue, throttle_backoff
-from eventrouter.runtime.backoff import backoff
+from eventrouter.backoff import backoff
+from eventrouter.runtime.policies.asynchronous import function_queue, throttle_backoff
 from eventrouter.store import EventStore
 from eventrouter.testing import run_router
 
@@ -400,7 +400,7 @@ async def test_no_destination_logs_and_drops(log_records: Any) -> None:
 async def test_store_errors_do_not_stop_the_dispatcher(monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from eventrouter.runtime import asynchronous
+    from eventrouter.runtime.policies import asynchronous
 
     monkeypatch.setattr(asynchronous, "STORE_RETRY", 0.01)
     router = Router("t")

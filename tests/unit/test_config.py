@@ -7,7 +7,7 @@ import pytest
 
 from eventrouter import ConfigError, Queue, Router, to_directory, to_function, to_queue
 from eventrouter.config import FunctionSettings
-from eventrouter.runtime.concurrency import RESERVED_LIMIT, Slots
+from eventrouter.services.concurrency import RESERVED_LIMIT, Slots
 
 
 async def noop(event: Any) -> None:

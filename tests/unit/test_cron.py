@@ -10,8 +10,8 @@ import pytest
 from cronsim import CronSim
 
 from eventrouter.errors import ConfigError
-from eventrouter.schedules.cron import Cron
-from eventrouter.schedules.expressions import parse_expression
+from eventrouter.sources.schedule.cron import Cron
+from eventrouter.sources.schedule.expressions import parse_expression
 
 UTC_ZONE = ZoneInfo("UTC")
 

@@ -12,7 +12,7 @@ from eventrouter import ConfigError, Http, Response, Router
 from eventrouter.http.app import shape
 from eventrouter.http.invoke_api import function_name
 from eventrouter.http.server import parse_address
-from eventrouter.sources.http import parse_route
+from eventrouter.sources.http.source import parse_route
 
 
 async def noop(event: Any) -> None: ...

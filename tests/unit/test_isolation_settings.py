@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from eventrouter import ConfigError, Router
-from eventrouter.runtime.environment import exit_description, tree_rss_kb
+from eventrouter.runtime.environments.environment import exit_description, tree_rss_kb
 
 
 async def handler(event: Any) -> None: ...

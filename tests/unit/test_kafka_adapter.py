@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eventrouter.sources.kafka import Kafka, KafkaAdapter, lambda_event
+from eventrouter.sources.kafka.source import Kafka, KafkaAdapter, lambda_event
 
 pytestmark = pytest.mark.anyio
 

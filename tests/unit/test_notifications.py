@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from eventrouter import S3, ConfigError, Sns
-from eventrouter.notifications import s3 as s3_rules
-from eventrouter.notifications import sns as sns_rules
+from eventrouter.sources.s3 import rules as s3_rules
+from eventrouter.sources.sns import rules as sns_rules
 from tests.lambda_models import check_event
 from tests.sns_signing import Signer, notification
 

@@ -1,4 +1,4 @@
-"""The polled-queue rules (runtime/queue_poll.py) on an in-memory queue: deletes, partial
+"""The polled-queue rules (runtime/policies/queue_poll.py) on an in-memory queue: deletes, partial
 batch responses, per-message and FIFO order, filters, poller scaling. SQS runs the same
 policy in tests/integration/test_sqs.py."""
 

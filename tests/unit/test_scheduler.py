@@ -13,8 +13,8 @@ import pytest
 
 from eventrouter import Router, Schedule
 from eventrouter.observability.metrics import Metrics
-from eventrouter.runtime.scheduler import LATE_LIMIT, Scheduler
-from eventrouter.schedules.ledger import SqliteLedger
+from eventrouter.sources.schedule.ledger import SqliteLedger
+from eventrouter.sources.schedule.scheduler import LATE_LIMIT, Scheduler
 from eventrouter.store.sqlite import EventStore
 from tests.lambda_models import check_event
 

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from eventrouter import ConfigError, Context, Kinesis, Router, to_queue
-from eventrouter.shards.reader import ShardReader
+from eventrouter.sources.shards.reader import ShardReader
 from eventrouter.testing import MemoryKinesis, run_router
 from tests.progress import Progress
 
@@ -383,7 +383,7 @@ async def test_no_permission_to_read_the_stream_is_a_clear_error() -> None:
     from botocore.exceptions import ClientError
 
     from eventrouter import SourceError
-    from eventrouter.sources.kinesis import KinesisTransport
+    from eventrouter.sources.kinesis.source import KinesisTransport
 
     class Denied:
         async def describe_stream_summary(self, **_: Any) -> Any:

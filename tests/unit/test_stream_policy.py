@@ -1,4 +1,4 @@
-"""The stream rules (runtime/stream.py) on an in-memory stream: retries, bisect, partial
+"""The stream rules (runtime/policies/stream.py) on an in-memory stream: retries, bisect, partial
 batch responses, record age, checkpoints, order. Kafka runs the same policy in
 tests/integration/test_kafka.py."""
 

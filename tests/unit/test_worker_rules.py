@@ -10,7 +10,7 @@ import pytest
 from eventrouter import Router
 from eventrouter.cli import _SUPERVISOR_OPTIONS, _without
 from eventrouter.runtime.engine import Engine
-from eventrouter.shards.memory import MemoryKinesis
+from eventrouter.sources.shards.memory import MemoryKinesis
 from eventrouter.supervisor import worker_count
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,103 @@
+"""What a stream transport provides to the stream policy
+(:mod:`eventrouter.runtime.policies.stream`).
+
+Kafka's adapter is :class:`eventrouter.sources.kafka.source.KafkaAdapter` (the in-memory one of the
+tests :class:`eventrouter.fakes.MemoryStreamAdapter`); Kinesis's and DynamoDB Streams' are
+shard readers (:class:`eventrouter.sources.shards.reader.ShardReader`): shards are their partitions,
+sequence numbers (as integers) their offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol
+
+Assigned = Callable[[set[Any]], Awaitable[None]]
+
+
+class StreamAdapter(Protocol):
+    """A stream transport. Partitions (``tp``) are opaque hashable values to the policy;
+    records have ``offset``, ``timestamp`` (ms since the epoch) and ``value`` (bytes or
+    ``None``), as aiokafka's ``ConsumerRecord`` has."""
+
+    #: The source's settings: batch size and window, retries, bisect, ages, filters...
+    source: Any
+
+    async def start(self, on_assigned: Assigned, on_revoked: Assigned) -> None: ...
+
+    async def fetch(
+        self, partitions: list[Any] | None, wait: float, max_records: int
+    ) -> dict[Any, list[Any]]: ...
+
+    def pause(self, tp: Any) -> None: ...
+
+    def resume(self, tp: Any) -> None: ...
+
+    async def commit(
+        self, offsets: dict[Any, int], windows: dict[Any, bytes | None] | None = None
+    ) -> None:
+        """Store the checkpoints (the next offset to process), with the open tumbling
+        windows when the source has them."""
+        ...
+
+    def window(self, tp: Any) -> bytes | None:
+        """The tumbling window stored with ``tp``'s checkpoint (sources with windows)."""
+        ...
+
+    def read_through(self, tp: Any) -> float | None:
+        """When the last read of ``tp`` whose records were handed out started, epoch seconds
+        (sources with windows: a window closes once its partition is read past its end)."""
+        ...
+
+    async def committed(self, tp: Any) -> int | None: ...
+
+    async def seek_to_timestamp(self, tps: set[Any], timestamp: float) -> None: ...
+
+    def highwater(self, tp: Any) -> int | None:
+        """The partition's log end offset (Kafka), when known."""
+        ...
+
+    def millis_behind(self, tp: Any) -> int | None:
+        """How far behind the stream's tip reading is, when the service says (Kinesis)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the start-up log line says of the source."""
+        ...
+
+    def partition_name(self, tp: Any) -> str: ...
+
+    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
+        """Lambda's event for a batch of records (the raw handler form)."""
+        ...
+
+    def record(self, raw: Any, value: Any) -> Any:
+        """``ctx.records[i]``: one record's metadata with its decoded value."""
+        ...
+
+    def filter_view(self, raw: Any) -> dict[str, Any]:
+        """What filter patterns see of a record."""
+        ...
+
+    def item_identifier(self, raw: Any) -> Hashable:
+        """A record's identity in a ``batchItemFailures`` response..."""
+        ...
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        """...and an ``itemIdentifier`` as the handler wrote it, in the same terms."""
+        ...
+
+    def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
+        """The batch's info in a failure record (``("KafkaBatchInfo", {...})``)."""
+        ...
+
+    def trace_of(self, raw: Any) -> str | None:
+        """The trace a record carries (a ``traceparent``), where its transport has one."""
+        ...
+
+    def lineage_of(self, raws: list[Any]) -> int:
+        """The depth of the deepest invocation that wrote a batch's records, where their
+        transport carries one (``eventrouter/lineage.py``; 0 otherwise)."""
+        ...

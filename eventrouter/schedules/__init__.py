@@ -1,1 +1,0 @@
-"""Schedules: EventBridge's expressions (``cron``, ``expressions``) and the fires' ledger."""
