@@ -15,8 +15,8 @@ import structlog
 from eventrouter.arns import LATEST, function_arn
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.runtime.ports import CallerPort
 
 
 class CognitoIdentity:
@@ -171,6 +171,7 @@ class Context(LambdaFields):
     __slots__ = (
         "_client_context_raw",
         "_log",
+        "_log_stream",
         "_runtime",
         "_spec",
         "_w3c",
@@ -187,7 +188,7 @@ class Context(LambdaFields):
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: CallerPort,
         spec: FunctionSpec,
         request_id: str,
         deadline: float,
@@ -195,9 +196,11 @@ class Context(LambdaFields):
         messages: list[str] | None = None,
         http: Any = None,
         client_context: Any = None,
+        log_stream: str = "",
     ) -> None:
         self._runtime = runtime
         self._spec = spec
+        self._log_stream = log_stream
         self._log: FunctionLog | None = None
         self.aws_request_id = request_id
         #: ``time.monotonic()`` at which the invocation times out.
@@ -244,7 +247,7 @@ class Context(LambdaFields):
     @property
     def log_stream_name(self) -> str:
         """The log stream of the environment: one per function and router process inline."""
-        return self._runtime.invoker.states[self._spec.name].log_stream
+        return self._log_stream
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the invocation times out (never negative)."""

@@ -35,8 +35,8 @@ from eventrouter.sources.kafka.source import Kafka, KafkaShapes
 from eventrouter.sources.sqs.source import Sqs, SqsAdapter
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
 
 _encoder = msgspec.json.Encoder()
 
@@ -146,7 +146,7 @@ class MemoryStream(Kafka, frozen=True, dict=True):
     def source_arns(self) -> list[str]:
         return []
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> MemoryStreamAdapter:
+    def adapter(self, spec: FunctionSpec, runtime: SourcePort) -> MemoryStreamAdapter:
         return MemoryStreamAdapter(self, f"{runtime.router.name}-{spec.name}")
 
     def describe(self) -> str:
@@ -303,7 +303,7 @@ class MemoryQueue(Sqs, frozen=True, dict=True):
     def source_arns(self) -> list[str]:
         return []
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> MemoryQueueAdapter:
+    def adapter(self, spec: FunctionSpec, runtime: SourcePort) -> MemoryQueueAdapter:
         return MemoryQueueAdapter(self)
 
     def describe(self) -> str:

@@ -6,7 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from eventrouter.registry import FunctionSpec, Registry, Source
+from eventrouter.contract.spec import FunctionSpec
+from eventrouter.registry import Registry, Source
 
 if TYPE_CHECKING:
     from eventrouter.http.app import HttpApp

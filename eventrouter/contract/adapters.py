@@ -1,5 +1,6 @@
-"""What a stream transport provides to the stream policy
-(:mod:`eventrouter.runtime.policies.stream`).
+"""What a transport provides to the policy of its model: a polled queue's (``QueueAdapter``,
+for :mod:`eventrouter.runtime.policies.queue_poll`) and a stream's (``StreamAdapter``, for
+:mod:`eventrouter.runtime.policies.stream`).
 
 Kafka's adapter is :class:`eventrouter.sources.kafka.source.KafkaAdapter` (the in-memory one of the
 tests :class:`eventrouter.fakes.MemoryStreamAdapter`); Kinesis's and DynamoDB Streams' are
@@ -10,7 +11,10 @@ sequence numbers (as integers) their offsets.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from eventrouter.contract.source import QueueInfo
 
 Assigned = Callable[[set[Any]], Awaitable[None]]
 
@@ -101,3 +105,31 @@ class StreamAdapter(Protocol):
         """The depth of the deepest invocation that wrote a batch's records, where their
         transport carries one (``eventrouter/lineage.py``; 0 otherwise)."""
         ...
+
+
+class QueueAdapter(Protocol):
+    """A polled queue's transport. Messages are dicts in SQS's ``ReceiveMessage`` shape
+    (``MessageId``, ``ReceiptHandle``, ``Body``, ``Attributes``, ``MessageAttributes``)."""
+
+    #: The source's settings: batch size and window, pollers, filters...
+    source: Any
+    #: Whether messages of one group must be handled in order (SQS FIFO).
+    fifo: bool
+    #: How errors name the source: ``Sqs('orders')``.
+    label: str
+
+    async def connect(self) -> QueueInfo: ...
+
+    async def receive(
+        self, max_messages: int, wait_seconds: int, attributes: list[str]
+    ) -> list[dict[str, Any]]: ...
+
+    async def delete(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Delete ``messages``; returns the ids that could not be deleted."""
+        ...
+
+    def lambda_event(self, raws: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def record(self, raw: dict[str, Any]) -> Any: ...
+
+    def filter_view(self, raw: dict[str, Any]) -> dict[str, Any]: ...

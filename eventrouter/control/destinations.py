@@ -19,7 +19,7 @@ from eventrouter.destinations.queue import to_queue
 from eventrouter.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eventrouter.destinations import Destination
+    from eventrouter.contract.destination import Destination
     from eventrouter.runtime.interface import Runtime
 
 

@@ -7,8 +7,7 @@ target can tell (a file of that name).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
+from eventrouter.contract.destination import Destination
 from eventrouter.destinations.aws import (
     ToEventBridge,
     ToS3,
@@ -24,25 +23,6 @@ from eventrouter.destinations.directory import ToDirectory, to_directory
 from eventrouter.destinations.function import ToFunction, to_function
 from eventrouter.destinations.kafka import ToKafka, to_kafka
 from eventrouter.destinations.queue import ToQueue, to_queue
-
-if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
-
-
-class Destination(Protocol):
-    """What ``on_success`` / ``on_failure`` accept."""
-
-    def describe(self) -> str: ...
-
-    def permission(self, key: str) -> tuple[str, str]:
-        """The action and resource ARN a role must allow for the record of event ``key``."""
-        ...
-
-    def check(self, runtime: Runtime) -> None:
-        """Raise ``ConfigError`` at start-up if the destination cannot work."""
-
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None: ...
-
 
 __all__ = [
     "Destination",

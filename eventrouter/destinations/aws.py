@@ -20,7 +20,7 @@ from eventrouter.observability.tracing import current_xray
 from eventrouter.services.clients import sqs_queue_url
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import Services
 
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -29,10 +29,10 @@ class _Aws(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
     endpoint_url: str | None = None
 
-    def check(self, runtime: Runtime) -> None:
+    def check(self, runtime: Services) -> None:
         require("aiobotocore", "aws")
 
-    async def client(self, runtime: Runtime, service: str) -> Any:
+    async def client(self, runtime: Services, service: str) -> Any:
         return await runtime.clients.aws(service, self.region, self.endpoint_url)
 
 
@@ -45,7 +45,7 @@ class ToSqs(_Aws, frozen=True, kw_only=True, dict=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "sqs:SendMessage", sqs_arn(self.queue, self.region)
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         sqs = await self.client(runtime, "sqs")
         url = self.__dict__.get("_url")
         if url is None:
@@ -74,7 +74,7 @@ class ToSns(_Aws, frozen=True, kw_only=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "sns:Publish", self.topic_arn
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         sns = await self.client(runtime, "sns")
         await sns.publish(TopicArn=self.topic_arn, Message=record.decode())
 
@@ -95,7 +95,7 @@ class ToEventBridge(_Aws, frozen=True, kw_only=True):
             event_bus_arn(self.bus, self.region),
         )
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         events = await self.client(runtime, "events")
         entry = {
             "Source": self.source,
@@ -126,7 +126,7 @@ class ToS3(_Aws, frozen=True, kw_only=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "s3:PutObject", s3_object_arn(self.bucket, self.object_key(key))
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         s3 = await self.client(runtime, "s3")
         await s3.put_object(
             Bucket=self.bucket,

@@ -12,7 +12,7 @@ from eventrouter.keywords import checked
 from eventrouter.sources.bus.rules import DEFAULT_BUS, bus_name, check_bus_name
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import Services
 
 
 class ToBus(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,14 +26,14 @@ class ToBus(msgspec.Struct, frozen=True, kw_only=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "events:PutEvents", event_bus_arn(self.bus)
 
-    def check(self, runtime: Runtime) -> None:
+    def check(self, runtime: Services) -> None:
         if self.bus not in runtime.buses.buses:
             raise ConfigError(
                 f"to_bus({self.bus!r}): no such event bus; declare it with "
                 f"Router(buses=[EventBus({self.bus!r})]) or name it in an EventRule"
             )
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         entry = {
             "Source": self.source,
             "DetailType": self.detail_type,

@@ -16,7 +16,7 @@ from eventrouter.errors import ConfigError
 from eventrouter.keywords import checked
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import Services
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -30,19 +30,19 @@ class ToDirectory(msgspec.Struct, frozen=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "eventrouter:WriteFile", directory_arn(os.path.abspath(self.path).lstrip("/"))
 
-    def folder(self, runtime: Runtime) -> Path:
+    def folder(self, runtime: Services) -> Path:
         """Where the records go: a relative path is relative to the working directory, or,
         under ``eventrouter.testing``, to the test's temporary directory."""
         root = runtime.directory_root
         return Path(self.path) if root is None else Path(root) / self.path
 
-    def check(self, runtime: Runtime) -> None:
+    def check(self, runtime: Services) -> None:
         try:
             self.folder(runtime).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"destination {self.describe()}: {exc}") from exc
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         await anyio.to_thread.run_sync(self._write, self.folder(runtime), record, key)
 
     def _write(self, folder: Path, record: bytes, key: str) -> None:

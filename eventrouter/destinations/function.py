@@ -11,7 +11,7 @@ from eventrouter.errors import ConfigError
 from eventrouter.keywords import checked
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import Services
 
 
 class ToFunction(msgspec.Struct, frozen=True):
@@ -23,13 +23,13 @@ class ToFunction(msgspec.Struct, frozen=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "lambda:InvokeFunction", function_arn(self.name)
 
-    def check(self, runtime: Runtime) -> None:
+    def check(self, runtime: Services) -> None:
         if self.name not in runtime.router.functions:
             raise ConfigError(
                 f"destination {self.describe()}: no function {self.name!r} is registered"
             )
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         await runtime.enqueue_invocation(self.name, record)
 
 

@@ -15,7 +15,7 @@ from eventrouter.lineage import CARRIER, produced
 from eventrouter.observability.tracing import current_trace
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import Services
 
 
 class ToKafka(msgspec.Struct, frozen=True):
@@ -38,11 +38,11 @@ class ToKafka(msgspec.Struct, frozen=True):
             )
         return servers
 
-    def check(self, runtime: Runtime) -> None:
+    def check(self, runtime: Services) -> None:
         require("aiokafka", "kafka")
         self.servers()
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         producer = await runtime.clients.kafka_producer(self.servers())
         trace = current_trace()
         headers = [("traceparent", trace.encode())] if trace is not None else []

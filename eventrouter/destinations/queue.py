@@ -12,7 +12,7 @@ from eventrouter.keywords import checked
 from eventrouter.sources.queue.source import check_queue_name
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import Services
 
 
 class ToQueue(msgspec.Struct, frozen=True):
@@ -27,10 +27,10 @@ class ToQueue(msgspec.Struct, frozen=True):
     def permission(self, key: str) -> tuple[str, str]:
         return "eventrouter:SendMessage", queue_arn(self.name)
 
-    def check(self, runtime: Runtime) -> None:
+    def check(self, runtime: Services) -> None:
         pass
 
-    async def send(self, runtime: Runtime, record: bytes, key: str) -> None:
+    async def send(self, runtime: Services, record: bytes, key: str) -> None:
         await runtime.store.enqueue(self.name, new_request_id(), record)
 
 

@@ -15,8 +15,8 @@ from eventrouter.arns import LATEST, function_arn, role_arn
 from eventrouter.control.destinations import arn_of
 
 if TYPE_CHECKING:
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.control.overrides import InvokeConfig
-    from eventrouter.registry import FunctionSpec
     from eventrouter.runtime.interface import Runtime
 
 

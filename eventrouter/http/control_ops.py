@@ -23,8 +23,8 @@ from eventrouter.http.control_docs import (
 from eventrouter.http.invoke_api import function_name
 
 if TYPE_CHECKING:
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.control.mappings import Mapping
-    from eventrouter.registry import FunctionSpec
     from eventrouter.runtime.interface import Runtime
 
 #: ``ListFunctions`` gives at most this many a page (Lambda's own maximum).

@@ -13,7 +13,8 @@ from eventrouter.http.response import Response
 from eventrouter.sources.http.source import Http
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec, Registry
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.registry import Registry
 
 _NO_SCHEMA = (inspect.Parameter.empty, Any, dict, object, Response, HttpEvent, None, type(None))
 _ERROR = {

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec, Registry
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.registry import Registry
 
 #: The tracer of this process while one is active (:func:`activate`), else ``None``.
 TRACER: Tracer | None = None

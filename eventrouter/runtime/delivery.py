@@ -25,9 +25,9 @@ from eventrouter.observability.tracing import sending
 from eventrouter.outcomes import delivery_retry
 
 if TYPE_CHECKING:
-    from eventrouter.destinations import Destination
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.destination import Destination
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.runtime.ports import CallerPort
 
 log = structlog.get_logger("eventrouter")
 
@@ -45,7 +45,7 @@ class Delivered(enum.Enum):
 class Deliveries:
     """Delivers records for one runtime."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: CallerPort) -> None:
         self.runtime = runtime
         self.listeners: list[DeliveryListener] = []
 

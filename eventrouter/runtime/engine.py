@@ -54,9 +54,10 @@ from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore, private_dir
 
 if TYPE_CHECKING:
-    from eventrouter.destinations import Destination
+    from eventrouter.contract.destination import Destination
+    from eventrouter.contract.ports import FinalListener
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.http.server import HttpServer
-    from eventrouter.registry import FunctionSpec
 
 log = structlog.get_logger("eventrouter")
 
@@ -464,6 +465,10 @@ class Engine(Runtime):
         request_id = new_request_id()
         await self.store.enqueue(function_queue(name), request_id, data, trace=trace)
         return request_id
+
+    def on_final(self, listener: FinalListener) -> None:
+        """Call ``listener`` at the end of every asynchronous event."""
+        self.policy.final_listeners.append(listener)
 
     async def send(
         self, spec: FunctionSpec, destination: Destination, record: bytes, key: str

@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from eventrouter.contract.destination import Destination
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.control.mappings import Mappings
     from eventrouter.control.plane import Control
-    from eventrouter.destinations import Destination
     from eventrouter.observability.history import History
     from eventrouter.observability.metrics import Metrics
     from eventrouter.observability.usage import UsageLedger
     from eventrouter.outcomes import Outcome
-    from eventrouter.registry import FunctionSpec, Registry
+    from eventrouter.registry import Registry
     from eventrouter.runtime.delivery import Deliveries
     from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
     from eventrouter.security.guard import Guard

@@ -23,6 +23,7 @@ import structlog
 from eventrouter.arns import function_arn
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
 from eventrouter.context import Context, log_stream_name
+from eventrouter.contract.spec import FunctionSpec
 from eventrouter.lineage import DEPTH, LIMIT
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import (
@@ -47,7 +48,6 @@ from eventrouter.outcomes import (
     timeout_error,
     unmarshal_error,
 )
-from eventrouter.registry import FunctionSpec
 from eventrouter.runtime.environments.environment import EXIT_ERROR
 from eventrouter.runtime.environments.frames import Invoke, Mode
 from eventrouter.runtime.environments.per_record import each, each_async
@@ -59,7 +59,7 @@ from eventrouter.signature import decode_integral_floats
 from eventrouter.streaming import Stream, open_stream
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.runtime.ports import CallerPort
 
 #: Sends a handler's stream to whoever asked (the HTTP route, ``InvokeWithResponseStream``).
 StreamSink = Callable[[Stream], Awaitable[None]]
@@ -72,7 +72,7 @@ _SAID_BY_THE_ENVIRONMENT = frozenset((OUT_OF_MEMORY, EXIT_ERROR))
 
 
 class FunctionState:
-    """Runtime state of one function: its slots and whether its environment is warm.
+    """CallerPort state of one function: its slots and whether its environment is warm.
 
     An ``isolation="process"`` function has a pool of environments of its own instead.
     """
@@ -114,7 +114,7 @@ class Invoker:
     """Runs handlers for one runtime."""
 
     def __init__(
-        self, runtime: Runtime, slots: Slots, metrics: Metrics, thread_workers: int
+        self, runtime: CallerPort, slots: Slots, metrics: Metrics, thread_workers: int
     ) -> None:
         self.runtime = runtime
         self.slots = slots
@@ -237,7 +237,15 @@ class Invoker:
         depth_token = DEPTH.set(depth)
         try:
             ctx = Context(
-                self.runtime, spec, request_id, 0.0, attempt, messages, http, client_context
+                self.runtime,
+                spec,
+                request_id,
+                0.0,
+                attempt,
+                messages,
+                http,
+                client_context,
+                state.log_stream,
             )
             ctx.records = records
             if tracing.TRACER is not None:

@@ -38,8 +38,9 @@ from eventrouter.security.policy import (
 from eventrouter.security.sigv4 import SignatureError, verify
 
 if TYPE_CHECKING:
-    from eventrouter.destinations import Destination
-    from eventrouter.registry import FunctionSpec, Registry
+    from eventrouter.contract.destination import Destination
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.registry import Registry
 
 log = structlog.get_logger("eventrouter")
 

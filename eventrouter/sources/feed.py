@@ -30,8 +30,8 @@ from eventrouter.observability.tracing import sqs_trace
 from eventrouter.services.clients import error_code, sqs_queue_url
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.sources.sqs.source import Sqs
 
 log = structlog.get_logger("eventrouter.notifications")
@@ -49,7 +49,7 @@ class SqsFeed:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: SourcePort,
         spec: FunctionSpec,
         queue: Sqs,
         convert: Convert,
@@ -170,7 +170,7 @@ class SqsFeed:
 
 
 async def ensure_queue(
-    runtime: Runtime, queue: Sqs, service: str, source_arn: str, operator: str = "ArnEquals"
+    runtime: SourcePort, queue: Sqs, service: str, source_arn: str, operator: str = "ArnEquals"
 ) -> str:
     """Create the queue unless it exists and let ``service`` (``sns.amazonaws.com``...) send
     to it from ``source_arn`` only (the ``aws:SourceArn`` condition, by ``operator``); its ARN."""

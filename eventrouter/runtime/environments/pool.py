@@ -8,12 +8,12 @@ function's concurrency, and shuts down those idle for longer than ``idle_timeout
 The router enforces what inline mode cannot: an invocation that overruns its timeout gets
 its process group killed (CPU-bound code that never yields is stopped too); a process whose
 resident memory passes ``memory_mb`` is killed and the invocation fails with
-``Runtime.OutOfMemory``; a process that dies fails only the invocation it was running. The
+``CallerPort.OutOfMemory``; a process that dies fails only the invocation it was running. The
 killed environment is replaced by the next cold start.
 
 Two kinds of process: a Python worker (:mod:`eventrouter.runtime.environments.worker`,
 messages over a socket pair) for ``@on_event(..., isolation="process")``, and any command
-speaking Lambda's Runtime API (:mod:`eventrouter.runtime.environments.runtime_api`) for
+speaking Lambda's CallerPort API (:mod:`eventrouter.runtime.environments.runtime_api`) for
 ``router.external(...)``.
 """
 
@@ -49,8 +49,8 @@ from eventrouter.runtime.environments.frames import (
 )
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.runtime.ports import CallerPort
 
 from eventrouter.runtime.environments.environment import (
     EXIT_ERROR,
@@ -72,7 +72,7 @@ log = structlog.get_logger("eventrouter")
 class Pool:
     """The execution environments of one function."""
 
-    def __init__(self, runtime: Runtime, spec: FunctionSpec) -> None:
+    def __init__(self, runtime: CallerPort, spec: FunctionSpec) -> None:
         self.runtime = runtime
         self.spec = spec
         self.idle: list[Environment] = []
@@ -278,7 +278,7 @@ class Pool:
         return Result(
             error=error_document(
                 OUT_OF_MEMORY if oom else EXIT_ERROR,
-                f"RequestId: {request_id} Error: Runtime exited with error: "
+                f"RequestId: {request_id} Error: CallerPort exited with error: "
                 + ("signal: killed" if oom else how),
                 request_id,
             )
@@ -292,8 +292,8 @@ class Pool:
             error = init_timeout_error(request_id, INIT_TIMEOUT)
         else:
             error = error_document(
-                EXIT_ERROR if isinstance(exc, EnvironmentGone) else "Runtime.StartError",
-                f"RequestId: {request_id} Error: Runtime exited with error: {exc}",
+                EXIT_ERROR if isinstance(exc, EnvironmentGone) else "CallerPort.StartError",
+                f"RequestId: {request_id} Error: CallerPort exited with error: {exc}",
                 request_id,
             )
         log.error("init failed", function=self.spec.name, request_id=request_id, error=error)

@@ -45,9 +45,9 @@ from eventrouter.runtime.delivery import Delivered
 from eventrouter.store.base import StoredEvent
 
 if TYPE_CHECKING:
-    from eventrouter.destinations import Destination
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.destination import Destination
     from eventrouter.runtime.invoker import FunctionState
+    from eventrouter.runtime.policies.port import PolicyPort
 
 __all__ = ["AsyncPolicy", "function_queue", "throttle_backoff"]
 
@@ -84,7 +84,7 @@ class Consumer:
 class AsyncPolicy:
     """Consumes the store for every function of the engine."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: PolicyPort) -> None:
         self.runtime = runtime
         self.store = runtime.store
         self.invoker = runtime.invoker

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -24,53 +24,25 @@ import msgspec
 import structlog
 
 from eventrouter.backoff import backoff
-from eventrouter.contract.source import QueueInfo
+from eventrouter.contract.adapters import QueueAdapter
+from eventrouter.contract.spec import pull_decoder
 from eventrouter.errors import ConfigError
 from eventrouter.events import LazyList, new_request_id
 from eventrouter.lineage import from_sqs
 from eventrouter.observability import tracing
 from eventrouter.outcomes import Status, failed_items
-from eventrouter.registry import pull_decoder
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
     from eventrouter.runtime.invoker import FunctionState
+    from eventrouter.runtime.policies.port import PolicyPort
 
 log = structlog.get_logger("eventrouter.sqs")
-
-
-class QueueAdapter(Protocol):
-    """A polled queue's transport. Messages are dicts in SQS's ``ReceiveMessage`` shape
-    (``MessageId``, ``ReceiptHandle``, ``Body``, ``Attributes``, ``MessageAttributes``)."""
-
-    #: The source's settings: batch size and window, pollers, filters...
-    source: Any
-    #: Whether messages of one group must be handled in order (SQS FIFO).
-    fifo: bool
-    #: How errors name the source: ``Sqs('orders')``.
-    label: str
-
-    async def connect(self) -> QueueInfo: ...
-
-    async def receive(
-        self, max_messages: int, wait_seconds: int, attributes: list[str]
-    ) -> list[dict[str, Any]]: ...
-
-    async def delete(self, messages: list[dict[str, Any]]) -> list[str]:
-        """Delete ``messages``; returns the ids that could not be deleted."""
-        ...
-
-    def lambda_event(self, raws: list[dict[str, Any]]) -> dict[str, Any]: ...
-
-    def record(self, raw: dict[str, Any]) -> Any: ...
-
-    def filter_view(self, raw: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class QueuePollPolicy:
     """Consumes one polled queue for one function."""
 
-    def __init__(self, runtime: Runtime, state: FunctionState, adapter: QueueAdapter) -> None:
+    def __init__(self, runtime: PolicyPort, state: FunctionState, adapter: QueueAdapter) -> None:
         self.runtime = runtime
         self.state = state
         self.adapter = adapter

@@ -38,8 +38,8 @@ from eventrouter.runtime.policies.stream_batch import BatchRunner, Lane, Partiti
 from eventrouter.runtime.policies.stream_window import Windows
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
     from eventrouter.runtime.invoker import FunctionState
+    from eventrouter.runtime.policies.port import PolicyPort
 
 log = structlog.get_logger("eventrouter.stream")
 
@@ -55,7 +55,7 @@ _VALUE = operator.attrgetter("value")
 class StreamPolicy:
     """Consumes one stream source for one function."""
 
-    def __init__(self, runtime: Runtime, state: FunctionState, adapter: StreamAdapter) -> None:
+    def __init__(self, runtime: PolicyPort, state: FunctionState, adapter: StreamAdapter) -> None:
         self.runtime = runtime
         self.state = state
         self.adapter = adapter

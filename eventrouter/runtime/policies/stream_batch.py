@@ -17,6 +17,7 @@ import msgspec
 import structlog
 
 from eventrouter.contract.adapters import StreamAdapter
+from eventrouter.contract.spec import pull_decoder
 from eventrouter.events import LazyList, new_request_id
 from eventrouter.observability import tracing
 from eventrouter.outcomes import (
@@ -30,12 +31,11 @@ from eventrouter.outcomes import (
     stream_next,
     unmarshal_error,
 )
-from eventrouter.registry import pull_decoder
 from eventrouter.runtime.policies.stream_window import Window, Windows
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
     from eventrouter.runtime.invoker import FunctionState
+    from eventrouter.runtime.policies.port import PolicyPort
 
 log = structlog.get_logger("eventrouter.stream")
 
@@ -129,7 +129,7 @@ class BatchRunner:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: PolicyPort,
         state: FunctionState,
         adapter: StreamAdapter,
         *,

@@ -33,8 +33,8 @@ from eventrouter.events import new_request_id
 from eventrouter.outcomes import Outcome, Status, error_document, failed
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
     from eventrouter.runtime.invoker import FunctionState
+    from eventrouter.runtime.policies.port import PolicyPort
     from eventrouter.runtime.policies.stream_batch import Lane, Partition
 
 log = structlog.get_logger("eventrouter.stream")
@@ -63,7 +63,7 @@ class Windows:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: PolicyPort,
         state: FunctionState,
         adapter: Any,
         seconds: float,

@@ -30,8 +30,9 @@ from eventrouter.sources.schedule.expressions import iso
 from eventrouter.store.sqlite import INSERT_EVENT, EventStore
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec, Registry
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.registry import Registry
 
 log = structlog.get_logger("eventrouter.bus")
 
@@ -111,7 +112,7 @@ def _iso(at: float) -> str:
 class EventBuses:
     """The buses and rules of one runtime."""
 
-    def __init__(self, runtime: Runtime, registry: Registry) -> None:
+    def __init__(self, runtime: SourcePort, registry: Registry) -> None:
         self.runtime = runtime
         self.buses: dict[str, EventBus] = {DEFAULT_BUS: EventBus(DEFAULT_BUS)}
         self.buses.update({bus.name: bus for bus in registry.buses})

@@ -15,7 +15,7 @@ import msgspec
 
 from eventrouter.arns import event_bus_arn, rule_arn
 from eventrouter.config import check_int
-from eventrouter.contract.source import Model, messaging
+from eventrouter.contract.source import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
 from eventrouter.keywords import CheckedStructMeta
@@ -61,7 +61,7 @@ class EventBus(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):
         return event_bus_arn(self.name)
 
 
-class EventRule(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
+class EventRule(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function with every event of ``bus`` that matches ``pattern``::
 
         @router.on_event(EventRule(bus="orders", pattern={"source": ["shop"],
@@ -75,6 +75,7 @@ class EventRule(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructM
 
     model: ClassVar[Model] = "async"
     principal: ClassVar[str | None] = EVENTS_SERVICE
+    batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
     trigger: ClassVar[str] = "bus"
 

@@ -31,7 +31,7 @@ from eventrouter.sources.shards.reader import (
 from eventrouter.sources.shards.stream import ShardedStream
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
     from eventrouter.services.clients import Clients
 
 
@@ -281,5 +281,5 @@ class DynamoDBStream(ShardedStream, frozen=True, dict=True):
         # The stream's ARN (what its records carry) is known once the table is described.
         return [self.table] if self.table.startswith("arn:") else []
 
-    def transport(self, runtime: Runtime) -> ShardTransport:
+    def transport(self, runtime: SourcePort) -> ShardTransport:
         return DynamoDBStreamsTransport(self, runtime.clients)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from eventrouter.contract.source import Model
+from eventrouter.contract.source import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 
@@ -73,7 +73,7 @@ def parse_route(route: str) -> RouteSpec:
     return RouteSpec(tuple(methods), template, tuple(params), "".join(regex) if params else None)
 
 
-class Http(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):
+class Http(SourceBase, frozen=True, metaclass=CheckedStructMeta):
     """Serve the function at an HTTP route.
 
     >>> @router.on_event(Http("POST /orders/{order_id}"))
@@ -92,6 +92,8 @@ class Http(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):
     model: ClassVar[Model] = "sync"
     #: Callers are checked per request, as themselves.
     principal: ClassVar[str | None] = None
+    named_queue: ClassVar[None] = None
+    batch_size: ClassVar[int] = 1
 
     route: str
     auth: str = "NONE"

@@ -15,7 +15,7 @@ import msgspec
 
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
-from eventrouter.contract.source import Model, messaging
+from eventrouter.contract.source import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import Filters, compiled, maybe_json
 from eventrouter.keywords import CheckedStructMeta
@@ -23,11 +23,11 @@ from eventrouter.lineage import from_headers
 from eventrouter.sources.shards.stream import StartingPosition, check_stream_settings
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
 
 
-class Kafka(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
+class Kafka(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Poll Kafka topics; batches go to the function in order, one per partition at a time.
 
     >>> @router.on_event(Kafka("clicks", group="analytics", batch_size=500,
@@ -43,6 +43,7 @@ class Kafka(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta)
 
     model: ClassVar[Model] = "stream"
     principal: ClassVar[str | None] = "kafka.amazonaws.com"
+    named_queue: ClassVar[None] = None
     #: Lambda's Kafka mappings have neither (Kinesis and DynamoDB Streams do).
     parallelization_factor: ClassVar[int] = 1
     tumbling_window: ClassVar[float] = 0
@@ -98,7 +99,7 @@ class Kafka(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta)
     def source_arns(self) -> list[str]:
         return [kafka_topic_arn(topic) for topic in self.topics]
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> KafkaShapes:
+    def adapter(self, spec: FunctionSpec, runtime: SourcePort) -> KafkaShapes:
         # aiokafka leaves the group when the consumer is not polled within this interval;
         # the fetch loop polls all the time, but a batch may hold a partition for a timeout.
         max_poll_ms = max(300_000, int((spec.settings.timeout + 60) * 1000))

@@ -28,7 +28,7 @@ from eventrouter.sources.shards.reader import (
 from eventrouter.sources.shards.stream import ShardedStream
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
     from eventrouter.services.clients import Clients
 
 
@@ -221,5 +221,5 @@ class Kinesis(ShardedStream, frozen=True, dict=True):
             return [self.stream]
         return [f"arn:aws:kinesis:{self.region or REGION}:{ACCOUNT}:stream/{self.stream}"]
 
-    def transport(self, runtime: Runtime) -> ShardTransport:
+    def transport(self, runtime: SourcePort) -> ShardTransport:
         return KinesisTransport(self, runtime.clients)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-import msgspec
-
 from eventrouter.arns import queue_arn
 from eventrouter.config import check_int
-from eventrouter.contract.source import Model, messaging
+from eventrouter.contract.source import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 
@@ -28,7 +26,7 @@ def check_queue_name(name: object) -> str:
     return name
 
 
-class Queue(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):
+class Queue(SourceBase, frozen=True, metaclass=CheckedStructMeta):
     """Consume the named embedded queue ``name``.
 
     With ``batch_size=1`` (the default) each message is one invocation; with more, the handler

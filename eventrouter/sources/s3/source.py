@@ -16,7 +16,7 @@ import structlog
 
 import eventrouter.sources.s3.rules as rules
 from eventrouter.arns import REGION
-from eventrouter.contract.source import Model
+from eventrouter.contract.source import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.feed import (
@@ -29,15 +29,15 @@ from eventrouter.sources.feed import (
 from eventrouter.sources.sqs.source import Sqs
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
 
 log = structlog.get_logger("eventrouter.notifications")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
-class S3(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
+class S3(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function with a bucket's event notifications, asynchronously, one record
     per invocation as Lambda does.
 
@@ -62,6 +62,7 @@ class S3(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
 
     model: ClassVar[Model] = "async"
     principal: ClassVar[str | None] = "s3.amazonaws.com"
+    batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
     trigger: ClassVar[str] = "feed"
 
@@ -111,7 +112,7 @@ class S3(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     def source_arns(self) -> list[str]:
         return [f"arn:aws:s3:::{self.bucket}"]
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> None:
+    def adapter(self, spec: FunctionSpec, runtime: SourcePort) -> None:
         return None
 
     def wanted(self, record: dict[str, Any]) -> bool:
@@ -149,7 +150,7 @@ class S3(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
             if self.wanted(record)
         ]
 
-    def feed(self, spec: FunctionSpec, runtime: Runtime) -> SqsFeed | S3Webhook:
+    def feed(self, spec: FunctionSpec, runtime: SourcePort) -> SqsFeed | S3Webhook:
         if self.delivery == "webhook":
             return S3Webhook(self, spec, runtime)
         name = self.queue or queue_name(runtime.router.name, spec.name, "s3")
@@ -177,7 +178,7 @@ class S3(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
         return SqsFeed(runtime, spec, queue, convert, setup=setup if wanted else None)
 
 
-async def notification_configuration(runtime: Runtime, source: S3) -> dict[str, Any]:
+async def notification_configuration(runtime: SourcePort, source: S3) -> dict[str, Any]:
     """The bucket's notification configuration as it is (to change one part and put it back)."""
     client = await runtime.clients.aws("s3", source.region, source.endpoint_url)
     current: dict[str, Any] = await client.get_bucket_notification_configuration(
@@ -188,7 +189,7 @@ async def notification_configuration(runtime: Runtime, source: S3) -> dict[str, 
 
 
 async def put_notification_configuration(
-    runtime: Runtime, source: S3, configuration: dict[str, Any]
+    runtime: SourcePort, source: S3, configuration: dict[str, Any]
 ) -> None:
     client = await runtime.clients.aws("s3", source.region, source.endpoint_url)
     await client.put_bucket_notification_configuration(
@@ -196,7 +197,7 @@ async def put_notification_configuration(
     )
 
 
-async def configure_bucket(source: S3, spec: FunctionSpec, runtime: Runtime, queue: Sqs) -> None:
+async def configure_bucket(source: S3, spec: FunctionSpec, runtime: SourcePort, queue: Sqs) -> None:
     """Create the queue, let the bucket send to it, and add (or replace) this function's
     queue configuration in the bucket's notification configuration."""
     bucket_arn = f"arn:aws:s3:::{source.bucket}"
@@ -218,7 +219,7 @@ async def configure_bucket(source: S3, spec: FunctionSpec, runtime: Runtime, que
 
 
 async def configure_eventbridge(
-    source: S3, spec: FunctionSpec, runtime: Runtime, queue: Sqs
+    source: S3, spec: FunctionSpec, runtime: SourcePort, queue: Sqs
 ) -> None:
     """Turn the bucket's EventBridge notifications on; a rule on the default bus for this
     bucket's events with the queue (which lets the rule send) as its target."""
@@ -239,7 +240,7 @@ async def configure_eventbridge(
 class S3Webhook(Endpoint):
     """The webhook endpoint of one function (``delivery="webhook"``)."""
 
-    def __init__(self, source: S3, spec: FunctionSpec, runtime: Runtime) -> None:
+    def __init__(self, source: S3, spec: FunctionSpec, runtime: SourcePort) -> None:
         super().__init__()
         self.source = source
         self.spec = spec

@@ -29,7 +29,7 @@ from eventrouter.lease_table import ensure_table, host_owner, scan
 from eventrouter.sources.schedule.ledger import FireRow, ScheduleState
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
     from eventrouter.store.base import Store
 
 log = structlog.get_logger("eventrouter.schedules")
@@ -67,7 +67,7 @@ class DynamoLedger:
         self.owner = host_owner(self)
 
     @classmethod
-    async def open(cls, runtime: Runtime, table: str | None) -> DynamoLedger:
+    async def open(cls, runtime: SourcePort, table: str | None) -> DynamoLedger:
         queue = runtime.router.async_queue
         if table is None or queue is None:
             raise ConfigError(

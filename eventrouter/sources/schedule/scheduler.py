@@ -37,8 +37,8 @@ from eventrouter.events import new_request_id
 from eventrouter.runtime.policies.asynchronous import function_queue
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.sources.schedule.ledger import FireRow, Ledger
     from eventrouter.sources.schedule.source import Schedule
 
@@ -101,7 +101,7 @@ class Fire:
 class Scheduler:
     """Runs the schedules of one runtime."""
 
-    def __init__(self, runtime: Runtime, ledger: Ledger, specs: list[FunctionSpec]) -> None:
+    def __init__(self, runtime: SourcePort, ledger: Ledger, specs: list[FunctionSpec]) -> None:
         self.runtime = runtime
         self.ledger = ledger
         self.entries = [Entry(spec, spec.source) for spec in specs]  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import msgspec
 
 from eventrouter.arns import ACCOUNT, REGION, schedule_arn
 from eventrouter.config import check_int
-from eventrouter.contract.source import Model
+from eventrouter.contract.source import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.schedule.expressions import Expression, iso, parse_expression, to_instant
@@ -27,7 +27,7 @@ SCHEDULER_SERVICE = "scheduler.amazonaws.com"
 CATCH_UP = ("none", "latest", "all")
 
 
-class Schedule(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
+class Schedule(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function on a schedule::
 
         @router.on_event(Schedule("cron(0 2 * * ? *)", timezone="Europe/Paris"))
@@ -45,6 +45,7 @@ class Schedule(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMe
 
     model: ClassVar[Model] = "async"
     principal: ClassVar[str | None] = SCHEDULER_SERVICE
+    batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
     #: Fired by the engine's scheduler (its other async sources: the event bus's rules).
     trigger: ClassVar[str] = "schedule"

@@ -28,7 +28,7 @@ from eventrouter.sources.kinesis.source import Kinesis
 from eventrouter.sources.shards.reader import ShardInfo, ShardRecord
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
 
 _encoder = msgspec.json.Encoder()
 
@@ -64,7 +64,7 @@ class MemoryKinesis(Kinesis, frozen=True, dict=True):
     def source_arns(self) -> list[str]:
         return []
 
-    def transport(self, runtime: Runtime) -> MemoryShards:
+    def transport(self, runtime: SourcePort) -> MemoryShards:
         return self.state
 
 

@@ -9,14 +9,14 @@ import msgspec
 
 from eventrouter.arns import role_arn
 from eventrouter.config import check_int, check_range
-from eventrouter.contract.source import Model
+from eventrouter.contract.source import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled
 from eventrouter.keywords import CheckedStructMeta
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.sources.shards.checkpoints import Checkpoints
     from eventrouter.sources.shards.reader import ShardReader, ShardTransport
 
@@ -53,9 +53,7 @@ def check_stream_settings(source: Any) -> None:
     source.compiled_filters  # noqa: B018 - validates the patterns now
 
 
-class ShardedStream(
-    msgspec.Struct, frozen=True, dict=True, kw_only=True, metaclass=CheckedStructMeta
-):
+class ShardedStream(SourceBase, frozen=True, dict=True, kw_only=True, metaclass=CheckedStructMeta):
     """The settings of a sharded stream (Kinesis, DynamoDB Streams), Lambda's names and
     defaults; ``retry_backoff``, ``poll_interval`` (idle wait between reads of a shard,
     Lambda's one read a second), ``discovery_interval`` (how often new shards are looked
@@ -64,6 +62,7 @@ class ShardedStream(
     shards wait before another takes them) are eventrouter's own."""
 
     model: ClassVar[Model] = "stream"
+    named_queue: ClassVar[None] = None
 
     batch_size: int = 100
     batching_window: float = 0.0
@@ -102,16 +101,16 @@ class ShardedStream(
     def stream_name(self) -> str:
         raise NotImplementedError
 
-    def transport(self, runtime: Runtime) -> ShardTransport:
+    def transport(self, runtime: SourcePort) -> ShardTransport:
         """The stream's API (Kinesis, DynamoDB Streams)."""
         raise NotImplementedError
 
-    def single_reader(self, runtime: Runtime) -> bool:
+    def single_reader(self, runtime: SourcePort) -> bool:
         """Only one router of a state dir may read this stream: its shard checkpoints are in
         the embedded store, without leases (with ``lease_table``, hosts share it)."""
         return (self.lease_table or runtime.router.lease_table) is None
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> ShardReader:
+    def adapter(self, spec: FunctionSpec, runtime: SourcePort) -> ShardReader:
         """The reader, with the checkpoints in the lease table when one is named (here or on
         the router), else in the embedded store."""
         consumer = f"{spec.name}|{self.stream_name}"

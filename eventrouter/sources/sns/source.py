@@ -20,7 +20,7 @@ import eventrouter.sources.sns.rules as rules
 from eventrouter._optional import require
 from eventrouter.arns import region_of
 from eventrouter.config import check_range
-from eventrouter.contract.source import Model, messaging
+from eventrouter.contract.source import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
 from eventrouter.keywords import CheckedStructMeta
@@ -34,14 +34,14 @@ from eventrouter.sources.feed import (
 from eventrouter.sources.sqs.source import Sqs
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
 
 log = structlog.get_logger("eventrouter.notifications")
 _encoder = msgspec.json.Encoder()
 
 
-class Sns(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
+class Sns(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Invoke the function with the notifications of SNS topics, asynchronously.
 
     >>> @router.on_event(Sns("arn:aws:sns:us-east-1:123456789012:orders",
@@ -68,6 +68,7 @@ class Sns(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
 
     model: ClassVar[Model] = "async"
     principal: ClassVar[str | None] = "sns.amazonaws.com"
+    batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
     trigger: ClassVar[str] = "feed"
 
@@ -133,7 +134,7 @@ class Sns(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     def source_arns(self) -> list[str]:
         return list(self.topics)
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> None:
+    def adapter(self, spec: FunctionSpec, runtime: SourcePort) -> None:
         return None
 
     def matches(self, message: dict[str, Any]) -> bool:
@@ -144,13 +145,13 @@ class Sns(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
             return matcher(rules.body_view(message))
         return matcher(rules.attribute_view(message))
 
-    def feed(self, spec: FunctionSpec, runtime: Runtime) -> SqsFeed | SnsEndpoint:
+    def feed(self, spec: FunctionSpec, runtime: SourcePort) -> SqsFeed | SnsEndpoint:
         if self.delivery == "http":
             return SnsEndpoint(self, spec, runtime)
         return sqs_feed(self, spec, runtime)
 
 
-def sqs_feed(source: Sns, spec: FunctionSpec, runtime: Runtime) -> SqsFeed:
+def sqs_feed(source: Sns, spec: FunctionSpec, runtime: SourcePort) -> SqsFeed:
     name = source.queue or queue_name(runtime.router.name, spec.name, "sns")
     queue = Sqs(
         name,
@@ -188,7 +189,7 @@ def sqs_feed(source: Sns, spec: FunctionSpec, runtime: Runtime) -> SqsFeed:
 class SnsEndpoint(Endpoint):
     """The HTTP subscription endpoint of one function (``delivery="http"``)."""
 
-    def __init__(self, source: Sns, spec: FunctionSpec, runtime: Runtime) -> None:
+    def __init__(self, source: Sns, spec: FunctionSpec, runtime: SourcePort) -> None:
         super().__init__()
         self.source = source
         self.spec = spec

@@ -14,7 +14,7 @@ import msgspec
 
 from eventrouter.arns import region_of
 from eventrouter.config import check_int, check_range
-from eventrouter.contract.source import Model, QueueInfo, messaging
+from eventrouter.contract.source import Model, QueueInfo, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled, maybe_json
 from eventrouter.keywords import CheckedStructMeta
@@ -22,11 +22,11 @@ from eventrouter.lineage import CARRIER
 from eventrouter.services.clients import Clients, sqs_queue_url
 
 if TYPE_CHECKING:
-    from eventrouter.registry import FunctionSpec
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import FunctionSpec
 
 
-class Sqs(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
+class Sqs(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     """Poll an SQS queue (name or URL) with scaling pollers.
 
     >>> @router.on_event(Sqs("orders", batch_size=10, report_batch_item_failures=True),
@@ -43,6 +43,7 @@ class Sqs(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
 
     model: ClassVar[Model] = "queue"
     principal: ClassVar[str | None] = "sqs.amazonaws.com"
+    named_queue: ClassVar[None] = None
 
     queue: str
     batch_size: int = 10
@@ -99,7 +100,7 @@ class Sqs(msgspec.Struct, frozen=True, dict=True, metaclass=CheckedStructMeta):
     def source_arns(self) -> list[str]:
         return []  # the queue's ARN is asked of SQS when the poller connects
 
-    def adapter(self, spec: FunctionSpec, runtime: Runtime) -> SqsAdapter:
+    def adapter(self, spec: FunctionSpec, runtime: SourcePort) -> SqsAdapter:
         return SqsAdapter(self, runtime.clients)
 
 
@@ -170,7 +171,7 @@ def _base64(value: bytes | str) -> str:
 
 class SqsAdapter:
     """aiobotocore's SQS client, reduced to what the queue policy needs
-    (:class:`eventrouter.runtime.policies.queue_poll.QueueAdapter`)."""
+    (:class:`eventrouter.contract.adapters.QueueAdapter`)."""
 
     def __init__(self, source: Sqs, clients: Clients) -> None:
         self.source = source
