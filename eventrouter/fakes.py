@@ -30,13 +30,12 @@ import anyio.lowlevel
 import msgspec
 
 from eventrouter.arns import region_of, sqs_arn
-from eventrouter.contract.source import Model, QueueInfo
+from eventrouter.contract.spec import Model, QueueInfo
 from eventrouter.sources.kafka.source import Kafka, KafkaShapes
 from eventrouter.sources.sqs.source import Sqs, SqsAdapter
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
 
 _encoder = msgspec.json.Encoder()
 

@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from eventrouter.config import FunctionSettings, build_settings, check_int
-from eventrouter.contract.source import MODELS
-from eventrouter.contract.spec import FunctionSpec
+from eventrouter.contract.spec import MODELS, FunctionSpec
 from eventrouter.errors import ConfigError, EventRouterError, FunctionNotFound
 from eventrouter.events import HttpEvent
 from eventrouter.keywords import CheckedMeta
@@ -38,7 +37,7 @@ if TYPE_CHECKING:  # the sources a function may have; each imported where it is 
     from eventrouter.sources.schedule.source import Schedule
     from eventrouter.sources.sns.source import Sns
 
-#: The sources a function may name (each follows :class:`eventrouter.contract.source.Source`).
+#: The sources a function may name (each follows :class:`eventrouter.contract.spec.Source`).
 if TYPE_CHECKING:
     Source: TypeAlias = (
         Queue | Http | Kafka | Kinesis | DynamoDBStream | Sqs | Sns | S3 | Schedule | EventRule

@@ -136,4 +136,4 @@ def test_policies_and_engine_name_no_source() -> None:
         "eventrouter.security.guard",
     ):
         named = {m for m in graph[module] if m.startswith("eventrouter.sources.")}
-        assert named <= {"eventrouter.contract.source"}, (module, named)
+        assert named <= {"eventrouter.contract.spec"}, (module, named)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from eventrouter.contract.source import QueueInfo
+    from eventrouter.contract.spec import QueueInfo
 
 Assigned = Callable[[set[Any]], Awaitable[None]]
 

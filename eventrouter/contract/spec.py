@@ -1,23 +1,228 @@
-"""``FunctionSpec``: one registered function, as every layer above the registry sees it.
+"""The contract between the layers: what a function is, what a source declares, what a
+destination does, and the small ports a running router hands its parts. Nothing here runs
+events; everything above names these types, never each other.
 
-It lives below the sources and the registry (which build it) so that adapters, policies and
-the invoker can name it without importing the registry, which imports every source.
+- :class:`FunctionSpec` — one registered function (built by the registry, read by all).
+- :class:`Source` — every member any layer may ask of a function's event source, with the
+  defaults on :class:`SourceBase` (which the sources subclass); ``named_queue`` and
+  ``batch_size`` each source declares. How a source starts: a pull source (``queue`` and
+  ``stream`` models) builds the adapter of its transport (:meth:`Source.adapter`), which its
+  event source mapping runs with the policy of its model; an embedded queue names the queue
+  it consumes (``named_queue``); any other source that runs something (schedules,
+  notification feeds) names its :class:`Starter`. An HTTP route declares it
+  (:meth:`Source.http_route`), a push endpoint its path (:meth:`Source.endpoint_path`).
+  Nothing outside a source's own package reads a member the protocol does not name.
+- :class:`Destination` — what ``on_success`` / ``on_failure`` accept.
+- Ports — a part gets the port it uses, never the engine's bag
+  (:class:`eventrouter.runtime.interface.Runtime`, which only the engine, the HTTP app and
+  the control plane see): :class:`Services` (settings, metrics, store, clients: adapters,
+  destinations), :class:`SourcePort` (that plus queueing, sending and the end of events:
+  sources), :class:`Invoking` (invoking functions and sending as a function's role allows).
+  The engine implements them all; tests hand parts fakes of their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol
 
 import msgspec
 
+from eventrouter.errors import ConfigError
 from eventrouter.signature import HandlerForm, decoder_for, handler_form
 
 if TYPE_CHECKING:
+    import anyio.abc
+
     from eventrouter.config import FunctionSettings
-    from eventrouter.contract.source import Source
+    from eventrouter.observability.metrics import Metrics
+    from eventrouter.outcomes import Outcome
     from eventrouter.security.policy import Policy
+    from eventrouter.services.clients import Clients
+    from eventrouter.store.base import Store
+
+
+#: ``sync``: invoked by a caller who waits (HTTP routes); ``async``: through the durable
+#: queue (embedded queues, schedules, event-bus rules, notifications); ``queue``: polled
+#: queues (SQS); ``stream``: polled, checkpointed partitions (Kafka; Kinesis and DynamoDB
+#: Streams shards).
+Model = Literal["sync", "async", "queue", "stream"]
+MODELS: tuple[Model, ...] = ("sync", "async", "queue", "stream")
+
+
+class HttpRoute(NamedTuple):
+    """An HTTP route as the HTTP app matches it."""
+
+    template: str
+    #: A regular expression for templates with parameters (``None``: a literal path).
+    pattern: str | None
+    methods: tuple[str, ...]
+    #: Who must sign its requests (``"NONE"``, ``"AWS_IAM"``).
+    auth: str
+
+
+class Running(Protocol):
+    """What a started source leaves running: the engine stops it and waits at shutdown."""
+
+    def stop(self) -> None: ...
+
+    async def wait_stopped(self) -> None: ...
+
+    def readings(self) -> dict[str, Any]:
+        """What the dashboard shows of it (``pollers``...)."""
+        ...
+
+
+class PushEndpoint(Running, Protocol):
+    """A source that answers its service's pushes on the router's port
+    (:meth:`Source.endpoint_path`): an SNS HTTP subscription, an S3 webhook."""
+
+    async def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """The status and JSON answer to one push."""
+        ...
+
+
+class Starter(Protocol):
+    """Starts every source of one kind (all a router's schedules, each notification feed)."""
+
+    async def start(
+        self,
+        specs: Sequence[FunctionSpec],
+        port: SourcePort,
+        task_group: anyio.abc.TaskGroup,
+    ) -> dict[str, Running]:
+        """Start the sources of ``specs``; what runs, by function name."""
+        ...
+
+
+class Source(Protocol):
+    """A function's event source."""
+
+    @property
+    def model(self) -> Model: ...
+
+    @property
+    def principal(self) -> str | None:
+        """The service principal its invocations are checked as (``None``: the caller's)."""
+        ...
+
+    #: The embedded queue an ``async`` source consumes (``None``: its function's own).
+    @property
+    def named_queue(self) -> str | None: ...
+
+    #: Events per invocation (1: one event each).
+    @property
+    def batch_size(self) -> int: ...
+
+    #: Starts the sources of its kind (``None``: nothing to start, or a pull source).
+    @property
+    def starter(self) -> Starter | None: ...
+
+    def source_arns(self) -> list[str]:
+        """The ``aws:SourceArn`` values to check at start-up (empty: checked once known)."""
+        ...
+
+    def describe(self) -> str: ...
+
+    def trace_attributes(self) -> dict[str, Any]:
+        """The span attributes of its invocations (OpenTelemetry's conventions)."""
+        ...
+
+    def bind(self, function: str) -> Source:
+        """The source of function ``function`` (a schedule or rule named after it)."""
+        ...
+
+    def adapter(self, spec: FunctionSpec, port: SourcePort) -> Any:
+        """The transport of a pull source, for the policy of its model (``None`` otherwise)."""
+        ...
+
+    def single_reader(self, port: SourcePort) -> bool:
+        """Whether one router of a state dir reads it at a time (worker 0 of ``--workers``)."""
+        ...
+
+    def http_route(self) -> HttpRoute | None:
+        """The route of a synchronous HTTP source."""
+        ...
+
+    def endpoint_path(self, function: str) -> str | None:
+        """The path on the router's port where its service pushes (``None``: none)."""
+        ...
+
+    def mapping_document(self) -> dict[str, Any]:
+        """The fields of Lambda's ``EventSourceMappingConfiguration`` it sets."""
+        ...
+
+    def with_changes(self, **fields: Any) -> Source:
+        """A copy with ``fields`` changed (``UpdateEventSourceMapping``); ``ConfigError``
+        naming a field the source does not have."""
+        ...
+
+
+class SourceBase(msgspec.Struct, frozen=True):
+    """The defaults of :class:`Source`'s members; each source overrides what it has."""
+
+    starter: ClassVar[Starter | None] = None
+
+    def source_arns(self) -> list[str]:
+        return []
+
+    def trace_attributes(self) -> dict[str, Any]:
+        return {}
+
+    def bind(self, function: str) -> Source:
+        return self  # type: ignore[return-value]  # every subclass is a Source
+
+    def adapter(self, spec: FunctionSpec, port: SourcePort) -> Any:
+        return None
+
+    def single_reader(self, port: SourcePort) -> bool:
+        return False
+
+    def http_route(self) -> HttpRoute | None:
+        return None
+
+    def endpoint_path(self, function: str) -> str | None:
+        return None
+
+    def mapping_document(self) -> dict[str, Any]:
+        return {}
+
+    def with_changes(self, **fields: Any) -> Source:
+        names = {"batching_window": "batching window", "batch_size": "batch size"}
+        for name in fields:
+            if name not in self.__struct_fields__:
+                raise ConfigError(f"{source_label(self)} has no {names.get(name, name)}")
+        return msgspec.structs.replace(self, **fields)  # type: ignore[return-value]
+
+
+class QueueInfo(NamedTuple):
+    """What a polled queue's adapter learns when it connects."""
+
+    url: str
+    arn: str
+    #: Seconds a received message stays invisible.
+    visibility_timeout: int
+
+
+def messaging(system: str, destination: str) -> dict[str, Any]:
+    """The span attributes of a function fed by a messaging system (OpenTelemetry's
+    messaging conventions): what a source's ``trace_attributes()`` returns."""
+    return {
+        "faas.trigger": "pubsub",
+        "messaging.system": system,
+        "messaging.destination.name": destination,
+        "messaging.operation.type": "process",
+    }
+
+
+def source_label(source: object) -> str:
+    """A source as the user wrote it, shortly: ``Sqs('orders')``, ``Sns('arn:...')``."""
+    fields: tuple[str, ...] = getattr(source, "__struct_fields__", ())
+    first = getattr(source, fields[0], None) if fields else None
+    if isinstance(first, tuple):  # Kafka's topics, Sns's topic ARNs: as written
+        first = first[0] if len(first) == 1 else list(first)
+    return f"{type(source).__name__}({first!r})" if first is not None else type(source).__name__
 
 
 @dataclass(slots=True, eq=False)
@@ -72,3 +277,117 @@ def pull_decoder(spec: FunctionSpec) -> tuple[HandlerForm, msgspec.json.Decoder[
     if form == "record":
         return form, spec.decoder
     return form, decoder_for(item, spec.name)
+
+
+class Destination(Protocol):
+    """What ``on_success`` / ``on_failure`` accept."""
+
+    def describe(self) -> str: ...
+
+    def permission(self, key: str) -> tuple[str, str]:
+        """The action and resource ARN a role must allow for the record of event ``key``."""
+        ...
+
+    def check(self, services: Services) -> None:
+        """Raise ``ConfigError`` at start-up if the destination cannot work."""
+
+    async def send(self, services: Services, record: bytes, key: str) -> None: ...
+
+
+class RouterInfo(Protocol):
+    """The router-wide settings parts read."""
+
+    @property
+    def name(self) -> str: ...
+
+    #: The DynamoDB table of leases hosts share (``None``: one host).
+    @property
+    def lease_table(self) -> str | None: ...
+
+    #: The SQS queue hosts share as the durable queue (``None``: the embedded store).
+    @property
+    def async_queue(self) -> Any: ...
+
+    @property
+    def functions(self) -> Mapping[str, FunctionSpec]: ...
+
+
+class EventSink(Protocol):
+    """The embedded event buses, as a destination sends to them."""
+
+    @property
+    def buses(self) -> Mapping[str, Any]: ...
+
+    async def put_events(self, entries: list[Any]) -> list[dict[str, str]]: ...
+
+
+class Services(Protocol):
+    """The services of a running router."""
+
+    @property
+    def router(self) -> RouterInfo: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clients(self) -> Clients: ...
+
+    #: Relative ``to_directory`` paths resolve under this folder when set.
+    @property
+    def directory_root(self) -> str | None: ...
+
+    #: The embedded event buses.
+    @property
+    def buses(self) -> EventSink: ...
+
+    async def enqueue_invocation(self, name: str, data: bytes, trace: str | None = None) -> str:
+        """Queue an already encoded event for function ``name`` (continuing ``trace``)."""
+        ...
+
+
+#: Told of an asynchronous event's end: (function, request id, condition: ``Success``,
+#: ``RetriesExhausted``, ``EventAgeExceeded``...).
+FinalListener = Callable[[str, str, str], None]
+
+
+class SourcePort(Services, Protocol):
+    """What a source's adapter or starter may use."""
+
+    async def send(
+        self, spec: FunctionSpec, destination: Destination, record: bytes, key: str
+    ) -> None:
+        """Send ``record`` to ``destination`` as function ``spec``'s role allows (a
+        schedule's dead-letter record)."""
+        ...
+
+    def on_final(self, listener: FinalListener) -> None:
+        """Call ``listener`` at the end of every asynchronous event (a schedule's report)."""
+        ...
+
+
+class Invoking(Protocol):
+    """Invoking functions, as a caller inside the router does."""
+
+    async def invoke_outcome(
+        self, name: str, payload: Any = None, client_context: Any = None, stream: Any = None
+    ) -> Outcome:
+        """Decode ``payload`` for function ``name`` and invoke it synchronously."""
+        ...
+
+    async def invoke(self, name: str, payload: Any = None) -> Any:
+        """Invoke synchronously; the decoded result, or the exception the outcome stands for."""
+        ...
+
+    async def invoke_async(self, name: str, payload: Any = None) -> str:
+        """Queue an asynchronous invocation; its request id once it is durable."""
+        ...
+
+    async def send(
+        self, spec: FunctionSpec, destination: Destination, record: bytes, key: str
+    ) -> None:
+        """Send ``record`` to ``destination`` as function ``spec``'s role allows."""
+        ...

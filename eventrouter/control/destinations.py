@@ -19,11 +19,10 @@ from eventrouter.destinations.queue import to_queue
 from eventrouter.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eventrouter.contract.destination import Destination
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.contract.spec import Destination, Services
 
 
-def destination_for(arn: str, runtime: Runtime) -> Destination:
+def destination_for(arn: str, runtime: Services) -> Destination:
     """The destination ``arn`` names; ``ConfigError`` when it names none the router can use."""
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn" or not parts[5]:

@@ -16,7 +16,7 @@ import asyncio
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -24,18 +24,27 @@ import msgspec
 import structlog
 
 from eventrouter.arns import function_arn, sqs_arn
-from eventrouter.contract.source import source_label
+from eventrouter.contract.spec import SourcePort, source_label
 from eventrouter.control.overrides import MappingChange, edit, load
 from eventrouter.errors import ConfigError, source_failure
+from eventrouter.runtime.policies.port import PolicyPort
 from eventrouter.runtime.policies.queue_poll import QueuePollPolicy
 from eventrouter.runtime.policies.stream import StreamPolicy
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
     from eventrouter.runtime.invoker import FunctionState
     from eventrouter.runtime.policies.asynchronous import AsyncPolicy
 
 log = structlog.get_logger("eventrouter")
+
+
+class MappingPort(PolicyPort, SourcePort, Protocol):
+    """What the event source mappings and the control plane use of a running router."""
+
+    #: One policy per pull-sourced function, running.
+    @property
+    def streams(self) -> list[Any]: ...
+
 
 PULL_POLICIES: dict[str, type[StreamPolicy] | type[QueuePollPolicy]] = {
     "stream": StreamPolicy,
@@ -78,7 +87,7 @@ class Mappings:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: MappingPort,
         async_policy: AsyncPolicy,
         state_dir: str | os.PathLike[str],
         worker: int = 0,

@@ -40,8 +40,7 @@ from eventrouter.security.policy import Policy
 
 if TYPE_CHECKING:
     from eventrouter.config import FunctionSettings
-    from eventrouter.control.mappings import Mappings
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.control.mappings import MappingPort, Mappings
 
 log = structlog.get_logger("eventrouter")
 
@@ -65,7 +64,9 @@ def invalid(message: str) -> ControlError:
 class Control:
     """The run-time changes of one router's functions."""
 
-    def __init__(self, runtime: Runtime, state_dir: str | os.PathLike[str], workers: int) -> None:
+    def __init__(
+        self, runtime: MappingPort, state_dir: str | os.PathLike[str], workers: int
+    ) -> None:
         self.runtime = runtime
         self.state_dir = state_dir
         self.workers = workers

@@ -7,7 +7,7 @@ target can tell (a file of that name).
 
 from __future__ import annotations
 
-from eventrouter.contract.destination import Destination
+from eventrouter.contract.spec import Destination
 from eventrouter.destinations.aws import (
     ToEventBridge,
     ToS3,

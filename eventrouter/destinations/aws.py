@@ -20,7 +20,7 @@ from eventrouter.observability.tracing import current_xray
 from eventrouter.services.clients import sqs_queue_url
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import Services
+    from eventrouter.contract.spec import Services
 
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.\-]")
 

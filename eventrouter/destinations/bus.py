@@ -12,7 +12,7 @@ from eventrouter.keywords import checked
 from eventrouter.sources.bus.rules import DEFAULT_BUS, bus_name, check_bus_name
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import Services
+    from eventrouter.contract.spec import Services
 
 
 class ToBus(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,7 +16,7 @@ from eventrouter.errors import ConfigError
 from eventrouter.keywords import checked
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import Services
+    from eventrouter.contract.spec import Services
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 

@@ -11,7 +11,7 @@ from eventrouter.errors import ConfigError
 from eventrouter.keywords import checked
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import Services
+    from eventrouter.contract.spec import Services
 
 
 class ToFunction(msgspec.Struct, frozen=True):

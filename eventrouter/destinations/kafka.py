@@ -15,7 +15,7 @@ from eventrouter.lineage import CARRIER, produced
 from eventrouter.observability.tracing import current_trace
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import Services
+    from eventrouter.contract.spec import Services
 
 
 class ToKafka(msgspec.Struct, frozen=True):

@@ -12,7 +12,7 @@ from eventrouter.keywords import checked
 from eventrouter.sources.queue.source import check_queue_name
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import Services
+    from eventrouter.contract.spec import Services
 
 
 class ToQueue(msgspec.Struct, frozen=True):

@@ -16,7 +16,7 @@ import structlog
 from eventrouter.events import new_request_id
 from eventrouter.http.asgi import JSON, Receive, Scope, Send, header, respond
 from eventrouter.observability import dashboard
-from eventrouter.observability.readings import take
+from eventrouter.runtime.readings import take
 from eventrouter.security.credentials import principal_for
 from eventrouter.security.guard import AuthFailure
 

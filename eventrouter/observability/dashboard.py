@@ -11,8 +11,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from eventrouter.observability.metrics import DURATION_BOUNDS_MS
-from eventrouter.observability.readings import FunctionReading, Reading
 from eventrouter.observability.usage import charge, prices
+from eventrouter.runtime.readings import FunctionReading, Reading
 
 if TYPE_CHECKING:
     from eventrouter.observability.metrics import Metrics

@@ -21,7 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from eventrouter.observability.metrics import AGE_BOUNDS_MS, DURATION_BOUNDS_MS
-from eventrouter.observability.readings import FunctionReading, Reading
+from eventrouter.runtime.readings import FunctionReading, Reading
 
 #: Counters that are Lambda's own CloudWatch metrics; every other counter is the router's.
 LAMBDA_COUNTERS = frozenset(

@@ -3,11 +3,12 @@
 The hot path only adds to plain Python numbers (a dictionary look-up, a few additions and
 one ``bisect`` into a histogram's bounds): nothing is locked, formatted or allocated per
 invocation. ``/metrics`` (``observability/exposition.py``) and the dashboard
-(``observability/history.py``) read these numbers when they are asked.
+(``runtime/history.py``) read these numbers when they are asked.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from bisect import bisect_left
 from collections import Counter, deque
@@ -155,3 +156,9 @@ class Metrics:
 
     def failed(self, failure: Failure) -> None:
         self.failures.append(failure)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its children that ended."""
+    children = os.times()
+    return time.process_time() + children.children_user + children.children_system

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import FunctionSpec
-    from eventrouter.registry import Registry
 
 #: The tracer of this process while one is active (:func:`activate`), else ``None``.
 TRACER: Tracer | None = None
 
 
-def activate(router: Registry) -> Tracer | None:
+def activate(router: Any) -> Tracer | None:
     """Turn tracing on for this process if OpenTelemetry is installed and configured (and
     the router wants it), else off: the last router started in a process decides."""
     global TRACER

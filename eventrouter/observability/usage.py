@@ -25,12 +25,12 @@ import msgspec
 import structlog
 
 from eventrouter.errors import ConfigError
-from eventrouter.observability.readings import cpu_seconds
+from eventrouter.observability.metrics import cpu_seconds
 from eventrouter.store.sqlite import private_dir
 
 if TYPE_CHECKING:
+    from eventrouter.contract.spec import RouterInfo
     from eventrouter.observability.metrics import Metrics
-    from eventrouter.registry import Registry
 
 log = structlog.get_logger("eventrouter")
 
@@ -88,7 +88,7 @@ def _connect(path: Path, create: bool = False) -> sqlite3.Connection:
 class UsageLedger:
     """Writes a runtime's usage increments to the state dir (see the module's text)."""
 
-    def __init__(self, metrics: Metrics, router: Registry, state_dir: str) -> None:
+    def __init__(self, metrics: Metrics, router: RouterInfo, state_dir: str) -> None:
         self.metrics = metrics
         self.memory = {name: spec.settings.memory_mb for name, spec in router.functions.items()}
         self.path = Path(state_dir) / FILE

@@ -25,8 +25,7 @@ from eventrouter.observability.tracing import sending
 from eventrouter.outcomes import delivery_retry
 
 if TYPE_CHECKING:
-    from eventrouter.contract.destination import Destination
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import Destination, FunctionSpec
     from eventrouter.runtime.ports import CallerPort
 
 log = structlog.get_logger("eventrouter")

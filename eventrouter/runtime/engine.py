@@ -20,7 +20,7 @@ import msgspec
 import structlog
 
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
-from eventrouter.contract.source import source_label
+from eventrouter.contract.spec import source_label
 from eventrouter.control.mappings import Mappings
 from eventrouter.control.plane import Control
 from eventrouter.errors import (
@@ -32,7 +32,6 @@ from eventrouter.errors import (
 from eventrouter.events import new_request_id
 from eventrouter.observability import tracing
 from eventrouter.observability.function_logs import capturing_output
-from eventrouter.observability.history import History
 from eventrouter.observability.logging import ensure_logging, flush_logs
 from eventrouter.observability.metrics import Metrics
 from eventrouter.observability.usage import UsageLedger
@@ -40,6 +39,7 @@ from eventrouter.outcomes import Outcome, result_of
 from eventrouter.registry import Registry
 from eventrouter.runtime.delivery import Deliveries, DeliveryListener
 from eventrouter.runtime.environments.warmup import provision
+from eventrouter.runtime.history import History
 from eventrouter.runtime.interface import Runtime
 from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
 from eventrouter.runtime.policies.asynchronous import AsyncPolicy, function_queue
@@ -54,9 +54,7 @@ from eventrouter.store.base import Store
 from eventrouter.store.sqlite import EventStore, private_dir
 
 if TYPE_CHECKING:
-    from eventrouter.contract.destination import Destination
-    from eventrouter.contract.ports import FinalListener
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import Destination, FinalListener, FunctionSpec
     from eventrouter.http.server import HttpServer
 
 log = structlog.get_logger("eventrouter")
@@ -203,7 +201,7 @@ class Engine(Runtime):
         self.store.on_enqueued = self.policy.notify
         self.control.apply()
         if self.consume or self._http_address is not None:  # a service, not a client
-            await provision(self.invoker)
+            await provision(self.invoker.states.values(), self.invoker.executor)
         self._output.enter_context(capturing_output())
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()

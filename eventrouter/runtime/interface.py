@@ -11,16 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from eventrouter.contract.destination import Destination
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import Destination, FunctionSpec
     from eventrouter.control.mappings import Mappings
     from eventrouter.control.plane import Control
-    from eventrouter.observability.history import History
     from eventrouter.observability.metrics import Metrics
     from eventrouter.observability.usage import UsageLedger
     from eventrouter.outcomes import Outcome
     from eventrouter.registry import Registry
     from eventrouter.runtime.delivery import Deliveries
+    from eventrouter.runtime.history import History
     from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
     from eventrouter.security.guard import Guard
     from eventrouter.services.clients import Clients

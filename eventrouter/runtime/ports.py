@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from eventrouter.contract.ports import Invoking, Services
+from eventrouter.contract.spec import Invoking, Services
 
 if TYPE_CHECKING:
     from eventrouter.security.guard import Guard

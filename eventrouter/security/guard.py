@@ -38,8 +38,7 @@ from eventrouter.security.policy import (
 from eventrouter.security.sigv4 import SignatureError, verify
 
 if TYPE_CHECKING:
-    from eventrouter.contract.destination import Destination
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import Destination, FunctionSpec
     from eventrouter.registry import Registry
 
 log = structlog.get_logger("eventrouter")

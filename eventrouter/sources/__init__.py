@@ -1,7 +1,7 @@
 """Source adapters: one transport each, none of Lambda's rules.
 
 A source object given to ``on_event`` is a frozen settings Struct following the
-:class:`~eventrouter.contract.source.Source` protocol: it names its model, its principal and the
+:class:`~eventrouter.contract.spec.Source` protocol: it names its model, its principal and the
 ARNs it invokes with, and a pull source builds its adapter (``KafkaAdapter``,
 ``SqsAdapter``, the shard readers of ``Kinesis`` and ``DynamoDBStream``), which the engine
 hands to the policy of that model. The embedded
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from eventrouter.sources.sqs.source import Sqs, SqsMessage
 
 #: Each source's module, imported when the source is first named: a router that uses SQS
-#: does not pay for Kinesis's, S3's... (``eventrouter.contract.source`` imports none).
+#: does not pay for Kinesis's, S3's... (``eventrouter.contract.spec`` imports none).
 _MODULES = {
     name: f"eventrouter.sources.{module}"
     for module, names in {

@@ -30,8 +30,7 @@ from eventrouter.observability.tracing import sqs_trace
 from eventrouter.services.clients import error_code, sqs_queue_url
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
     from eventrouter.sources.sqs.source import Sqs
 
 log = structlog.get_logger("eventrouter.notifications")

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from eventrouter import Context, Queue, Router, Sqs, to_queue
-from eventrouter.observability.readings import take
+from eventrouter.runtime.readings import take
 from eventrouter.testing import run_router
 from tests.integration.test_sqs import make_queue, send, sqs_client
 from tests.services import lambda_client

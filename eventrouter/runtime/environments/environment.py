@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import structlog
@@ -40,9 +40,27 @@ from eventrouter.runtime.environments.frames import (
 )
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.environments.pool import Pool
+    import msgspec
+
+    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.runtime.environments.frames import Call, Reply
 
 log = structlog.get_logger("eventrouter")
+
+
+class Pool(Protocol):
+    """What an environment asks of the pool it belongs to
+    (:class:`eventrouter.runtime.environments.pool.Pool`)."""
+
+    spec: FunctionSpec
+    encoder: msgspec.msgpack.Encoder
+
+    def environ(self) -> dict[str, str]: ...
+
+    def discard(self, env: Environment) -> None: ...
+
+    async def serve_call(self, call: Call) -> Reply: ...
+
 
 #: How long a stopping environment gets between SIGTERM and SIGKILL (seconds).
 SHUTDOWN_GRACE = 0.5

@@ -29,7 +29,7 @@ from eventrouter.runtime.environments.environment import Environment, InitError
 from eventrouter.runtime.environments.frames import Invoke, Result, trace_header
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.environments.pool import Pool
+    from eventrouter.runtime.environments.environment import Pool
 
 PREFIX = "/2018-06-01/runtime/"
 _JSON = (b"content-type", b"application/json")

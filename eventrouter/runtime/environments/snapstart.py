@@ -16,13 +16,14 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO, Protocol
 
 import msgspec
 
 from eventrouter.runtime.environments.environment import (
     EnvironmentGone,
     InitError,
+    Pool,
     PythonEnvironment,
 )
 from eventrouter.runtime.environments.frames import (
@@ -34,16 +35,23 @@ from eventrouter.runtime.environments.frames import (
     frame,
 )
 
-if TYPE_CHECKING:
-    from eventrouter.runtime.environments.pool import Pool
+
+class SnapPool(Pool, Protocol):
+    """What a SnapStart environment asks of its pool, besides what every one does."""
+
+    #: The function's template, once started.
+    template: Template | None
+
+    async def snapshot(self) -> Template: ...
 
 
 class Template(PythonEnvironment):
     """The process restored environments are forked from (not an environment itself: it
     serves no invocation and is not in the pool's environments)."""
 
-    def __init__(self, pool: Pool, start: Start) -> None:
+    def __init__(self, pool: SnapPool, start: Start) -> None:
         super().__init__(pool, start)
+        self.pool: SnapPool = pool
         self._control: socket.socket | None = None
         self._lock = asyncio.Lock()
         #: Reads of the control socket under way: the template's exit may be seen before its
@@ -131,6 +139,8 @@ class Template(PythonEnvironment):
 
 class RestoredEnvironment(PythonEnvironment):
     """An environment forked from its function's template."""
+
+    pool: SnapPool
 
     async def start(self) -> float:
         """Fork from the template (made first if there is none) and wait for the

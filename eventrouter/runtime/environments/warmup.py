@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -15,14 +15,24 @@ from eventrouter.config import INIT_TIMEOUT
 from eventrouter.outcomes import error_body, init_timeout_error
 
 if TYPE_CHECKING:
+    from eventrouter.contract.spec import FunctionSpec
     from eventrouter.runtime.environments.pool import Pool
-    from eventrouter.runtime.invoker import FunctionState, Invoker
 
 log = structlog.get_logger("eventrouter")
 
 
+class Warmable(Protocol):
+    """What warming a function reads and sets of its state (the invoker's ``FunctionState``)."""
+
+    spec: FunctionSpec
+    pool: Pool | None
+    #: Its init hook has run (inline functions).
+    warm: bool
+    init_lock: asyncio.Lock
+
+
 async def init_phase(
-    state: FunctionState, executor: Executor, request_id: str
+    state: Warmable, executor: Executor, request_id: str
 ) -> tuple[dict[str, Any] | None, float | None]:
     """Run an inline function's init hook once (10 s limit): Lambda's error document if it
     failed, else the init duration for the invocation that ran it (``None`` for those that
@@ -53,14 +63,14 @@ async def init_phase(
         return error, None
 
 
-async def provision(invoker: Invoker) -> None:
+async def provision(states: Iterable[Warmable], executor: Executor) -> None:
     """Before the router is ready: each SnapStart function's template (its import and init,
     once) and each function's provisioned concurrency (process environments started and
     initialised; an inline function's init hook run)."""
     from eventrouter.events import new_request_id
 
     starting: list[Awaitable[Any]] = []
-    for state in invoker.states.values():
+    for state in states:
         if state.pool is not None and state.pool.snapstart:
             starting.append(_snapshot(state.pool))
         if not state.spec.settings.provisioned_concurrency:
@@ -69,7 +79,7 @@ async def provision(invoker: Invoker) -> None:
             state.pool.provisioned = state.spec.settings.provisioned_concurrency
             starting.append(state.pool.provision())
         elif not state.warm:
-            starting.append(init_phase(state, invoker.executor, new_request_id()))
+            starting.append(init_phase(state, executor, new_request_id()))
     await asyncio.gather(*starting)
 
 

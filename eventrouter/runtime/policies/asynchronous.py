@@ -45,7 +45,7 @@ from eventrouter.runtime.delivery import Delivered
 from eventrouter.store.base import StoredEvent
 
 if TYPE_CHECKING:
-    from eventrouter.contract.destination import Destination
+    from eventrouter.contract.spec import Destination
     from eventrouter.runtime.invoker import FunctionState
     from eventrouter.runtime.policies.port import PolicyPort
 

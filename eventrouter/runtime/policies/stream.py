@@ -34,7 +34,8 @@ import structlog
 from eventrouter.backoff import backoff
 from eventrouter.contract.adapters import StreamAdapter
 from eventrouter.errors import ConfigError
-from eventrouter.runtime.policies.stream_batch import BatchRunner, Lane, Partition
+from eventrouter.runtime.policies.partitions import Lane, Partition
+from eventrouter.runtime.policies.stream_batch import BatchRunner
 from eventrouter.runtime.policies.stream_window import Windows
 
 if TYPE_CHECKING:

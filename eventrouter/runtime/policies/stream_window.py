@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -31,11 +31,12 @@ import structlog
 from eventrouter.backoff import backoff
 from eventrouter.events import new_request_id
 from eventrouter.outcomes import Outcome, Status, error_document, failed
+from eventrouter.runtime.policies.partitions import Window
 
 if TYPE_CHECKING:
     from eventrouter.runtime.invoker import FunctionState
+    from eventrouter.runtime.policies.partitions import Lane, Partition
     from eventrouter.runtime.policies.port import PolicyPort
-    from eventrouter.runtime.policies.stream_batch import Lane, Partition
 
 log = structlog.get_logger("eventrouter.stream")
 
@@ -47,11 +48,6 @@ READ_THROUGH_POLL = 0.05
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
-
-
-class Window(NamedTuple):
-    start: int  # ms since the epoch
-    state: Any
 
 
 def _iso(ms: int) -> str:

@@ -30,8 +30,7 @@ from eventrouter.sources.schedule.expressions import iso
 from eventrouter.store.sqlite import INSERT_EVENT, EventStore
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
     from eventrouter.registry import Registry
 
 log = structlog.get_logger("eventrouter.bus")

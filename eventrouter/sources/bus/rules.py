@@ -15,7 +15,7 @@ import msgspec
 
 from eventrouter.arns import event_bus_arn, rule_arn
 from eventrouter.config import check_int
-from eventrouter.contract.source import Model, SourceBase, messaging
+from eventrouter.contract.spec import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
 from eventrouter.keywords import CheckedStructMeta

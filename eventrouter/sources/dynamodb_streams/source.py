@@ -31,7 +31,7 @@ from eventrouter.sources.shards.reader import (
 from eventrouter.sources.shards.stream import ShardedStream
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import SourcePort
     from eventrouter.services.clients import Clients
 
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from eventrouter.contract.source import Model, SourceBase
+from eventrouter.contract.spec import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 

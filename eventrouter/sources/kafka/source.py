@@ -15,7 +15,7 @@ import msgspec
 
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
-from eventrouter.contract.source import Model, SourceBase, messaging
+from eventrouter.contract.spec import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import Filters, compiled, maybe_json
 from eventrouter.keywords import CheckedStructMeta
@@ -23,8 +23,7 @@ from eventrouter.lineage import from_headers
 from eventrouter.sources.shards.stream import StartingPosition, check_stream_settings
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
 
 
 class Kafka(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):

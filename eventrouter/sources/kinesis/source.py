@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from eventrouter.arns import ACCOUNT, REGION
-from eventrouter.contract.source import messaging
+from eventrouter.contract.spec import messaging
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import maybe_json
 from eventrouter.services.clients import error_code
@@ -28,7 +28,7 @@ from eventrouter.sources.shards.reader import (
 from eventrouter.sources.shards.stream import ShardedStream
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import SourcePort
     from eventrouter.services.clients import Clients
 
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from eventrouter.arns import queue_arn
 from eventrouter.config import check_int
-from eventrouter.contract.source import Model, SourceBase, messaging
+from eventrouter.contract.spec import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 

@@ -16,7 +16,7 @@ import structlog
 
 import eventrouter.sources.s3.rules as rules
 from eventrouter.arns import REGION
-from eventrouter.contract.source import Model, SourceBase
+from eventrouter.contract.spec import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.feed import (
@@ -29,8 +29,7 @@ from eventrouter.sources.feed import (
 from eventrouter.sources.sqs.source import Sqs
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
 
 log = structlog.get_logger("eventrouter.notifications")
 _encoder = msgspec.json.Encoder()

@@ -29,7 +29,7 @@ from eventrouter.lease_table import ensure_table, host_owner, scan
 from eventrouter.sources.schedule.ledger import FireRow, ScheduleState
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import SourcePort
     from eventrouter.store.base import Store
 
 log = structlog.get_logger("eventrouter.schedules")

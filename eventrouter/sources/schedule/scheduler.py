@@ -37,8 +37,7 @@ from eventrouter.events import new_request_id
 from eventrouter.runtime.policies.asynchronous import function_queue
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
     from eventrouter.sources.schedule.ledger import FireRow, Ledger
     from eventrouter.sources.schedule.source import Schedule
 

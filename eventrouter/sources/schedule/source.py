@@ -17,7 +17,7 @@ import msgspec
 
 from eventrouter.arns import ACCOUNT, REGION, schedule_arn
 from eventrouter.config import check_int
-from eventrouter.contract.source import Model, SourceBase
+from eventrouter.contract.spec import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.schedule.expressions import Expression, iso, parse_expression, to_instant

@@ -28,7 +28,7 @@ from eventrouter.sources.kinesis.source import Kinesis
 from eventrouter.sources.shards.reader import ShardInfo, ShardRecord
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
+    from eventrouter.contract.spec import SourcePort
 
 _encoder = msgspec.json.Encoder()
 

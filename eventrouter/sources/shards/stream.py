@@ -9,14 +9,13 @@ import msgspec
 
 from eventrouter.arns import role_arn
 from eventrouter.config import check_int, check_range
-from eventrouter.contract.source import Model, SourceBase
+from eventrouter.contract.spec import Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled
 from eventrouter.keywords import CheckedStructMeta
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
     from eventrouter.sources.shards.checkpoints import Checkpoints
     from eventrouter.sources.shards.reader import ShardReader, ShardTransport
 

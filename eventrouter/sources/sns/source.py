@@ -20,7 +20,7 @@ import eventrouter.sources.sns.rules as rules
 from eventrouter._optional import require
 from eventrouter.arns import region_of
 from eventrouter.config import check_range
-from eventrouter.contract.source import Model, SourceBase, messaging
+from eventrouter.contract.spec import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
 from eventrouter.keywords import CheckedStructMeta
@@ -34,8 +34,7 @@ from eventrouter.sources.feed import (
 from eventrouter.sources.sqs.source import Sqs
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
 
 log = structlog.get_logger("eventrouter.notifications")
 _encoder = msgspec.json.Encoder()

@@ -14,7 +14,7 @@ import msgspec
 
 from eventrouter.arns import region_of
 from eventrouter.config import check_int, check_range
-from eventrouter.contract.source import Model, QueueInfo, SourceBase, messaging
+from eventrouter.contract.spec import Model, QueueInfo, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled, maybe_json
 from eventrouter.keywords import CheckedStructMeta
@@ -22,8 +22,7 @@ from eventrouter.lineage import CARRIER
 from eventrouter.services.clients import Clients, sqs_queue_url
 
 if TYPE_CHECKING:
-    from eventrouter.contract.ports import SourcePort
-    from eventrouter.contract.spec import FunctionSpec
+    from eventrouter.contract.spec import FunctionSpec, SourcePort
 
 
 class Sqs(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):

@@ -7,16 +7,17 @@ durable queue's depth per queue, and what each pull source knows (pollers, lag).
 
 from __future__ import annotations
 
-import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from eventrouter.observability.metrics import FunctionMetrics
+from eventrouter.observability.metrics import FunctionMetrics, cpu_seconds
+from eventrouter.runtime.policies.port import PolicyPort
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.control.mappings import Mappings
 
 
 class FunctionReading(msgspec.Struct):
@@ -68,13 +69,22 @@ class Reading(msgspec.Struct):
     cpu_seconds: float
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and of its children that ended."""
-    children = os.times()
-    return time.process_time() + children.children_user + children.children_system
+class Observed(PolicyPort, Protocol):
+    """What a reading reads of a running router (the engine implements it)."""
+
+    #: One policy per pull-sourced function: lag, pollers.
+    @property
+    def streams(self) -> Sequence[Any]: ...
+
+    #: What each started source left running, by function.
+    @property
+    def feeds(self) -> Mapping[str, Any]: ...
+
+    @property
+    def mappings(self) -> Mappings: ...
 
 
-async def take(runtime: Runtime, *, queues: bool = True) -> Reading:
+async def take(runtime: Observed, *, queues: bool = True) -> Reading:
     """Read the runtime's numbers now (``queues=False`` skips the store's depths)."""
     depths = await runtime.store.depths() if queues else {}
     metrics = runtime.metrics
@@ -143,7 +153,7 @@ async def take(runtime: Runtime, *, queues: bool = True) -> Reading:
     )
 
 
-def _source(runtime: Runtime, name: str) -> str:
+def _source(runtime: Observed, name: str) -> str:
     """The function's source as the dashboard shows it: disabled when its event source
     mapping is (``UpdateEventSourceMapping``)."""
     source = runtime.router.functions[name].source

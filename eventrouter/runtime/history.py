@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from eventrouter.observability.readings import Reading, take
+from eventrouter.runtime.readings import Reading, take
 
 if TYPE_CHECKING:
-    from eventrouter.runtime.interface import Runtime
+    from eventrouter.runtime.readings import Observed
 
 log = structlog.get_logger("eventrouter")
 
@@ -26,7 +26,7 @@ KEPT = 600
 class History:
     """Readings of one runtime, oldest first."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Observed) -> None:
         self.runtime = runtime
         self.readings: deque[Reading] = deque(maxlen=KEPT)
         self.started = time.time()
