@@ -26,6 +26,7 @@ from eventrouter.router import FunctionSpec, Router
 from eventrouter.runtime.engine import DEFAULT_GRACE, DEFAULT_STATE_DIR, Engine
 from eventrouter.sources.schedule.expressions import to_instant
 from eventrouter.sources.schedule.report import schedules_report
+from eventrouter.sources.schedule.starter import schedule_ledger
 from eventrouter.supervisor import (
     Supervisor,
     as_worker,
@@ -419,7 +420,7 @@ async def _invoke(router: Router, args: argparse.Namespace) -> int:
 
 async def _schedules(router: Router, args: argparse.Namespace) -> int:
     async with Engine(router, state_dir=args.state_dir, consume=False) as engine:
-        states = await (await engine.schedule_ledger()).states()
+        states = await (await schedule_ledger(engine)).states()
     print(schedules_report(router, states, time.time()))
     return 0
 

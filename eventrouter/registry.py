@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from eventrouter.config import FunctionSettings, build_settings, check_int
-from eventrouter.contract.spec import MODELS, FunctionSpec
+from eventrouter.contract.spec import FunctionSpec, SourceBase
+from eventrouter.contract.spec import Source as AnySource
 from eventrouter.errors import ConfigError, EventRouterError, FunctionNotFound
 from eventrouter.events import HttpEvent
 from eventrouter.keywords import CheckedMeta
@@ -51,15 +52,15 @@ _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 def build_spec(
-    handler: Callable[..., Any], name: str, source: Source | None, settings: FunctionSettings
+    handler: Callable[..., Any], name: str, source: AnySource | None, settings: FunctionSettings
 ) -> FunctionSpec:
     if not callable(handler):
         raise ConfigError(f"function {name!r}: the handler {handler!r} is not callable")
-    model = getattr(source, "model", None)
-    if source is not None and model not in MODELS:
+    if source is not None and not isinstance(source, SourceBase):
         raise ConfigError(f"function {name!r}: {source!r} is not a source this router knows")
+    model = source.model if source is not None else None
     tp, takes_context, return_type = payload_type(handler, name)
-    batch = model == "async" and getattr(source, "batch_size", 1) > 1
+    batch = source is not None and model == "async" and source.batch_size > 1
     item_type = tp
     if batch:
         origin = typing.get_origin(tp)
@@ -93,7 +94,7 @@ def build_spec(
 
 def _is_handler(value: object) -> bool:
     """A function given where a source goes: bare ``@on_event`` decorating it."""
-    return callable(value) and not hasattr(value, "model")
+    return callable(value) and not isinstance(value, SourceBase)
 
 
 class Registry(metaclass=CheckedMeta):
@@ -226,10 +227,8 @@ class Registry(metaclass=CheckedMeta):
                     f"(by {self.functions[fname].module} and {handler.__module__}); "
                     "give one of them name=..."
                 )
-            bound = source
-            bind = getattr(source, "bind", None)
-            if bind is not None:  # a source named after its function (schedules, rules)
-                bound = bind(fname)
+            # A source named after its function (schedules, rules) is bound to its name.
+            bound = source.bind(fname) if source is not None else None
             if isinstance(source, Queue):
                 for other in self.functions.values():
                     if isinstance(other.source, Queue) and other.source.name == source.name:

@@ -23,8 +23,8 @@ import anyio.abc
 import msgspec
 import structlog
 
-from eventrouter.arns import function_arn, sqs_arn
-from eventrouter.contract.spec import SourcePort, source_label
+from eventrouter.arns import function_arn
+from eventrouter.contract.spec import Source, SourcePort, source_label
 from eventrouter.control.overrides import MappingChange, edit, load
 from eventrouter.errors import ConfigError, source_failure
 from eventrouter.runtime.policies.port import PolicyPort
@@ -79,7 +79,8 @@ class Mapping:
 
     @property
     def embedded(self) -> bool:
-        return getattr(self.state.spec.source, "named_queue", None) is not None
+        source = self.state.spec.source
+        return source is not None and source.named_queue is not None
 
 
 class Mappings:
@@ -101,7 +102,7 @@ class Mappings:
             source = state.spec.source
             if source is None:
                 continue
-            if source.model in PULL_POLICIES or getattr(source, "named_queue", None):
+            if source.model in PULL_POLICIES or source.named_queue:
                 mapping = Mapping(state)
                 self.by_uuid[mapping.uuid] = mapping
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -138,8 +139,7 @@ class Mappings:
         if mapping.embedded:
             self.async_policy.consume_queue(spec.name, source.named_queue, source.batch_size)
             return
-        single = getattr(source, "single_reader", None)
-        if self.worker != 0 and single is not None and single(self.runtime):
+        if self.worker != 0 and source.single_reader(self.runtime):
             log.info("stream read by worker 0 only", function=spec.name)
             return
         adapter: Any = source.adapter(spec, self.runtime)  # the transport of its model
@@ -155,7 +155,8 @@ class Mappings:
     async def _stop(self, mapping: Mapping) -> None:
         spec = mapping.state.spec
         if mapping.embedded:
-            self.async_policy.pause_queue(spec.name, getattr(spec.source, "named_queue", ""))
+            assert spec.source is not None and spec.source.named_queue is not None
+            self.async_policy.pause_queue(spec.name, spec.source.named_queue)
             return
         policy, mapping.policy = mapping.policy, None
         if policy is None:
@@ -218,23 +219,23 @@ class Mappings:
         mapping.modified = change.modified or mapping.modified
 
     @staticmethod
-    def _source_for(mapping: Mapping, change: MappingChange) -> Any:
+    def _source_for(mapping: Mapping, change: MappingChange) -> Source:
         """The code's source with the change's settings (``ConfigError`` out of range)."""
-        source: Any = mapping.code_source
+        source = mapping.code_source
+        assert source is not None  # a mapping is made for a source only
         fields: dict[str, Any] = {}
         if change.batch_size is not None:
             fields["batch_size"] = change.batch_size
         if change.batching_window is not None:
-            if not hasattr(source, "batching_window"):
-                raise ConfigError(f"{source.describe()} has no batching window")
             fields["batching_window"] = change.batching_window
-        return msgspec.structs.replace(source, **fields) if fields else source
+        return source.with_changes(**fields) if fields else source
 
     # -- describing --------------------------------------------------------------------------
 
     def describe(self, mapping: Mapping) -> dict[str, Any]:
         """``EventSourceMappingConfiguration``, as Lambda returns it."""
-        source: Any = mapping.state.spec.source
+        source = mapping.state.spec.source
+        assert source is not None  # a mapping is made for a source only
         document: dict[str, Any] = {
             "UUID": mapping.uuid,
             "BatchSize": source.batch_size,
@@ -244,39 +245,13 @@ class Mappings:
             "State": "Enabled" if mapping.enabled else "Disabled",
             "StateTransitionReason": "USER_INITIATED",
         }
-        if hasattr(source, "batching_window"):
-            document["MaximumBatchingWindowInSeconds"] = round(source.batching_window)
         arns = source.source_arns()
-        if getattr(source, "queue", None) is not None:  # SQS
-            # The queue's real ARN once its poller has asked SQS (a queue named by name or URL
-            # may live in another account than the router's); until then, the router's guess.
-            if isinstance(mapping.policy, QueuePollPolicy) and mapping.policy.source_arn:
-                mapping.source_arn = mapping.policy.source_arn
-            arns = [mapping.source_arn or sqs_arn(source.queue, source.region)]
-            document["ScalingConfig"] = {"MaximumConcurrency": source.max_concurrency}
         if arns:
             document["EventSourceArn"] = arns[0]
-        topics = getattr(source, "topics", None)
-        if topics is not None:  # Kafka
-            document["Topics"] = [topics] if isinstance(topics, str) else list(topics)
-            servers = getattr(source, "bootstrap_servers", None) or os.environ.get(
-                "KAFKA_BOOTSTRAP_SERVERS", ""
-            )
-            document["SelfManagedEventSource"] = {
-                "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [s for s in servers.split(",") if s]}
-            }
-        if getattr(source, "starting_position", None) is not None:
-            document["StartingPosition"] = source.starting_position
-            document["ParallelizationFactor"] = source.parallelization_factor
-            document["BisectBatchOnFunctionError"] = source.bisect_on_error
-            document["MaximumRetryAttempts"] = source.max_retries
-            document["MaximumRecordAgeInSeconds"] = round(source.max_record_age)
-            document["TumblingWindowInSeconds"] = round(source.tumbling_window)
-        if getattr(source, "report_batch_item_failures", False):
-            document["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
-        filters = getattr(source, "filters", ())
-        if filters:
-            document["FilterCriteria"] = {
-                "Filters": [{"Pattern": msgspec.json.encode(f).decode()} for f in filters]
-            }
+        document.update(source.mapping_document())
+        # A polled queue's ARN as its service reported it, once known.
+        if isinstance(mapping.policy, QueuePollPolicy) and mapping.policy.source_arn:
+            mapping.source_arn = mapping.policy.source_arn
+        if mapping.source_arn:
+            document["EventSourceArn"] = mapping.source_arn
         return document

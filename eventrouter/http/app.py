@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import msgspec
 import structlog
 
 from eventrouter.config import SYNC_PAYLOAD_LIMIT
+from eventrouter.contract.spec import PushEndpoint
 from eventrouter.events import HttpEvent, new_request_id
 from eventrouter.http import control_api, events_api, invoke_api, observe
 from eventrouter.http.asgi import (
@@ -37,7 +38,6 @@ from eventrouter.outcomes import Outcome, Status
 from eventrouter.security.guard import AuthFailure
 from eventrouter.security.permissions import INVOKE_URL
 from eventrouter.signature import decode_integral_floats
-from eventrouter.sources.http.source import Http
 
 if TYPE_CHECKING:
     from eventrouter.registry import Registry
@@ -88,14 +88,15 @@ class HttpApp:
         #: Notification endpoints (an SNS HTTP subscription, an S3 webhook): path -> function.
         self.endpoints: dict[str, str] = {}
         for spec in router.functions.values():
-            endpoint = getattr(spec.source, "endpoint_path", None)
-            path = endpoint(spec.name) if endpoint is not None else None
+            if spec.source is None:
+                continue
+            path = spec.source.endpoint_path(spec.name)
             if path is not None:
                 self.endpoints[path] = spec.name
-            if not isinstance(spec.source, Http):
+            parsed = spec.source.http_route()
+            if parsed is None:
                 continue
-            parsed = spec.source.spec
-            route = Route(spec.name, parsed.template, spec.source.auth)
+            route = Route(spec.name, parsed.template, parsed.auth)
             if parsed.pattern is None:
                 table = self.static.setdefault(parsed.template, {})
             else:
@@ -259,7 +260,7 @@ class HttpApp:
             await self._error(send, 413, "RequestTooLarge", "the body is too large", request_id)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        status, answer = await runtime.feeds[name].handle(headers, body)
+        status, answer = await cast(PushEndpoint, runtime.running[name]).handle(headers, body)
         await respond(
             send,
             status,

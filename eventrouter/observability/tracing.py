@@ -205,7 +205,6 @@ def invocation_attributes(spec: FunctionSpec, arn: str) -> dict[str, Any]:
     """What every span of a function's invocations says of it (OpenTelemetry's FaaS
     conventions; the source adds its trigger and messaging attributes)."""
     source = spec.source
-    described = getattr(source, "trace_attributes", None)
     attributes: dict[str, Any] = {
         "faas.trigger": "other",
         "faas.name": spec.name,
@@ -213,8 +212,8 @@ def invocation_attributes(spec: FunctionSpec, arn: str) -> dict[str, Any]:
         "faas.max_memory": spec.settings.memory_mb * 1024 * 1024,
         "cloud.resource_id": arn,
     }
-    if described is not None:
-        attributes.update(described())
+    if source is not None:
+        attributes.update(source.trace_attributes())
     return attributes
 
 

@@ -19,15 +19,14 @@ import anyio.abc
 import msgspec
 import structlog
 
+from eventrouter.bus.buses import EventBuses
 from eventrouter.config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
-from eventrouter.contract.spec import source_label
 from eventrouter.control.mappings import Mappings
 from eventrouter.control.plane import Control
 from eventrouter.errors import (
     EventRouterError,
     InvalidRequestContent,
     PayloadTooLarge,
-    source_failure,
 )
 from eventrouter.events import new_request_id
 from eventrouter.observability import tracing
@@ -42,19 +41,16 @@ from eventrouter.runtime.environments.warmup import provision
 from eventrouter.runtime.history import History
 from eventrouter.runtime.interface import Runtime
 from eventrouter.runtime.invoker import FunctionState, Invoker, StreamSink
-from eventrouter.runtime.policies.asynchronous import AsyncPolicy, function_queue
+from eventrouter.runtime.policies.asynchronous import AsyncPolicy
 from eventrouter.security.guard import Guard
 from eventrouter.services.clients import Clients
 from eventrouter.services.concurrency import Slots
 from eventrouter.signature import decode_integral_floats
-from eventrouter.sources.bus.buses import EventBuses
-from eventrouter.sources.schedule.ledger import Ledger, SqliteLedger
-from eventrouter.sources.schedule.scheduler import Scheduler
-from eventrouter.store.base import Store
+from eventrouter.store.base import Store, function_queue
 from eventrouter.store.sqlite import EventStore, private_dir
 
 if TYPE_CHECKING:
-    from eventrouter.contract.spec import Destination, FinalListener, FunctionSpec
+    from eventrouter.contract.spec import Destination, FinalListener, FunctionSpec, Running, Starter
     from eventrouter.http.server import HttpServer
 
 log = structlog.get_logger("eventrouter")
@@ -162,12 +158,11 @@ class Engine(Runtime):
         self.metrics_server: HttpServer | None = None
         self._grace = grace
         self.http_server: HttpServer | None = None
-        #: Fires the functions' schedules (``None`` without any, or without ``consume``).
-        self.scheduler: Scheduler | None = None
         #: One policy per pull-sourced function (Kafka streams, SQS queues).
         self.streams: list[PullPolicy] = []
-        #: The notification feeds (SNS, S3) by function: SQS pollers and HTTP endpoints.
-        self.feeds: dict[str, Any] = {}
+        #: What each started source left running, by function (a schedule's scheduler, an
+        #: SNS or S3 feed: SQS pollers or an HTTP endpoint).
+        self.running: dict[str, Running] = {}
         #: Every source started (``/readyz``).
         self.ready = False
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -217,11 +212,10 @@ class Engine(Runtime):
             self._task_group.start_soon(self.usage.run)
         if self.consume:
             try:
-                await self._start_schedules(self._task_group)
                 await self.mappings.start(self._task_group)
                 if self.control.workers > 1:  # what one worker changes, all apply
                     self._task_group.start_soon(self.control.watch, self.mappings)
-                await self._start_feeds(self._task_group)
+                await self._start_sources(self._task_group)
             except BaseException:
                 # The task group reports the same failure again, wrapped: the caller gets
                 # the source's own error (e.g. SourceError: no such stream).
@@ -262,12 +256,11 @@ class Engine(Runtime):
                 in_flight += server.in_flight
                 server.stop()
         self.policy.stop()
-        if self.scheduler is not None:
-            self.scheduler.stop()
         for stream in self.streams:
             stream.stop()
-        for feed in self.feeds.values():
-            feed.stop()
+        running = list(dict.fromkeys(self.running.values()))  # one scheduler runs many
+        for started in running:
+            started.stop()
         with anyio.move_on_after(grace) as scope:
             await self.policy.wait_idle()
             for server in (self.http_server, self.metrics_server):
@@ -275,8 +268,8 @@ class Engine(Runtime):
                     await server.wait_stopped()
             for stream in self.streams:
                 await stream.wait_stopped()
-            for feed in self.feeds.values():
-                await feed.wait_stopped()
+            for started in running:
+                await started.wait_stopped()
         if scope.cancelled_caught and grace > 0:  # (no grace: a start that failed)
             log.warning("grace period over, cancelling", in_flight=self.policy.in_flight)
         self._task_group.cancel_scope.cancel()
@@ -328,40 +321,16 @@ class Engine(Runtime):
             await self.shutdown(grace=0)
             raise
 
-    async def _start_schedules(self, task_group: anyio.abc.TaskGroup) -> None:
-        specs = [
-            s
-            for s in self.router.functions.values()
-            if getattr(s.source, "trigger", "") == "schedule"
-        ]
-        if not specs:
-            return
-        self.scheduler = Scheduler(self, await self.schedule_ledger(), specs)
-        self.policy.final_listeners.append(self.scheduler.on_final)
-        await task_group.start(self.scheduler.run)
-
-    async def schedule_ledger(self) -> Ledger:
-        """Where fires are recorded: beside the events of the embedded queue, or, for hosts
-        sharing an SQS queue, in the router's DynamoDB lease table."""
-        if isinstance(self.store, EventStore):
-            return SqliteLedger(self.store)
-        from eventrouter.sources.schedule.dynamo import DynamoLedger
-
-        ledger: Ledger = await DynamoLedger.open(self, self.router.lease_table)
-        return ledger
-
-    async def _start_feeds(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start the notification feeds (``trigger == "feed"``: SNS, S3): each moves what a
-        service pushes (through SQS or HTTP) into its function's durable queue."""
+    async def _start_sources(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Start every source that names a starter (schedules, notification feeds), one call
+        per starter with all its functions; pull sources start with their mappings."""
+        kinds: dict[Starter, list[FunctionSpec]] = {}
         for state in self.invoker.states.values():
-            source: Any = state.spec.source
-            if getattr(source, "trigger", "") == "feed":
-                feed = source.feed(state.spec, self)
-                self.feeds[state.spec.name] = feed
-                try:
-                    await task_group.start(feed.run)
-                except Exception as exc:
-                    raise source_failure(source_label(source), state.spec.name, exc) from exc
+            source = state.spec.source
+            if source is not None and source.starter is not None:
+                kinds.setdefault(source.starter, []).append(state.spec)
+        for starter, specs in kinds.items():
+            self.running.update(await starter.start(specs, self, task_group))
 
     @property
     def http_port(self) -> int | None:

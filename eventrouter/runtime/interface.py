@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from eventrouter.contract.spec import Destination, FunctionSpec
+    from eventrouter.bus.buses import EventBuses
+    from eventrouter.contract.spec import Destination, FunctionSpec, Running
     from eventrouter.control.mappings import Mappings
     from eventrouter.control.plane import Control
     from eventrouter.observability.metrics import Metrics
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from eventrouter.security.guard import Guard
     from eventrouter.services.clients import Clients
     from eventrouter.services.concurrency import Slots
-    from eventrouter.sources.bus.buses import EventBuses
     from eventrouter.store.base import Store
 
 
@@ -52,8 +52,9 @@ class Runtime(Protocol):
     ready: bool
     #: The embedded event buses and their rules.
     buses: EventBuses
-    #: The notification feeds (SNS, S3) by function; HTTP deliveries are answered by them.
-    feeds: dict[str, Any]
+    #: What each started source left running, by function (an HTTP push endpoint answers
+    #: the deliveries to its path).
+    running: dict[str, Running]
     #: One policy per pull-sourced function (streams, polled queues): lag, pollers.
     streams: list[Any]
     #: The last minutes of readings (the dashboard).

@@ -103,7 +103,7 @@ class FunctionState:
         #: While tracing: the attributes of every span of this function (made on first use)
         #: and the span's kind (a caller waits: server; a queue or stream feeds it: consumer).
         self.trace_attributes: dict[str, Any] | None = None
-        model = getattr(spec.source, "model", "sync")
+        model = spec.source.model if spec.source is not None else "sync"
         self.span_kind = "SERVER" if model == "sync" else "CONSUMER"
         #: Throttles since the last "throttled" line, and when that line was written.
         self.throttles = 0

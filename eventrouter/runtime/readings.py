@@ -17,6 +17,7 @@ from eventrouter.observability.metrics import FunctionMetrics, cpu_seconds
 from eventrouter.runtime.policies.port import PolicyPort
 
 if TYPE_CHECKING:
+    from eventrouter.contract.spec import Running
     from eventrouter.control.mappings import Mappings
 
 
@@ -78,7 +79,7 @@ class Observed(PolicyPort, Protocol):
 
     #: What each started source left running, by function.
     @property
-    def feeds(self) -> Mapping[str, Any]: ...
+    def running(self) -> Mapping[str, Running]: ...
 
     @property
     def mappings(self) -> Mappings: ...
@@ -100,10 +101,8 @@ async def take(runtime: Observed, *, queues: bool = True) -> Reading:
             found["iterator_age_ms"] = max(ages.values()) if ages else None
         if hasattr(policy, "running"):
             found["pollers"] = policy.running
-    for name, feed in runtime.feeds.items():
-        pollers = getattr(feed, "pollers", None)
-        if pollers is not None:
-            sources.setdefault(name, {})["pollers"] = pollers
+    for name, running in runtime.running.items():
+        sources.setdefault(name, {}).update(running.readings())
     functions = []
     empty = FunctionMetrics()
     for name, state in runtime.invoker.states.items():

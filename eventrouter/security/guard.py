@@ -241,11 +241,11 @@ class Guard:
         if not self.enforce:
             if not announce:
                 return
-            routes = [
-                s.name
-                for s in self.router.functions.values()
-                if getattr(s.source, "auth", "NONE") != "NONE"
-            ]
+            routes = []
+            for s in self.router.functions.values():
+                route = s.source.http_route() if s.source is not None else None
+                if route is not None and route.auth != "NONE":
+                    routes.append(s.name)
             fields = {"unchecked_auth_routes": routes} if routes else {}
             log.warning(
                 "permissions are not enforced: any caller may invoke any function "

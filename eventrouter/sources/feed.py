@@ -17,15 +17,16 @@ maximum event age, destinations (:mod:`eventrouter.runtime.policies.asynchronous
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
 import anyio.abc
 import structlog
 
 from eventrouter.backoff import backoff
-from eventrouter.errors import EventRouterError
+from eventrouter.contract.spec import Running, source_label
+from eventrouter.errors import EventRouterError, source_failure
 from eventrouter.observability.tracing import sqs_trace
 from eventrouter.services.clients import error_code, sqs_queue_url
 
@@ -101,6 +102,9 @@ class SqsFeed:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    def readings(self) -> dict[str, Any]:
+        return {"pollers": self.pollers}
 
     async def wait_until(self, check: Callable[[], bool], within: float = 20.0) -> None:
         """Wait until ``check()`` holds, looking again after each batch of messages."""
@@ -230,6 +234,37 @@ class Endpoint:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    def readings(self) -> dict[str, Any]:
+        return {}
+
+
+class Fed(Protocol):
+    """A source whose service pushes (SNS, S3): it makes the feed of one function."""
+
+    def feed(self, spec: FunctionSpec, port: SourcePort) -> SqsFeed | Endpoint: ...
+
+
+class FeedStarter:
+    """Starts the feed of each function whose source is pushed to (``Sns``, ``S3``)."""
+
+    async def start(
+        self, specs: Sequence[FunctionSpec], port: SourcePort, task_group: anyio.abc.TaskGroup
+    ) -> dict[str, Running]:
+        running: dict[str, Running] = {}
+        for spec in specs:
+            source = cast(Fed, spec.source)
+            feed = source.feed(spec, port)
+            running[spec.name] = cast(Running, feed)
+            try:
+                await task_group.start(feed.run)
+            except Exception as exc:
+                raise source_failure(source_label(source), spec.name, exc) from exc
+        return running
+
+
+#: The one starter of pushed sources.
+FEEDS = FeedStarter()
 
 
 def queue_name(router: str, function: str, kind: str) -> str:

@@ -118,3 +118,8 @@ class Store(Protocol):
         ...
 
     async def pop(self, queue_name: str, limit: int = 100) -> list[StoredEvent]: ...
+
+
+def function_queue(name: str) -> str:
+    """The store queue holding asynchronous invocations of function ``name``."""
+    return f"fn:{name}"

@@ -85,7 +85,7 @@ async def test_sns_through_a_queue_the_router_subscribes_with_a_filter_policy(mo
                 },
             )
         await seen.until(1)
-        feed = app.engine.feeds["on_order"]
+        feed = app.engine.running["on_order"]
         await feed.wait_until(lambda: feed.fed + feed.dropped == 3)
     assert (feed.fed, feed.dropped) == (1, 2)
     (event,) = seen.events
@@ -399,7 +399,7 @@ async def test_s3_through_eventbridge_and_an_sqs_target_the_router_sets_up(moto:
         s3.put_object(Bucket=bucket, Key="out/skipped.txt", Body=b"x")
         s3.put_object(Bucket=bucket, Key="in/my photo.txt", Body=b"xy")
         s3.delete_object(Bucket=bucket, Key="in/my photo.txt")  # not an ObjectCreated event
-        feed = app.engine.feeds["created"]
+        feed = app.engine.running["created"]
         await feed.wait_until(lambda: feed.fed + feed.dropped >= 3)
         await seen.until(1)
     assert feed.fed == 1  # of the events the rule sent (3, or more from moto), one is wanted

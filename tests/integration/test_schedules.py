@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from eventrouter import Router, Schedule
+from eventrouter.sources.schedule.scheduler import Scheduler
 from eventrouter.testing import run_router
 from tests.lambda_models import check_event
 from tests.processes import RouterProcess
@@ -44,8 +45,8 @@ async def test_rate_one_second_invokes_with_the_scheduled_event() -> None:
         with anyio.fail_after(10):
             await three.wait()
         await app.drain()
-        scheduler = app.engine.scheduler
-        assert scheduler is not None
+        scheduler = next(iter(app.engine.running.values()))
+        assert isinstance(scheduler, Scheduler)
         await scheduler.settle()
         (state,) = await scheduler.ledger.states()
     stamps = [datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp() for e in seen]

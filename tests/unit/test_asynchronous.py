@@ -12,8 +12,9 @@ import pytest
 
 from eventrouter import Context, Queue, Router, to_directory, to_function, to_queue
 from eventrouter.backoff import backoff
-from eventrouter.runtime.policies.asynchronous import function_queue, throttle_backoff
+from eventrouter.runtime.policies.asynchronous import throttle_backoff
 from eventrouter.store import EventStore
+from eventrouter.store.base import function_queue
 from eventrouter.testing import run_router
 
 pytestmark = pytest.mark.anyio

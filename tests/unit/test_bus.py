@@ -12,11 +12,11 @@ import anyio
 import pytest
 
 from eventrouter import ConfigError, Context, EventBus, EventRule, Router, to_bus
+from eventrouter.bus.buses import MAX_REQUEST_BYTES
+from eventrouter.bus.index import RuleIndex
+from eventrouter.bus.transform import Transformer, target_input
 from eventrouter.errors import InvalidRequestContent
 from eventrouter.filters import compile_pattern
-from eventrouter.sources.bus.buses import MAX_REQUEST_BYTES
-from eventrouter.sources.bus.index import RuleIndex
-from eventrouter.sources.bus.transform import Transformer, target_input
 from eventrouter.testing import run_router
 from tests.lambda_models import check_event
 

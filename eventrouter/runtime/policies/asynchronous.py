@@ -42,7 +42,7 @@ from eventrouter.outcomes import (
     too_old,
 )
 from eventrouter.runtime.delivery import Delivered
-from eventrouter.store.base import StoredEvent
+from eventrouter.store.base import StoredEvent, function_queue
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import Destination
@@ -62,11 +62,6 @@ IDLE_POLL_INTERVAL = 0.5
 CLAIM_LIMIT = 1000
 #: Wait after the store failed to answer a claim.
 STORE_RETRY = 1.0
-
-
-def function_queue(name: str) -> str:
-    """The store queue holding asynchronous invocations of function ``name``."""
-    return f"fn:{name}"
 
 
 class Consumer:
@@ -97,7 +92,7 @@ class AsyncPolicy:
             self.by_function[name] = consumer
             self.by_queue[function_queue(name)] = consumer
             source = state.spec.source
-            named = getattr(source, "named_queue", None) if source is not None else None
+            named = source.named_queue if source is not None else None
             if named is not None:  # consumed with the function's own once its mapping starts
                 self.by_queue[named] = consumer
         self.in_flight = 0

@@ -1,2 +1,2 @@
-"""The embedded event buses: ``EventRule`` / ``EventBus`` (``rules``), the rule index, input
-transformers and ``EventBuses`` (``buses``: PutEvents, one durable write per matching rule)."""
+"""Event-bus rules as a source: ``EventRule`` and the ``EventBus`` settings (``rules``). The
+buses that match events to rules are :mod:`eventrouter.bus`."""

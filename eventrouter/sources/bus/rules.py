@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 import msgspec
 
 from eventrouter.arns import event_bus_arn, rule_arn
+from eventrouter.bus.transform import Transformer, check_path
 from eventrouter.config import check_int
 from eventrouter.contract.spec import Model, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
 from eventrouter.keywords import CheckedStructMeta
-from eventrouter.sources.bus.transform import Transformer, check_path
 
 #: The service principal rules invoke their functions as.
 EVENTS_SERVICE = "events.amazonaws.com"
@@ -77,7 +77,6 @@ class EventRule(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta)
     principal: ClassVar[str | None] = EVENTS_SERVICE
     batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
-    trigger: ClassVar[str] = "bus"
 
     pattern: dict[str, Any]
     bus: str = DEFAULT_BUS

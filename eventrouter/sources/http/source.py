@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from eventrouter.contract.spec import Model, SourceBase
+from eventrouter.contract.spec import HttpRoute, Model, SourceBase
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 
@@ -113,11 +113,9 @@ class Http(SourceBase, frozen=True, metaclass=CheckedStructMeta):
     def name(self) -> str:
         return self.route
 
-    def source_arns(self) -> list[str]:
-        return []
-
-    def adapter(self, spec: Any, runtime: Any) -> None:
-        return None
+    def http_route(self) -> HttpRoute:
+        parsed = self.spec
+        return HttpRoute(parsed.template, parsed.pattern, parsed.methods, self.auth)
 
     def trace_attributes(self) -> dict[str, Any]:
         return {"faas.trigger": "http", "http.route": self.spec.template}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
+from eventrouter import mapping_fields
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.contract.spec import Model, SourceBase, messaging
@@ -94,6 +95,25 @@ class Kafka(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
 
     def describe(self) -> str:
         return f"kafka:{self.name} batch={self.batch_size}"
+
+    def mapping_document(self) -> dict[str, Any]:
+        servers = self.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        return {
+            "Topics": [self.topics] if isinstance(self.topics, str) else list(self.topics),
+            "SelfManagedEventSource": {
+                "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [s for s in servers.split(",") if s]}
+            },
+            **mapping_fields.batching(self.batching_window),
+            **mapping_fields.stream(
+                self.starting_position,
+                self.parallelization_factor,
+                self.bisect_on_error,
+                self.max_retries,
+                self.max_record_age,
+                self.tumbling_window,
+            ),
+            **mapping_fields.responses(self.report_batch_item_failures, self.filters),
+        }
 
     def source_arns(self) -> list[str]:
         return [kafka_topic_arn(topic) for topic in self.topics]

@@ -16,10 +16,11 @@ import structlog
 
 import eventrouter.sources.s3.rules as rules
 from eventrouter.arns import REGION
-from eventrouter.contract.spec import Model, SourceBase
+from eventrouter.contract.spec import Model, SourceBase, Starter
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.feed import (
+    FEEDS,
     Endpoint,
     FeedError,
     SqsFeed,
@@ -63,7 +64,7 @@ class S3(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     principal: ClassVar[str | None] = "s3.amazonaws.com"
     batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
-    trigger: ClassVar[str] = "feed"
+    starter: ClassVar[Starter | None] = FEEDS
 
     bucket: str
     events: tuple[str, ...] = ("s3:ObjectCreated:*",)

@@ -34,7 +34,7 @@ import anyio.abc
 import structlog
 
 from eventrouter.events import new_request_id
-from eventrouter.runtime.policies.asynchronous import function_queue
+from eventrouter.store.base import function_queue
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import FunctionSpec, SourcePort
@@ -173,6 +173,12 @@ class Scheduler:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+    async def wait_stopped(self) -> None:
+        """Nothing to wait for: the run loop settles its own writes as it ends."""
+
+    def readings(self) -> dict[str, Any]:
+        return {}
 
     # -- due times ----------------------------------------------------------------------------
 

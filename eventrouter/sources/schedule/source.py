@@ -17,7 +17,7 @@ import msgspec
 
 from eventrouter.arns import ACCOUNT, REGION, schedule_arn
 from eventrouter.config import check_int
-from eventrouter.contract.spec import Model, SourceBase
+from eventrouter.contract.spec import Model, SourceBase, Starter
 from eventrouter.errors import ConfigError
 from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.schedule.expressions import Expression, iso, parse_expression, to_instant
@@ -48,7 +48,8 @@ class Schedule(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
     #: Fired by the engine's scheduler (its other async sources: the event bus's rules).
-    trigger: ClassVar[str] = "schedule"
+    #: ``ScheduleStarter`` (set in this package's ``__init__``: the scheduler names this class).
+    starter: ClassVar[Starter | None] = None
 
     expression: str
     timezone: str = "UTC"

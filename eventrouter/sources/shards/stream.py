@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
+from eventrouter import mapping_fields
 from eventrouter.arns import role_arn
 from eventrouter.config import check_int, check_range
 from eventrouter.contract.spec import Model, SourceBase
@@ -103,6 +104,20 @@ class ShardedStream(SourceBase, frozen=True, dict=True, kw_only=True, metaclass=
     def transport(self, runtime: SourcePort) -> ShardTransport:
         """The stream's API (Kinesis, DynamoDB Streams)."""
         raise NotImplementedError
+
+    def mapping_document(self) -> dict[str, Any]:
+        return {
+            **mapping_fields.batching(self.batching_window),
+            **mapping_fields.stream(
+                self.starting_position,
+                self.parallelization_factor,
+                self.bisect_on_error,
+                self.max_retries,
+                self.max_record_age,
+                self.tumbling_window,
+            ),
+            **mapping_fields.responses(self.report_batch_item_failures, self.filters),
+        }
 
     def single_reader(self, runtime: SourcePort) -> bool:
         """Only one router of a state dir may read this stream: its shard checkpoints are in

@@ -20,11 +20,12 @@ import eventrouter.sources.sns.rules as rules
 from eventrouter._optional import require
 from eventrouter.arns import region_of
 from eventrouter.config import check_range
-from eventrouter.contract.spec import Model, SourceBase, messaging
+from eventrouter.contract.spec import Model, SourceBase, Starter, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Matcher, compile_pattern
 from eventrouter.keywords import CheckedStructMeta
 from eventrouter.sources.feed import (
+    FEEDS,
     Endpoint,
     FeedError,
     SqsFeed,
@@ -69,7 +70,7 @@ class Sns(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
     principal: ClassVar[str | None] = "sns.amazonaws.com"
     batch_size: ClassVar[int] = 1
     named_queue: ClassVar[None] = None
-    trigger: ClassVar[str] = "feed"
+    starter: ClassVar[Starter | None] = FEEDS
 
     topic: str | tuple[str, ...]
     delivery: Literal["sqs", "http"] = "sqs"

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from eventrouter.arns import region_of
+from eventrouter import mapping_fields
+from eventrouter.arns import region_of, sqs_arn
 from eventrouter.config import check_int, check_range
 from eventrouter.contract.spec import Model, QueueInfo, SourceBase, messaging
 from eventrouter.errors import ConfigError
@@ -95,6 +96,16 @@ class Sqs(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
 
     def describe(self) -> str:
         return f"sqs:{self.name} batch={self.batch_size}"
+
+    def mapping_document(self) -> dict[str, Any]:
+        # The queue's ARN as the router guesses it; the mapping reports SQS's once known (a
+        # queue named by name or URL may live in another account than the router's).
+        return {
+            "EventSourceArn": sqs_arn(self.queue, self.region),
+            "ScalingConfig": {"MaximumConcurrency": self.max_concurrency},
+            **mapping_fields.batching(self.batching_window),
+            **mapping_fields.responses(self.report_batch_item_failures, self.filters),
+        }
 
     def source_arns(self) -> list[str]:
         return []  # the queue's ARN is asked of SQS when the poller connects

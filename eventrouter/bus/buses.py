@@ -17,16 +17,16 @@ import msgspec
 import structlog
 
 from eventrouter.arns import ACCOUNT, REGION
+from eventrouter.bus.index import RuleIndex
+from eventrouter.bus.transform import target_input
 from eventrouter.errors import ConfigError, InvalidRequestContent
 from eventrouter.events import new_request_id
 from eventrouter.lineage import produced
 from eventrouter.observability.tracing import current_trace
-from eventrouter.runtime.policies.asynchronous import function_queue
 from eventrouter.security.policy import Policy
-from eventrouter.sources.bus.index import RuleIndex
 from eventrouter.sources.bus.rules import DEFAULT_BUS, EventBus, EventRule, bus_name
-from eventrouter.sources.bus.transform import target_input
 from eventrouter.sources.schedule.expressions import iso
+from eventrouter.store.base import function_queue
 from eventrouter.store.sqlite import INSERT_EVENT, EventStore
 
 if TYPE_CHECKING:
@@ -118,8 +118,7 @@ class EventBuses:
         routes: dict[str, list[Route]] = {}
         for spec in registry.functions.values():
             rule = spec.source
-            if getattr(rule, "trigger", "") == "bus":
-                assert isinstance(rule, EventRule)
+            if isinstance(rule, EventRule):
                 self.buses.setdefault(rule.bus_name, EventBus(rule.bus_name))
                 routes.setdefault(rule.bus_name, []).append((spec, rule))
         self.index: dict[str, RuleIndex[Route]] = {
