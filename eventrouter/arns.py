@@ -91,3 +91,14 @@ def schedule_arn(name: str, group: str = "default") -> str:
 
 def s3_object_arn(bucket: str, key: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"
+
+
+#: The bus events go to when none is named.
+DEFAULT_BUS = "default"
+
+
+def bus_name(name_or_arn: str) -> str:
+    """A bus given by name or ARN (``arn:aws:events:...:event-bus/NAME``)."""
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn.rsplit("event-bus/", 1)[-1]
+    return name_or_arn

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from eventrouter.arns import ACCOUNT, REGION
+from eventrouter.arns import ACCOUNT, DEFAULT_BUS, REGION, bus_name
 from eventrouter.bus.index import RuleIndex
 from eventrouter.bus.transform import target_input
 from eventrouter.errors import ConfigError, InvalidRequestContent
@@ -24,14 +24,13 @@ from eventrouter.events import new_request_id
 from eventrouter.lineage import produced
 from eventrouter.observability.tracing import current_trace
 from eventrouter.security.policy import Policy
-from eventrouter.sources.bus.rules import DEFAULT_BUS, EventBus, EventRule, bus_name
+from eventrouter.sources.bus.rules import EventBus, EventRule
 from eventrouter.sources.schedule.expressions import iso
 from eventrouter.store.base import function_queue
 from eventrouter.store.sqlite import INSERT_EVENT, EventStore
 
 if TYPE_CHECKING:
-    from eventrouter.contract.spec import FunctionSpec, SourcePort
-    from eventrouter.registry import Registry
+    from eventrouter.contract.spec import FunctionSpec, RouterInfo, SourcePort
 
 log = structlog.get_logger("eventrouter.bus")
 
@@ -111,7 +110,7 @@ def _iso(at: float) -> str:
 class EventBuses:
     """The buses and rules of one runtime."""
 
-    def __init__(self, runtime: SourcePort, registry: Registry) -> None:
+    def __init__(self, runtime: SourcePort, registry: RouterInfo) -> None:
         self.runtime = runtime
         self.buses: dict[str, EventBus] = {DEFAULT_BUS: EventBus(DEFAULT_BUS)}
         self.buses.update({bus.name: bus for bus in registry.buses})

@@ -58,6 +58,8 @@ class HttpRoute(NamedTuple):
     #: A regular expression for templates with parameters (``None``: a literal path).
     pattern: str | None
     methods: tuple[str, ...]
+    #: The names of its path parameters.
+    params: tuple[str, ...]
     #: Who must sign its requests (``"NONE"``, ``"AWS_IAM"``).
     auth: str
 
@@ -310,6 +312,18 @@ class RouterInfo(Protocol):
 
     @property
     def functions(self) -> Mapping[str, FunctionSpec]: ...
+
+    #: The event buses it declares (``EventBus`` settings).
+    @property
+    def buses(self) -> Sequence[Any]: ...
+
+    #: Whether permissions are checked (``Router(enforce_permissions=True)``).
+    @property
+    def enforce_permissions(self) -> bool | None: ...
+
+    #: The credentials callers sign with, by access key (``None``: none given).
+    @property
+    def credentials(self) -> Any: ...
 
 
 class EventSink(Protocol):

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from eventrouter.arns import event_bus_arn
+from eventrouter.arns import DEFAULT_BUS, bus_name, event_bus_arn
 from eventrouter.errors import ConfigError, DestinationError
 from eventrouter.keywords import checked
-from eventrouter.sources.bus.rules import DEFAULT_BUS, bus_name, check_bus_name
+from eventrouter.sources.bus.rules import check_bus_name
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import Services

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from eventrouter.arns import event_bus_arn
+from eventrouter.arns import DEFAULT_BUS, bus_name, event_bus_arn
 from eventrouter.errors import InvalidRequestContent
 from eventrouter.events import new_request_id
 from eventrouter.http.asgi import Receive, Scope, Send, read_body, respond
 from eventrouter.security.guard import AuthFailure
-from eventrouter.sources.bus.rules import DEFAULT_BUS, bus_name
 
 if TYPE_CHECKING:
     from eventrouter.runtime.interface import Runtime

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from eventrouter.contract.spec import HttpRoute
 from eventrouter.events import HttpEvent
 from eventrouter.http.invoke_api import INVOCATION_TYPES
 from eventrouter.http.response import Response
-from eventrouter.sources.http.source import Http
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import FunctionSpec
@@ -48,11 +48,15 @@ def _schema_type(tp: Any) -> bool:
     return True
 
 
+def _route(spec: FunctionSpec) -> HttpRoute | None:
+    return spec.source.http_route() if spec.source is not None else None
+
+
 def openapi_document(router: Registry) -> dict[str, Any]:
     """The document; request and response schemas come from the handlers' msgspec types."""
     types: list[Any] = []
     for spec in router.functions.values():
-        if isinstance(spec.source, Http):
+        if _route(spec) is not None:
             if not spec.http_raw and _schema_type(spec.payload_type):
                 types.append(spec.payload_type)
             if _schema_type(spec.return_type):
@@ -65,11 +69,11 @@ def openapi_document(router: Registry) -> dict[str, Any]:
     components["AwsError"] = _AWS_ERROR
     paths: dict[str, dict[str, Any]] = {}
     for spec in sorted(router.functions.values(), key=lambda s: s.name):
-        if isinstance(spec.source, Http):
-            route = spec.source.spec
+        route = _route(spec)
+        if route is not None:
             for method in route.methods:
                 paths.setdefault(route.template, {})[method.lower()] = _operation(
-                    spec, route.params, method, by_type, bool(router.enforce_permissions)
+                    spec, route, method, by_type, bool(router.enforce_permissions)
                 )
     paths["/2015-03-31/functions/{FunctionName}/invocations"] = {"post": _invoke_operation(router)}
     paths["/healthz"] = {"get": _plain("Liveness", {"200": _status("alive")})}
@@ -121,17 +125,15 @@ def _error_response(description: str) -> dict[str, Any]:
 
 def _operation(
     spec: FunctionSpec,
-    params: tuple[str, ...],
+    route: HttpRoute,
     method: str,
     by_type: dict[int, Any],
     enforce: bool,
 ) -> dict[str, Any]:
-    assert isinstance(spec.source, Http)
+    params = route.params
     doc = inspect.getdoc(spec.handler) or ""
     operation: dict[str, Any] = {
-        "operationId": f"{spec.name}_{method.lower()}"
-        if len(spec.source.spec.methods) > 1
-        else spec.name,
+        "operationId": f"{spec.name}_{method.lower()}" if len(route.methods) > 1 else spec.name,
         "summary": doc.splitlines()[0] if doc else spec.name,
         "parameters": [
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from eventrouter.contract.spec import FunctionSpec
+from typing import Any
 
 #: The tracer of this process while one is active (:func:`activate`), else ``None``.
 TRACER: Tracer | None = None
@@ -201,20 +198,19 @@ def xray_of(span_context: Any) -> str:
     )
 
 
-def invocation_attributes(spec: FunctionSpec, arn: str) -> dict[str, Any]:
+def invocation_attributes(
+    name: str, memory_mb: int, arn: str, source: dict[str, Any]
+) -> dict[str, Any]:
     """What every span of a function's invocations says of it (OpenTelemetry's FaaS
-    conventions; the source adds its trigger and messaging attributes)."""
-    source = spec.source
-    attributes: dict[str, Any] = {
+    conventions; ``source``: its source's trigger and messaging attributes)."""
+    return {
         "faas.trigger": "other",
-        "faas.name": spec.name,
+        "faas.name": name,
         "faas.version": "$LATEST",
-        "faas.max_memory": spec.settings.memory_mb * 1024 * 1024,
+        "faas.max_memory": memory_mb * 1024 * 1024,
         "cloud.resource_id": arn,
+        **source,
     }
-    if source is not None:
-        attributes.update(source.trace_attributes())
-    return attributes
 
 
 @contextlib.contextmanager

@@ -302,8 +302,12 @@ class Invoker:
     ) -> Outcome:
         """:meth:`_run` inside the invocation's span."""
         if state.trace_attributes is None:
+            spec = state.spec
             state.trace_attributes = tracing.invocation_attributes(
-                state.spec, function_arn(state.spec.name)
+                spec.name,
+                spec.settings.memory_mb,
+                function_arn(spec.name),
+                spec.source.trace_attributes() if spec.source is not None else {},
             )
         attributes = state.trace_attributes
         cold = not state.warm if state.pool is None else not state.pool.idle

@@ -38,8 +38,7 @@ from eventrouter.security.policy import (
 from eventrouter.security.sigv4 import SignatureError, verify
 
 if TYPE_CHECKING:
-    from eventrouter.contract.spec import Destination, FunctionSpec
-    from eventrouter.registry import Registry
+    from eventrouter.contract.spec import Destination, FunctionSpec, RouterInfo
 
 log = structlog.get_logger("eventrouter")
 
@@ -89,7 +88,7 @@ class AuthFailure(Exception):
 class Guard:
     """The permission checks of one engine (see the module's documentation)."""
 
-    def __init__(self, router: Registry) -> None:
+    def __init__(self, router: RouterInfo) -> None:
         self.router = router
         self.enforce = bool(router.enforce_permissions)
         self.credentials = Credentials.load(router.credentials) if self.enforce else Credentials()

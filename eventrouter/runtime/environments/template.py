@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from eventrouter import snapstart
+import eventrouter.snapstart as snapstart
 from eventrouter.outcomes import error_body, error_document
 from eventrouter.runtime.environments import worker as worker_module
 from eventrouter.runtime.environments.frames import (

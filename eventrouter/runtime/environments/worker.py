@@ -256,7 +256,7 @@ class Worker:
         os._exit(1)
 
     async def call(self, op: Any, function: str, payload: Any) -> Any:
-        from eventrouter import errors
+        import eventrouter.errors as errors
 
         self.next_call += 1
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()

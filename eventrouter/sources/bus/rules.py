@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from eventrouter.arns import event_bus_arn, rule_arn
+from eventrouter.arns import DEFAULT_BUS, bus_name, event_bus_arn, rule_arn
 from eventrouter.bus.transform import Transformer, check_path
 from eventrouter.config import check_int
 from eventrouter.contract.spec import Model, SourceBase, messaging
@@ -23,7 +23,6 @@ from eventrouter.keywords import CheckedStructMeta
 
 #: The service principal rules invoke their functions as.
 EVENTS_SERVICE = "events.amazonaws.com"
-DEFAULT_BUS = "default"
 _BUS_NAME = re.compile(r"[/.\-_A-Za-z0-9]{1,256}")
 
 
@@ -34,13 +33,6 @@ def check_bus_name(name: object) -> str:
             "use 1 to 256 letters, digits, '.', '-', '_' or '/'"
         )
     return name
-
-
-def bus_name(name_or_arn: str) -> str:
-    """A bus given by name or ARN (``arn:aws:events:...:event-bus/NAME``)."""
-    if name_or_arn.startswith("arn:"):
-        return name_or_arn.rsplit("event-bus/", 1)[-1]
-    return name_or_arn
 
 
 class EventBus(msgspec.Struct, frozen=True, metaclass=CheckedStructMeta):

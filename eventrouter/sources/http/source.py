@@ -115,7 +115,7 @@ class Http(SourceBase, frozen=True, metaclass=CheckedStructMeta):
 
     def http_route(self) -> HttpRoute:
         parsed = self.spec
-        return HttpRoute(parsed.template, parsed.pattern, parsed.methods, self.auth)
+        return HttpRoute(parsed.template, parsed.pattern, parsed.methods, parsed.params, self.auth)
 
     def trace_attributes(self) -> dict[str, Any]:
         return {"faas.trigger": "http", "http.route": self.spec.template}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from eventrouter import mapping_fields
+import eventrouter.mapping_fields as mapping_fields
 from eventrouter._optional import require
 from eventrouter.arns import kafka_topic_arn
 from eventrouter.contract.spec import Model, SourceBase, messaging

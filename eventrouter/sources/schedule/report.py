@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from eventrouter.sources.schedule.source import Schedule
 
 if TYPE_CHECKING:
-    from eventrouter.registry import Registry
+    from eventrouter.contract.spec import RouterInfo
     from eventrouter.sources.schedule.ledger import ScheduleState
 
 
@@ -24,7 +24,7 @@ def next_fires(schedule: Schedule, state: ScheduleState | None, now: float, n: i
     return out
 
 
-def schedules_report(router: Registry, states: list[ScheduleState], now: float) -> str:
+def schedules_report(router: RouterInfo, states: list[ScheduleState], now: float) -> str:
     """Plain text: one block per schedule."""
     by_arn = {s.arn: s for s in states}
     blocks = []

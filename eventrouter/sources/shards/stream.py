@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
-from eventrouter import mapping_fields
+import eventrouter.mapping_fields as mapping_fields
 from eventrouter.arns import role_arn
 from eventrouter.config import check_int, check_range
 from eventrouter.contract.spec import Model, SourceBase

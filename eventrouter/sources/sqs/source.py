@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from eventrouter import mapping_fields
+import eventrouter.mapping_fields as mapping_fields
 from eventrouter.arns import region_of, sqs_arn
 from eventrouter.config import check_int, check_range
 from eventrouter.contract.spec import Model, QueueInfo, SourceBase, messaging
