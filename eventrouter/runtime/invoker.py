@@ -72,7 +72,7 @@ _SAID_BY_THE_ENVIRONMENT = frozenset((OUT_OF_MEMORY, EXIT_ERROR))
 
 
 class FunctionState:
-    """CallerPort state of one function: its slots and whether its environment is warm.
+    """Runtime state of one function: its slots and whether its environment is warm.
 
     An ``isolation="process"`` function has a pool of environments of its own instead.
     """

@@ -8,12 +8,12 @@ function's concurrency, and shuts down those idle for longer than ``idle_timeout
 The router enforces what inline mode cannot: an invocation that overruns its timeout gets
 its process group killed (CPU-bound code that never yields is stopped too); a process whose
 resident memory passes ``memory_mb`` is killed and the invocation fails with
-``CallerPort.OutOfMemory``; a process that dies fails only the invocation it was running. The
+``Runtime.OutOfMemory``; a process that dies fails only the invocation it was running. The
 killed environment is replaced by the next cold start.
 
 Two kinds of process: a Python worker (:mod:`eventrouter.runtime.environments.worker`,
 messages over a socket pair) for ``@on_event(..., isolation="process")``, and any command
-speaking Lambda's CallerPort API (:mod:`eventrouter.runtime.environments.runtime_api`) for
+speaking Lambda's Runtime API (:mod:`eventrouter.runtime.environments.runtime_api`) for
 ``router.external(...)``.
 """
 
@@ -292,7 +292,7 @@ class Pool:
             error = init_timeout_error(request_id, INIT_TIMEOUT)
         else:
             error = error_document(
-                EXIT_ERROR if isinstance(exc, EnvironmentGone) else "CallerPort.StartError",
+                EXIT_ERROR if isinstance(exc, EnvironmentGone) else "Runtime.StartError",
                 f"RequestId: {request_id} Error: CallerPort exited with error: {exc}",
                 request_id,
             )
