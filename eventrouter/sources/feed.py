@@ -24,11 +24,11 @@ import anyio
 import anyio.abc
 import structlog
 
-from eventrouter.backoff import backoff
 from eventrouter.contract.spec import Running, source_label
 from eventrouter.errors import EventRouterError, source_failure
 from eventrouter.observability.tracing import sqs_trace
 from eventrouter.services.clients import error_code, sqs_queue_url
+from eventrouter.services.hiccups import Hiccups
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import FunctionSpec, SourcePort
@@ -113,20 +113,15 @@ class SqsFeed:
                 await self.progress.wait()
 
     async def _poll(self) -> None:
-        errors = 0
-        name = self.spec.name
+        hiccups = Hiccups("notification receive failed", self.runtime.metrics, self.spec.name)
         while not self._stopping:
             try:
                 messages = await self.adapter.receive(
                     10, self.queue.wait_time_seconds, ["AWSTraceHeader"]
                 )
-                errors = 0
+                hiccups.ok()
             except Exception as exc:  # noqa: BLE001 - an SQS hiccup must not stop the feed
-                errors += 1
-                wait = backoff(errors, 1.0, 30.0)
-                self.runtime.metrics.add("SourceErrors", name)
-                log.error("notification receive failed", function=name, error=repr(exc))
-                await anyio.sleep(wait)
+                await hiccups.failed(exc)
                 continue
             if messages:
                 with anyio.CancelScope(shield=True):  # written and deleted, or neither

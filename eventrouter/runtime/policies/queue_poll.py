@@ -23,7 +23,6 @@ import anyio.abc
 import msgspec
 import structlog
 
-from eventrouter.backoff import backoff
 from eventrouter.contract.adapters import QueueAdapter
 from eventrouter.contract.spec import pull_decoder
 from eventrouter.errors import ConfigError
@@ -31,6 +30,7 @@ from eventrouter.events import LazyList, new_request_id
 from eventrouter.lineage import from_sqs
 from eventrouter.observability import tracing
 from eventrouter.outcomes import Status, failed_items
+from eventrouter.services.hiccups import Hiccups
 
 if TYPE_CHECKING:
     from eventrouter.runtime.invoker import FunctionState
@@ -175,7 +175,7 @@ class QueuePollPolicy:
     async def _poll(self) -> None:
         self._starting -= 1
         self.running += 1
-        failures = 0
+        hiccups = Hiccups("sqs receive failed", self.runtime.metrics, self.state.spec.name)
         slots = self.runtime.slots
         try:
             while not self._stopping and self.running <= self.target:
@@ -190,19 +190,10 @@ class QueuePollPolicy:
                     self._receiving.discard(scope)
                     if scope.cancelled_caught:
                         break
-                    failures = 0
+                    hiccups.ok()
                 except Exception as exc:  # noqa: BLE001 - the queue service may come back
-                    failures += 1
                     self._errors += 1
-                    self.runtime.metrics.add("SourceErrors", self.state.spec.name)
-                    wait = backoff(failures, 1.0, 30.0)
-                    log.error(
-                        "sqs receive failed",
-                        function=self.state.spec.name,
-                        error=repr(exc),
-                        retry_in=wait,
-                    )
-                    await anyio.sleep(wait)
+                    await hiccups.failed(exc)
                     continue
                 if not messages:
                     continue

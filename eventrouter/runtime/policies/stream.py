@@ -31,12 +31,12 @@ import anyio.abc
 import msgspec
 import structlog
 
-from eventrouter.backoff import backoff
 from eventrouter.contract.adapters import StreamAdapter
 from eventrouter.errors import ConfigError
 from eventrouter.runtime.policies.partitions import Lane, Partition
 from eventrouter.runtime.policies.stream_batch import BatchRunner
 from eventrouter.runtime.policies.stream_window import Windows
+from eventrouter.services.hiccups import Hiccups
 
 if TYPE_CHECKING:
     from eventrouter.runtime.invoker import FunctionState
@@ -216,7 +216,7 @@ class StreamPolicy:
         )
 
     async def _fetch_loop(self) -> None:
-        errors = 0
+        hiccups = Hiccups("stream fetch failed", self.runtime.metrics, self.state.spec.name)
         max_records = max(self.source.batch_size * 4, 1000)
         partitions = self.partitions
         while not self._stopping:
@@ -230,18 +230,9 @@ class StreamPolicy:
                 # Always every fetchable partition: aiokafka sends a partition's next fetch
                 # only once its last response is consumed, so leaving one out stalls it.
                 data = await self.adapter.fetch(None, 0.2, max_records)
-                errors = 0
+                hiccups.ok()
             except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the source
-                errors += 1
-                self.runtime.metrics.add("SourceErrors", self.state.spec.name)
-                wait = backoff(errors, 1.0, 30.0)
-                log.error(
-                    "stream fetch failed",
-                    function=self.state.spec.name,
-                    error=repr(exc),
-                    retry_in=wait,
-                )
-                await anyio.sleep(wait)
+                await hiccups.failed(exc)
                 continue
             for tp, records in data.items():
                 part = self.partitions.get(tp)

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 import anyio
 import structlog
 
-from eventrouter.backoff import backoff
+from eventrouter.services.hiccups import Hiccups
 from eventrouter.sources.shards.checkpoints import Checkpoints
 
 log = structlog.get_logger("eventrouter.stream")
@@ -186,18 +186,16 @@ class ShardReader:
     # -- shards ------------------------------------------------------------------------------
 
     async def _manage(self) -> None:
-        errors = 0
+        hiccups = Hiccups("shard discovery failed", None, None, stream=self.transport.arn)
         while True:
             with anyio.move_on_after(min(self.discovery_interval, self.checkpoints.renew_every)):
                 await self._discover_now.wait()
             self._discover_now.clear()
             try:
                 await self._discover()
-                errors = 0
+                hiccups.ok()
             except Exception as exc:  # noqa: BLE001 - the shards being read go on meanwhile
-                errors += 1
-                log.error("shard discovery failed", stream=self.transport.arn, error=repr(exc))
-                await anyio.sleep(backoff(errors, 1.0, 30.0))
+                await hiccups.failed(exc)
 
     async def _discover(self) -> None:
         """List the shards; start those now readable and ours, revoke those no longer ours."""
@@ -251,7 +249,7 @@ class ShardReader:
         shard = st.info.id
         limit = min(max(self.source.batch_size, 100), 10_000)
         iterator: str | None = None
-        errors = 0
+        hiccups = Hiccups("shard read failed", None, None, shard=shard)
         while True:
             if st.paused:
                 st.resumed.clear()
@@ -264,16 +262,13 @@ class ShardReader:
                 records, iterator, st.millis_behind = await self.transport.read(
                     shard, iterator, limit
                 )
-                errors = 0
+                hiccups.ok()
             except ExpiredIterator:
                 iterator = None
                 continue
             except Exception as exc:  # noqa: BLE001 - a service hiccup must not end the shard
-                errors += 1
                 iterator = None  # the next one starts after the last record fetched
-                wait = backoff(errors, 1.0, 30.0)
-                log.error("shard read failed", shard=shard, error=repr(exc), retry_in=wait)
-                await anyio.sleep(wait)
+                await hiccups.failed(exc)
                 continue
             if records:
                 st.last_fetched = records[-1].sequence
