@@ -300,3 +300,16 @@ def test_engine_policies_and_http_name_no_source() -> None:
         ):
             named = {m for m in graph[module] if m.startswith("eventrouter.sources.")}
             assert named == set(), (module, named)
+
+
+def test_one_owner_of_the_state_database() -> None:
+    """Every table of the state dir's database is created by ``store/schema.py``, and rows
+    reach ``events`` through it only (``usage.sqlite`` is a database of its own)."""
+    owners = {"eventrouter.store.schema", "eventrouter.observability.usage"}
+    found = {
+        name
+        for name, path in modules().items()
+        if name not in owners
+        and re.search(r"CREATE TABLE|INSERT(?: OR \w+)? INTO events\b", path.read_text())
+    }
+    assert found == set()

@@ -27,7 +27,8 @@ from eventrouter.security.policy import Policy
 from eventrouter.sources.bus.rules import EventBus, EventRule
 from eventrouter.sources.schedule.expressions import iso
 from eventrouter.store.base import function_queue
-from eventrouter.store.sqlite import INSERT_EVENT, EventStore
+from eventrouter.store.schema import add_events
+from eventrouter.store.sqlite import EventStore
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import FunctionSpec, RouterInfo, SourcePort
@@ -39,11 +40,6 @@ PURGE_EVERY = 3600.0
 #: EventBridge's PutEvents limits.
 MAX_ENTRIES = 10
 MAX_REQUEST_BYTES = 256 * 1024
-_ARCHIVE = (
-    "CREATE TABLE IF NOT EXISTS archive (id INTEGER PRIMARY KEY, bus TEXT NOT NULL,"
-    " time REAL NOT NULL, event BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS archive_time ON archive (bus, time)",
-)
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 Route = tuple["FunctionSpec", EventRule]
@@ -131,7 +127,6 @@ class EventBuses:
             for name, bus in self.buses.items()
         }
         self.archives = {name for name, bus in self.buses.items() if bus.archive_days}
-        self._archive_ready = False
         #: When a write to an archive next drops what is past its retention (the first
         #: archive write of a run does).
         self._next_purge = 0.0
@@ -260,8 +255,6 @@ class EventBuses:
             return
         if not writes and not archived:
             return
-        if archived:
-            await self._archive_schema(store)
         now = time.time()
         purge = bool(archived) and now >= self._next_purge
         if purge:
@@ -269,9 +262,7 @@ class EventBuses:
         lineage = produced()  # read here: the op runs in the store's thread
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                INSERT_EVENT, [(q, r, p, now, now, trace, lineage) for q, r, p in writes]
-            )
+            add_events(conn, writes, now, trace, lineage)
             if archived:
                 conn.executemany(
                     "INSERT INTO archive (bus, time, event) VALUES (?, ?, ?)", archived
@@ -282,11 +273,6 @@ class EventBuses:
         await store.transact(op)
         store.enqueued({q for q, _, _ in writes})
 
-    async def _archive_schema(self, store: EventStore) -> None:
-        if not self._archive_ready:
-            await store.transact(lambda c: [c.execute(sql) for sql in _ARCHIVE])
-            self._archive_ready = True
-
     # -- archives ----------------------------------------------------------------------------
 
     async def purge(self, now: float | None = None) -> None:
@@ -294,7 +280,6 @@ class EventBuses:
         writes to an archive, every :data:`PURGE_EVERY` seconds)."""
         store = self.runtime.store
         assert isinstance(store, EventStore)
-        await self._archive_schema(store)
         t = time.time() if now is None else now
         await store.transact(lambda c: self._purge(c, t))
 
@@ -315,7 +300,6 @@ class EventBuses:
             raise ConfigError(f"event bus {bus!r} has no rule {rule!r}")
         store = self.runtime.store
         assert isinstance(store, EventStore)
-        await self._archive_schema(store)
         rows: list[tuple[bytes]] = await store.transact(
             lambda c: c.execute(
                 "SELECT event FROM archive WHERE bus = ? AND time >= ? AND time <= ? ORDER BY id",

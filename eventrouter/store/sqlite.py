@@ -40,33 +40,10 @@ from eventrouter.errors import SourceError
 from eventrouter.lineage import produced
 from eventrouter.observability.tracing import current_trace
 from eventrouter.store.base import StoredEvent
+from eventrouter.store.schema import INSERT_EVENT, SCHEMA
 
 log = structlog.get_logger("eventrouter.store")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    queue TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    enqueued_at REAL NOT NULL,
-    due REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    throttles INTEGER NOT NULL DEFAULT 0,
-    leased REAL NOT NULL DEFAULT 0,
-    record BLOB,
-    record_kind TEXT,
-    trace TEXT,
-    owner TEXT,
-    lineage INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS events_ready ON events (queue, leased, due);
-"""
-#: Adds one event: (queue, request_id, payload, enqueued_at, due, trace, lineage).
-INSERT_EVENT = (
-    "INSERT INTO events (queue, request_id, payload, enqueued_at, due, trace, lineage)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 #: Seconds a connection waits for another process's lock.
 BUSY_TIMEOUT = 30.0
 #: A lease lasts Lambda's longest timeout and a margin, unless the store is told otherwise.
@@ -226,7 +203,7 @@ class EventStore:
                     raise
                 time.sleep(0.01)
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
         # A state dir written before traces were carried, or before leases had owners.
         for column in ("trace", "owner"):
@@ -312,7 +289,8 @@ class EventStore:
 
     def enqueued(self, queues: set[str]) -> None:
         """Events were committed into ``queues`` by this process (by ``enqueue``, or by an
-        op of :meth:`transact` that used :data:`INSERT_EVENT`): tell the dispatcher."""
+        op of :meth:`transact` that used :func:`~eventrouter.store.schema.add_events`): tell the
+        dispatcher."""
         if queues and self.on_enqueued is not None:
             self.on_enqueued(queues)
 

@@ -18,21 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from eventrouter.store.sqlite import INSERT_EVENT
+from eventrouter.store.schema import add_events
 
 if TYPE_CHECKING:
     from eventrouter.store.sqlite import EventStore
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schedules (
-    arn TEXT PRIMARY KEY,
-    expression TEXT NOT NULL,
-    created REAL NOT NULL,
-    last_due REAL,
-    last_fired_at REAL,
-    last_outcome TEXT
-)
-"""
 
 
 #: One fire for the ledger: (schedule ARN, due time, queue, request id, event).
@@ -80,15 +69,8 @@ class SqliteLedger:
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        self._ready = False
-
-    async def _schema(self) -> None:
-        if not self._ready:
-            await self.store.transact(lambda c: c.execute(_SCHEMA))
-            self._ready = True
 
     async def load_many(self, schedules: list[tuple[str, str]], now: float) -> list[ScheduleState]:
-        await self._schema()
 
         def op(conn: sqlite3.Connection) -> list[ScheduleState]:
             out = []
@@ -123,7 +105,7 @@ class SqliteLedger:
                     (due, now, f"queued {request_id}", arn, due),
                 ).rowcount
                 if updated:
-                    conn.execute(INSERT_EVENT, (queue, request_id, payload, now, now, None, 0))
+                    add_events(conn, [(queue, request_id, payload)], now)
                 out.append(bool(updated))
             return out
 
@@ -150,7 +132,6 @@ class SqliteLedger:
         )
 
     async def states(self) -> list[ScheduleState]:
-        await self._schema()
         rows = await self.store.transact(
             lambda c: c.execute(
                 "SELECT arn, expression, created, last_due, last_fired_at, last_outcome"

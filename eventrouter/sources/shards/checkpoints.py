@@ -57,18 +57,6 @@ class Checkpoints(Protocol):
         ...
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS shard_checkpoints (
-    consumer TEXT NOT NULL,
-    shard TEXT NOT NULL,
-    sequence TEXT,
-    finished INTEGER NOT NULL DEFAULT 0,
-    window BLOB,
-    PRIMARY KEY (consumer, shard)
-)
-"""
-
-
 class SqliteCheckpoints:
     """Checkpoints beside the events of the embedded store (the state dir's database)."""
 
@@ -77,18 +65,11 @@ class SqliteCheckpoints:
     def __init__(self, store: EventStore, consumer: str) -> None:
         self.store = store
         self.consumer = consumer
-        self._ready = False
-
-    async def _schema(self) -> None:
-        if not self._ready:
-            await self.store.transact(lambda c: c.execute(_SCHEMA))
-            self._ready = True
 
     async def acquire(self, shards: list[str]) -> set[str]:
         return set(shards)  # one host reads them all (the state dir has one consumer)
 
     async def load(self, shard: str) -> Checkpoint:
-        await self._schema()
 
         def op(conn: sqlite3.Connection) -> Checkpoint:
             row = conn.execute(
@@ -102,7 +83,6 @@ class SqliteCheckpoints:
         return checkpoint
 
     async def finished(self, shards: Iterable[str]) -> set[str]:
-        await self._schema()
         wanted = set(shards)
 
         def op(conn: sqlite3.Connection) -> set[str]:
@@ -116,7 +96,6 @@ class SqliteCheckpoints:
         return done
 
     async def save(self, rows: dict[str, tuple[str | None, bytes | None]]) -> set[str]:
-        await self._schema()
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(
@@ -130,7 +109,6 @@ class SqliteCheckpoints:
         return set()
 
     async def finish(self, shard: str) -> None:
-        await self._schema()
         await self.store.transact(
             lambda conn: conn.execute(
                 "INSERT INTO shard_checkpoints (consumer, shard, finished) VALUES (?, ?, 1)"
