@@ -313,3 +313,15 @@ def test_one_owner_of_the_state_database() -> None:
         and re.search(r"CREATE TABLE|INSERT(?: OR \w+)? INTO events\b", path.read_text())
     }
     assert found == set()
+
+
+def test_policies_read_records_through_their_adapter() -> None:
+    """The policies know no transport's record shape: an SQS message's keys, a Kafka
+    record's fields are their adapter's (``contract/adapters.py: RecordShapes``)."""
+    shapes = re.compile(r"""["'](Body|MessageId|ReceiptHandle|Attributes|MessageAttributes)["']""")
+    found = {
+        name: shapes.findall(path.read_text())
+        for name, path in modules().items()
+        if name.startswith("eventrouter.runtime.policies.") and shapes.search(path.read_text())
+    }
+    assert found == {}

@@ -19,7 +19,46 @@ if TYPE_CHECKING:
 Assigned = Callable[[set[Any]], Awaitable[None]]
 
 
-class StreamAdapter(Protocol):
+class RecordShapes(Protocol):
+    """What the policies ask of a transport's records (streams' and polled queues' alike):
+    the batch as Lambda's event, each record's metadata, what filters see, identities in a
+    partial batch response, the trace and lineage they carry."""
+
+    def value_of(self, raw: Any) -> bytes | str:
+        """The payload a typed handler's value is decoded from."""
+        ...
+
+    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
+        """Lambda's event for a batch of records (the raw handler form)."""
+        ...
+
+    def record(self, raw: Any, value: Any) -> Any:
+        """``ctx.records[i]``: one record's metadata with its decoded value."""
+        ...
+
+    def filter_view(self, raw: Any) -> dict[str, Any]:
+        """What filter patterns see of a record."""
+        ...
+
+    def item_identifier(self, raw: Any) -> Hashable:
+        """A record's identity in a ``batchItemFailures`` response..."""
+        ...
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        """...and an ``itemIdentifier`` as the handler wrote it, in the same terms."""
+        ...
+
+    def trace_of(self, raw: Any) -> str | None:
+        """The trace a record carries (a ``traceparent``), where its transport has one."""
+        ...
+
+    def lineage_of(self, raws: list[Any]) -> int:
+        """The depth of the deepest invocation that wrote a batch's records, where their
+        transport carries one (``eventrouter/lineage.py``; 0 otherwise)."""
+        ...
+
+
+class StreamAdapter(RecordShapes, Protocol):
     """A stream transport. Partitions (``tp``) are opaque hashable values to the policy;
     records have ``offset``, ``timestamp`` (ms since the epoch) and ``value`` (bytes or
     ``None``), as aiokafka's ``ConsumerRecord`` has."""
@@ -73,41 +112,12 @@ class StreamAdapter(Protocol):
 
     def partition_name(self, tp: Any) -> str: ...
 
-    def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
-        """Lambda's event for a batch of records (the raw handler form)."""
-        ...
-
-    def record(self, raw: Any, value: Any) -> Any:
-        """``ctx.records[i]``: one record's metadata with its decoded value."""
-        ...
-
-    def filter_view(self, raw: Any) -> dict[str, Any]:
-        """What filter patterns see of a record."""
-        ...
-
-    def item_identifier(self, raw: Any) -> Hashable:
-        """A record's identity in a ``batchItemFailures`` response..."""
-        ...
-
-    def identifier_key(self, ident: Any) -> Hashable:
-        """...and an ``itemIdentifier`` as the handler wrote it, in the same terms."""
-        ...
-
     def batch_info(self, raws: list[Any]) -> tuple[str, dict[str, Any]]:
         """The batch's info in a failure record (``("KafkaBatchInfo", {...})``)."""
         ...
 
-    def trace_of(self, raw: Any) -> str | None:
-        """The trace a record carries (a ``traceparent``), where its transport has one."""
-        ...
 
-    def lineage_of(self, raws: list[Any]) -> int:
-        """The depth of the deepest invocation that wrote a batch's records, where their
-        transport carries one (``eventrouter/lineage.py``; 0 otherwise)."""
-        ...
-
-
-class QueueAdapter(Protocol):
+class QueueAdapter(RecordShapes, Protocol):
     """A polled queue's transport. Messages are dicts in SQS's ``ReceiveMessage`` shape
     (``MessageId``, ``ReceiptHandle``, ``Body``, ``Attributes``, ``MessageAttributes``)."""
 
@@ -128,8 +138,10 @@ class QueueAdapter(Protocol):
         """Delete ``messages``; returns the ids that could not be deleted."""
         ...
 
-    def lambda_event(self, raws: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def attempt_of(self, raws: list[dict[str, Any]]) -> int:
+        """How many times a batch's messages were received (the most of any)."""
+        ...
 
-    def record(self, raw: dict[str, Any]) -> Any: ...
-
-    def filter_view(self, raw: dict[str, Any]) -> dict[str, Any]: ...
+    def group_of(self, raw: dict[str, Any]) -> str:
+        """The message's group (FIFO): messages of one group run in order."""
+        ...

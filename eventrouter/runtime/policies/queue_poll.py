@@ -26,10 +26,10 @@ import structlog
 from eventrouter.contract.adapters import QueueAdapter
 from eventrouter.contract.spec import pull_decoder
 from eventrouter.errors import ConfigError
-from eventrouter.events import LazyList, new_request_id
-from eventrouter.lineage import from_sqs
+from eventrouter.events import new_request_id
 from eventrouter.observability import tracing
-from eventrouter.outcomes import Status, failed_items
+from eventrouter.outcomes import Status
+from eventrouter.runtime.policies.batch import batch_event, failed_indices, invoke_batch
 from eventrouter.services.hiccups import Hiccups
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ class QueuePollPolicy:
         else:
             for raw in raws:
                 try:
-                    values.append(self.decoder.decode(raw.get("Body", "")))
+                    values.append(self.decoder.decode(self.adapter.value_of(raw)))
                     good.append(raw)
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     # Left on the queue: its redrive policy takes it to the DLQ in the end.
@@ -250,7 +250,7 @@ class QueuePollPolicy:
                     log.warning(
                         "invalid message left on the queue",
                         function=self.state.spec.name,
-                        message_id=raw["MessageId"],
+                        message_id=self.adapter.item_identifier(raw),
                         error=str(exc),
                     )
         if good:
@@ -259,26 +259,18 @@ class QueuePollPolicy:
 
     async def _invoke(self, raws: list[dict[str, Any]], values: list[Any]) -> list[dict[str, Any]]:
         """Invoke the handler; return the messages that are done (to delete)."""
-        invoker = self.runtime.invoker
-        attempt = max(int(r.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for r in raws)
+        attempt = self.adapter.attempt_of(raws)
         if self.form == "record":
             return await self._each(raws, values, attempt)
-        records = LazyList(len(raws), lambda k: self.adapter.record(raws[k]))
-        event = self.adapter.lambda_event(raws) if self.form == "raw" else values
-        outcome = await invoker.invoke_value(
-            self.state,
-            event,
-            new_request_id(),
-            attempt,
-            records=records,
-            links=_traces(raws),
-            lineage=max(from_sqs(r.get("MessageAttributes")) for r in raws),
+        event, records = batch_event(self.adapter, self.form == "raw", raws, values)
+        outcome = await invoke_batch(
+            self.runtime.invoker, self.state, self.adapter, raws, event, records, attempt
         )
         if outcome.status is not Status.SUCCESS:
             return []
         if not self.source.report_batch_item_failures:
             return raws
-        failed = set(failed_items(outcome.response, [r["MessageId"] for r in raws]))
+        failed = set(failed_indices(self.adapter, outcome, raws))
         return [r for i, r in enumerate(raws) if i not in failed]
 
     async def _each(
@@ -288,15 +280,14 @@ class QueuePollPolicy:
         done: list[dict[str, Any]] = []
 
         async def one(raw: dict[str, Any], value: Any) -> bool:
-            traces = _traces([raw])
             outcome = await invoker.invoke_value(
                 self.state,
                 value,
                 new_request_id(),
                 attempt,
-                records=[self.adapter.record(raw)],
-                trace=traces[0] if traces else None,
-                lineage=from_sqs(raw.get("MessageAttributes")),
+                records=[self.adapter.record(raw, value)],
+                trace=self.adapter.trace_of(raw) if tracing.TRACER is not None else None,
+                lineage=self.adapter.lineage_of([raw]),
             )
             if outcome.status is Status.SUCCESS:
                 done.append(raw)
@@ -310,7 +301,7 @@ class QueuePollPolicy:
             return done
         groups: dict[str, list[tuple[dict[str, Any], Any]]] = {}
         for raw, value in zip(raws, values, strict=True):
-            group = raw.get("Attributes", {}).get("MessageGroupId", "")
+            group = self.adapter.group_of(raw)
             groups.setdefault(group, []).append((raw, value))
 
         async def in_order(items: list[tuple[dict[str, Any], Any]]) -> None:
@@ -339,10 +330,3 @@ class QueuePollPolicy:
             return
         if failed:
             log.warning("queue delete failed", function=self.state.spec.name, failed=failed)
-
-
-def _traces(raws: list[dict[str, Any]]) -> list[str | None] | None:
-    """While tracing: the trace of each message (SQS's ``AWSTraceHeader``)."""
-    if tracing.TRACER is None:
-        return None
-    return [tracing.sqs_trace(raw) for raw in raws]

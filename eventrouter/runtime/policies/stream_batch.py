@@ -17,19 +17,18 @@ import structlog
 
 from eventrouter.contract.adapters import StreamAdapter
 from eventrouter.contract.spec import pull_decoder
-from eventrouter.events import LazyList, new_request_id
-from eventrouter.observability import tracing
+from eventrouter.events import new_request_id
 from eventrouter.outcomes import (
     RECURSION_CONDITION,
     Condition,
     Outcome,
     Status,
     batch_item_failure,
-    failed_items,
     invocation_record,
     stream_next,
     unmarshal_error,
 )
+from eventrouter.runtime.policies.batch import batch_event, failed_indices, invoke_batch
 from eventrouter.runtime.policies.partitions import Batch, Lane
 from eventrouter.runtime.policies.stream_window import Windows
 
@@ -84,7 +83,7 @@ class BatchRunner:
             batch = Batch(raws, None)
         else:
             try:  # the whole batch at C speed; on any failure, record by record
-                batch = Batch(raws, list(map(decoder.decode, map(_VALUE, raws))))
+                batch = Batch(raws, list(map(decoder.decode, map(self.adapter.value_of, raws))))
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
                 batch = await self._decode_each(lane, raws, decoder)
         return await self._run_batch(lane, batch) if batch.raws else True
@@ -97,7 +96,7 @@ class BatchRunner:
         values: list[Any] = []
         for raw in raws:
             try:
-                values.append(decoder.decode(raw.value if raw.value is not None else b"null"))
+                values.append(decoder.decode(self.adapter.value_of(raw)))
                 good.append(raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 body = unmarshal_error(new_request_id(), exc)
@@ -168,33 +167,23 @@ class BatchRunner:
 
     async def _invoke(self, lane: Lane, items: Batch, attempt: int) -> tuple[Outcome | None, int]:
         """Invoke once: ``(None, 0)`` on success, else the outcome and the first failed index."""
-        invoker = self.runtime.invoker
         adapter = self.adapter
         windows = self.windows
+        records: Any
         if windows is not None:
             event: Any = windows.event(lane.part, items.raws)
             records = None
-        elif self.form == "raw":
-            event = adapter.lambda_event(items.raws)
-            records = None
         else:
-            event = items.values
-            raws, values = items.raws, items.values
-            records = LazyList(
-                len(raws), lambda k: adapter.record(raws[k], values[k] if values else None)
-            )
-        links = None
-        if tracing.TRACER is not None:
-            links = [adapter.trace_of(raw) for raw in items.raws]
-        outcome = await invoker.invoke_value(
+            event, records = batch_event(adapter, self.form == "raw", items.raws, items.values)
+        outcome = await invoke_batch(
+            self.runtime.invoker,
             self.state,
+            adapter,
+            items.raws,
             event,
-            new_request_id(),
+            records,
             attempt,
-            records=records,
             per_record=self.form == "record",
-            links=links,
-            lineage=adapter.lineage_of(items.raws),
         )
         if outcome.status is Status.SUCCESS:
             if windows is not None:
@@ -205,11 +194,7 @@ class BatchRunner:
                     await windows.final(lane.part, early=True)
             if not self.source.report_batch_item_failures or self.form == "record":
                 return None, 0
-            failed = failed_items(
-                outcome.response,
-                [adapter.item_identifier(raw) for raw in items.raws],
-                adapter.identifier_key,
-            )
+            failed = failed_indices(adapter, outcome, items.raws)
             if not failed:
                 return None, 0
             # Processing restarts at the lowest failed record.

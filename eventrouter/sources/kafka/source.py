@@ -188,6 +188,9 @@ class KafkaShapes:
     def partition_name(self, tp: Any) -> str:
         return f"{tp.topic}-{tp.partition}"
 
+    def value_of(self, raw: Any) -> bytes:
+        return raw.value if raw.value is not None else b"null"
+
     def lambda_event(self, raws: list[Any]) -> dict[str, Any]:
         return lambda_event(raws, self.servers)
 

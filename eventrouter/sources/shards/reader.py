@@ -159,6 +159,9 @@ class ShardReader:
         #: Set (and replaced) after each commit and each finished shard: tests wait on it.
         self.progress = asyncio.Event()
 
+    def value_of(self, raw: ShardRecord) -> bytes:
+        return raw.value if raw.value is not None else b"null"
+
     @property
     def arn(self) -> str:
         return self.transport.arn

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -19,7 +20,8 @@ from eventrouter.contract.spec import Model, QueueInfo, SourceBase, messaging
 from eventrouter.errors import ConfigError
 from eventrouter.filters import Filters, compiled, maybe_json
 from eventrouter.keywords import CheckedStructMeta
-from eventrouter.lineage import CARRIER
+from eventrouter.lineage import CARRIER, from_sqs
+from eventrouter.observability.tracing import sqs_trace
 from eventrouter.services.clients import Clients, sqs_queue_url
 
 if TYPE_CHECKING:
@@ -237,8 +239,34 @@ class SqsAdapter:
     def lambda_event(self, raws: list[dict[str, Any]]) -> dict[str, Any]:
         return lambda_event(raws, self.arn, self.region)
 
-    def record(self, raw: dict[str, Any]) -> SqsMessage:
+    def value_of(self, raw: dict[str, Any]) -> str:
+        body: str = raw.get("Body", "")
+        return body
+
+    def record(self, raw: dict[str, Any], value: Any = None) -> SqsMessage:
         return message_of(raw)
+
+    def item_identifier(self, raw: dict[str, Any]) -> str:
+        message_id: str = raw["MessageId"]
+        return message_id
+
+    def identifier_key(self, ident: Any) -> Hashable:
+        """An ``itemIdentifier`` is the message id as SQS gave it."""
+        return ident if isinstance(ident, str) else None
+
+    def trace_of(self, raw: dict[str, Any]) -> str | None:
+        """SQS's ``AWSTraceHeader`` as a ``traceparent`` (while tracing)."""
+        return sqs_trace(raw)
+
+    def lineage_of(self, raws: list[dict[str, Any]]) -> int:
+        return max(from_sqs(r.get("MessageAttributes")) for r in raws)
+
+    def attempt_of(self, raws: list[dict[str, Any]]) -> int:
+        return max(int(r.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for r in raws)
+
+    def group_of(self, raw: dict[str, Any]) -> str:
+        group: str = raw.get("Attributes", {}).get("MessageGroupId", "")
+        return group
 
     def filter_view(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Filter patterns see ``body`` (JSON if it parses) and the attributes."""
