@@ -25,7 +25,8 @@ from benchmarks.common import produce, progress, summarize
 from eventrouter import Router
 from eventrouter.observability.logging import configure_logging
 from eventrouter.runtime.engine import Engine
-from eventrouter.store.sqlite import _SCHEMA, EventStore
+from eventrouter.store.schema import SCHEMA
+from eventrouter.store.sqlite import EventStore
 from eventrouter.testing import RouterUnderTest, run_router
 
 TARGET_EVENTS_PER_S = 10_000.0
@@ -62,7 +63,7 @@ class MemoryStore(EventStore):
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA)
         return conn
 
 
