@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from eventrouter._optional import require
-from eventrouter.arns import REGION
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.services.clients import error_code
+from eventrouter.sources.shards.aws import AwsShardTransport
 from eventrouter.sources.shards.reader import (
-    ExpiredIterator,
     ShardInfo,
     ShardReader,
     ShardRecord,
@@ -83,15 +82,17 @@ class DynamoDBRecord(msgspec.Struct, frozen=True):
     value: Any = None
 
 
-class DynamoDBStreamsTransport:
+class DynamoDBStreamsTransport(AwsShardTransport):
     """aiobotocore's DynamoDB Streams client, reduced to what the shard reader needs."""
 
+    sequence_field = "SequenceNumber"
+    expired = ("ExpiredIteratorException", "TrimmedDataAccessException")
+
     def __init__(self, source: DynamoDBStream, clients: Clients) -> None:
-        self.source = source
-        self._clients = clients
-        self._client: Any = None
-        self.arn = source.table if source.table.startswith("arn:") else ""
-        self.region = source.region or REGION
+        super().__init__(source, clients, source.table)
+
+    def locator(self) -> dict[str, str]:
+        return {"StreamArn": self.arn}
 
     async def connect(self) -> None:
         source = self.source
@@ -131,45 +132,16 @@ class DynamoDBStreamsTransport:
         while True:
             description = (await self._client.describe_stream(**request))["StreamDescription"]
             for shard in description.get("Shards", []):
-                parent = shard.get("ParentShardId")
-                ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
-                out.append(
-                    ShardInfo(
-                        shard["ShardId"],
-                        (parent,) if parent else (),
-                        ending is not None,
-                        int(ending) if ending is not None else None,
-                    )
-                )
+                out.append(self.shard_info(shard, (shard.get("ParentShardId"),)))
             last = description.get("LastEvaluatedShardId")
             if not last:
                 return out
             request = {"StreamArn": self.arn, "ExclusiveStartShardId": last}
 
-    async def iterator(
-        self, shard: str, kind: str, sequence: str | None = None, timestamp: float | None = None
-    ) -> str:
-        request: dict[str, Any] = {
-            "StreamArn": self.arn,
-            "ShardId": shard,
-            "ShardIteratorType": kind,
-        }
-        if sequence is not None:
-            request["SequenceNumber"] = sequence
-        iterator: str = (await self._client.get_shard_iterator(**request))["ShardIterator"]
-        return iterator
-
     async def read(
         self, shard: str, iterator: str, limit: int
     ) -> tuple[list[ShardRecord], str | None, int | None]:
-        try:
-            response = await self._client.get_records(
-                ShardIterator=iterator, Limit=min(limit, 1000)
-            )
-        except Exception as exc:
-            if error_code(exc) in ("ExpiredIteratorException", "TrimmedDataAccessException"):
-                raise ExpiredIterator from exc
-            raise
+        response = await self.get_records(ShardIterator=iterator, Limit=min(limit, 1000))
         records = []
         for raw in response.get("Records", ()):
             change = raw["dynamodb"]

@@ -8,7 +8,6 @@ Lambda's stream rules :mod:`eventrouter.runtime.policies.stream`'s.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -18,8 +17,8 @@ from eventrouter.contract.spec import messaging
 from eventrouter.errors import ConfigError, SourceError
 from eventrouter.filters import maybe_json
 from eventrouter.services.clients import error_code
+from eventrouter.sources.shards.aws import AwsShardTransport
 from eventrouter.sources.shards.reader import (
-    ExpiredIterator,
     ShardInfo,
     ShardReader,
     ShardRecord,
@@ -43,17 +42,15 @@ class KinesisRecord(msgspec.Struct, frozen=True):
     value: Any = None
 
 
-class KinesisTransport:
+class KinesisTransport(AwsShardTransport):
     """aiobotocore's Kinesis client, reduced to what the shard reader needs."""
 
-    def __init__(self, source: Kinesis, clients: Clients) -> None:
-        self.source = source
-        self._clients = clients
-        self._client: Any = None
-        self.arn = source.stream if source.stream.startswith("arn:") else ""
-        self.region = source.region or REGION
+    sequence_field = "StartingSequenceNumber"
 
-    def _stream(self) -> dict[str, str]:
+    def __init__(self, source: Kinesis, clients: Clients) -> None:
+        super().__init__(source, clients, source.stream)
+
+    def locator(self) -> dict[str, str]:
         return {"StreamARN": self.arn}
 
     async def connect(self) -> None:
@@ -76,49 +73,21 @@ class KinesisTransport:
 
     async def shards(self) -> list[ShardInfo]:
         out: list[ShardInfo] = []
-        request: dict[str, Any] = self._stream()
+        request: dict[str, Any] = self.locator()
         while True:
             response = await self._client.list_shards(**request)
             for shard in response.get("Shards", []):
-                parents = tuple(
-                    p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p
-                )
-                ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
-                out.append(
-                    ShardInfo(
-                        shard["ShardId"],
-                        parents,
-                        ending is not None,
-                        int(ending) if ending is not None else None,
-                    )
-                )
+                parents = (shard.get("ParentShardId"), shard.get("AdjacentParentShardId"))
+                out.append(self.shard_info(shard, parents))
             token = response.get("NextToken")
             if not token:
                 return out
             request = {"NextToken": token}
 
-    async def iterator(
-        self, shard: str, kind: str, sequence: str | None = None, timestamp: float | None = None
-    ) -> str:
-        request: dict[str, Any] = {**self._stream(), "ShardId": shard, "ShardIteratorType": kind}
-        if sequence is not None:
-            request["StartingSequenceNumber"] = sequence
-        if kind == "AT_TIMESTAMP":
-            request["Timestamp"] = datetime.fromtimestamp(timestamp or 0, UTC)
-        iterator: str = (await self._client.get_shard_iterator(**request))["ShardIterator"]
-        return iterator
-
     async def read(
         self, shard: str, iterator: str, limit: int
     ) -> tuple[list[ShardRecord], str | None, int | None]:
-        try:
-            response = await self._client.get_records(
-                ShardIterator=iterator, Limit=limit, **self._stream()
-            )
-        except Exception as exc:
-            if error_code(exc) == "ExpiredIteratorException":
-                raise ExpiredIterator from exc
-            raise
+        response = await self.get_records(ShardIterator=iterator, Limit=limit, **self.locator())
         records = [
             ShardRecord(
                 shard,
