@@ -152,6 +152,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "eventrouter.lineage",
             "eventrouter.mapping_fields",
             "eventrouter.streaming",
+            "eventrouter.response",
             "eventrouter.snapstart",
         ),
     ),
@@ -224,10 +225,6 @@ UPWARD = {
     # The engine serves its routes when asked (``http=``): it starts the HTTP face, imported
     # on first use; a server handed in by the caller would remove the edge.
     ("eventrouter.runtime.engine", "eventrouter.http.server"),
-    # An environment renders a handler's ``Response`` as API Gateway does: the class lives
-    # with the HTTP face.
-    ("eventrouter.runtime.environments.worker", "eventrouter.http.response"),
-    ("eventrouter.runtime.environments.template", "eventrouter.http.response"),
 }
 
 

@@ -31,10 +31,10 @@ from eventrouter.http.asgi import (
 )
 from eventrouter.http.openapi import openapi_document
 from eventrouter.http.request import HttpRequest, http_event
-from eventrouter.http.response import is_json, shape
 from eventrouter.http.streams import RouteStream, StreamAborted
 from eventrouter.observability import tracing
 from eventrouter.outcomes import Outcome, Status
+from eventrouter.response import is_json, shape
 from eventrouter.security.guard import AuthFailure
 from eventrouter.security.permissions import INVOKE_URL
 from eventrouter.signature import decode_integral_floats

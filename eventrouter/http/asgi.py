@@ -8,12 +8,13 @@ from typing import Any
 
 import msgspec
 
+from eventrouter.response import JSON as JSON  # the HTTP face's name for it too
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-JSON = b"application/json"
 #: A key of eventrouter's own server in an ``http.request`` message: the body passed the
 #: server's limit and was not read (:func:`read_body` then answers ``None``).
 TOO_LARGE = "eventrouter.body_too_large"

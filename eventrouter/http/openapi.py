@@ -10,7 +10,7 @@ import msgspec
 from eventrouter.contract.spec import HttpRoute
 from eventrouter.events import HttpEvent
 from eventrouter.http.invoke_api import INVOCATION_TYPES
-from eventrouter.http.response import Response
+from eventrouter.response import Response
 
 if TYPE_CHECKING:
     from eventrouter.contract.spec import FunctionSpec

@@ -74,7 +74,7 @@ def _preload() -> None:
     """Import now what every restored environment imports on its way to its first result
     (its event loop, what shapes and reports results): in the snapshot, not in each fork."""
     import eventrouter.errors
-    import eventrouter.http.response  # noqa: F401 - lambda_shape's, imported on first use
+    import eventrouter.response  # noqa: F401 - lambda_shape's, imported on first use
 
     with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401 - only imported: no loop runs in the template

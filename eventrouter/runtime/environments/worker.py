@@ -334,7 +334,7 @@ def flush_output() -> None:
 
 def lambda_shape(value: Any) -> Any:
     """A ``Response`` becomes the Lambda proxy result it stands for; anything else is as is."""
-    from eventrouter.http.response import Response
+    from eventrouter.response import Response
 
     if isinstance(value, Response):
         return {

@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from eventrouter.http.asgi import JSON
-
+#: The content type of JSON bodies.
+JSON = b"application/json"
 _encoder = msgspec.json.Encoder()
 
 
