@@ -4,7 +4,7 @@ mapping's UUID, state and function)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -27,20 +27,38 @@ def responses(
     return document
 
 
-def stream(
-    starting_position: str,
-    parallelization_factor: int,
-    bisect_on_error: bool,
-    max_retries: int,
-    max_record_age: float,
-    tumbling_window: float,
-) -> dict[str, Any]:
-    """The fields of a stream's mapping (Kafka, Kinesis, DynamoDB Streams)."""
+class StreamSettings(Protocol):
+    """The settings every stream source has (Kafka, Kinesis, DynamoDB Streams)."""
+
+    @property
+    def batching_window(self) -> float: ...
+    @property
+    def starting_position(self) -> str: ...
+    @property
+    def parallelization_factor(self) -> int: ...
+    @property
+    def bisect_on_error(self) -> bool: ...
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def max_record_age(self) -> float: ...
+    @property
+    def tumbling_window(self) -> float: ...
+    @property
+    def report_batch_item_failures(self) -> bool: ...
+    @property
+    def filters(self) -> tuple[dict[str, Any], ...]: ...
+
+
+def stream(source: StreamSettings) -> dict[str, Any]:
+    """The fields of a stream's mapping, batching and responses included."""
     return {
-        "StartingPosition": starting_position,
-        "ParallelizationFactor": parallelization_factor,
-        "BisectBatchOnFunctionError": bisect_on_error,
-        "MaximumRetryAttempts": max_retries,
-        "MaximumRecordAgeInSeconds": round(max_record_age),
-        "TumblingWindowInSeconds": round(tumbling_window),
+        **batching(source.batching_window),
+        "StartingPosition": source.starting_position,
+        "ParallelizationFactor": source.parallelization_factor,
+        "BisectBatchOnFunctionError": source.bisect_on_error,
+        "MaximumRetryAttempts": source.max_retries,
+        "MaximumRecordAgeInSeconds": round(source.max_record_age),
+        "TumblingWindowInSeconds": round(source.tumbling_window),
+        **responses(source.report_batch_item_failures, source.filters),
     }

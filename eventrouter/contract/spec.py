@@ -368,22 +368,26 @@ class Services(Protocol):
 FinalListener = Callable[[str, str, str], None]
 
 
-class SourcePort(Services, Protocol):
-    """What a source's adapter or starter may use."""
+class Sending(Protocol):
+    """Sending a record as a function's role allows."""
 
     async def send(
         self, spec: FunctionSpec, destination: Destination, record: bytes, key: str
     ) -> None:
-        """Send ``record`` to ``destination`` as function ``spec``'s role allows (a
-        schedule's dead-letter record)."""
+        """Send ``record`` to ``destination`` as function ``spec``'s role allows."""
         ...
+
+
+class SourcePort(Services, Sending, Protocol):
+    """What a source's adapter or starter may use (a schedule sends its dead-letter
+    records)."""
 
     def on_final(self, listener: FinalListener) -> None:
         """Call ``listener`` at the end of every asynchronous event (a schedule's report)."""
         ...
 
 
-class Invoking(Protocol):
+class Invoking(Sending, Protocol):
     """Invoking functions, as a caller inside the router does."""
 
     async def invoke_outcome(
@@ -398,10 +402,4 @@ class Invoking(Protocol):
 
     async def invoke_async(self, name: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation; its request id once it is durable."""
-        ...
-
-    async def send(
-        self, spec: FunctionSpec, destination: Destination, record: bytes, key: str
-    ) -> None:
-        """Send ``record`` to ``destination`` as function ``spec``'s role allows."""
         ...

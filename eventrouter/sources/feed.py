@@ -250,7 +250,7 @@ class FeedStarter:
         for spec in specs:
             source = cast(Fed, spec.source)
             feed = source.feed(spec, port)
-            running[spec.name] = cast(Running, feed)
+            running[spec.name] = feed
             try:
                 await task_group.start(feed.run)
             except Exception as exc:

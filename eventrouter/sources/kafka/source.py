@@ -103,16 +103,7 @@ class Kafka(SourceBase, frozen=True, dict=True, metaclass=CheckedStructMeta):
             "SelfManagedEventSource": {
                 "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [s for s in servers.split(",") if s]}
             },
-            **mapping_fields.batching(self.batching_window),
-            **mapping_fields.stream(
-                self.starting_position,
-                self.parallelization_factor,
-                self.bisect_on_error,
-                self.max_retries,
-                self.max_record_age,
-                self.tumbling_window,
-            ),
-            **mapping_fields.responses(self.report_batch_item_failures, self.filters),
+            **mapping_fields.stream(self),
         }
 
     def source_arns(self) -> list[str]:

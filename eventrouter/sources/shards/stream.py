@@ -106,18 +106,7 @@ class ShardedStream(SourceBase, frozen=True, dict=True, kw_only=True, metaclass=
         raise NotImplementedError
 
     def mapping_document(self) -> dict[str, Any]:
-        return {
-            **mapping_fields.batching(self.batching_window),
-            **mapping_fields.stream(
-                self.starting_position,
-                self.parallelization_factor,
-                self.bisect_on_error,
-                self.max_retries,
-                self.max_record_age,
-                self.tumbling_window,
-            ),
-            **mapping_fields.responses(self.report_batch_item_failures, self.filters),
-        }
+        return mapping_fields.stream(self)
 
     def single_reader(self, runtime: SourcePort) -> bool:
         """Only one router of a state dir may read this stream: its shard checkpoints are in
