@@ -190,11 +190,14 @@ class SourceBase(msgspec.Struct, frozen=True):
     def mapping_document(self) -> dict[str, Any]:
         return {}
 
+    def describe(self) -> str:
+        return source_label(self)
+
     def with_changes(self, **fields: Any) -> Source:
         names = {"batching_window": "batching window", "batch_size": "batch size"}
         for name in fields:
             if name not in self.__struct_fields__:
-                raise ConfigError(f"{source_label(self)} has no {names.get(name, name)}")
+                raise ConfigError(f"{self.describe()} has no {names.get(name, name)}")
         return msgspec.structs.replace(self, **fields)  # type: ignore[return-value]
 
 
