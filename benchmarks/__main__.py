@@ -198,11 +198,27 @@ def http_rows(h: dict[str, Any]) -> list[str]:
                 row["vs_limit"] >= t["vs_limit"],
             ),
             _row(
-                f"HTTP no-op route vs peers, {c} conn.",
+                f"HTTP no-op route vs Sanic, {c} conn.",
                 "",
-                f"Sanic {median['sanic']:,.0f}; FastAPI {median['fastapi']:,.0f}; "
+                f"Sanic {median['sanic']:,.0f}",
+                f"{row['vs_sanic']:.2f}x",
+                f">= {t['vs_sanic']}x",
+                row["vs_sanic"] >= t["vs_sanic"],
+            ),
+            _row(
+                f"HTTP no-op route vs bare ASGI on granian (Rust), {c} conn.",
+                "",
+                f"granian {median['granian']:,.0f}",
+                f"{row['vs_granian']:.2f}x",
+                f">= {t['vs_granian']}x",
+                row["vs_granian"] >= t["vs_granian"],
+            ),
+            _row(
+                f"HTTP no-op route vs other peers, {c} conn.",
+                "",
+                f"FastAPI {median['fastapi']:,.0f}; "
                 f"the route on uvicorn {median['on_uvicorn']:,.0f}",
-                f"{row['vs_sanic']:.2f}x; {row['vs_fastapi']:.2f}x; {row['vs_on_uvicorn']:.2f}x",
+                f"{row['vs_fastapi']:.2f}x; {row['vs_on_uvicorn']:.2f}x",
             ),
             _row(
                 f"Invoke API (RequestResponse), req/s, {c} conn.",
@@ -663,10 +679,16 @@ def main() -> int:
         (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
         (out / "summary.md").write_text(summary + "\n")
         if not args.only:
-            from benchmarks import plots
+            from benchmarks import history, plots
 
             drawn = plots.write_all(results, out)
             progress(f"wrote {out}/latest.json, summary.md and {', '.join(drawn)}")
+            if out == RESULTS:
+                line = history.record(results, results["environment"]["compiled"])
+                progress(
+                    f"appended {len(line['ratios'])} ratios to {history.RELATIVE} "
+                    "(`make bench-compare` sets them against the last committed run)"
+                )
     return 0
 
 

@@ -79,8 +79,12 @@ def environment() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    from eventrouter.compiled import running_compiled
+
     return {
         "python": sys.version.split()[0],
+        # Whether eventrouter's hot path ran compiled (make bench compiles it first).
+        "compiled": running_compiled(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),

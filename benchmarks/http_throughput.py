@@ -1,7 +1,8 @@
 """HTTP: eventrouter's no-op route on its own server (the default) and on uvicorn, against
 the no-framework limit (an asyncio Protocol over httptools answering a fixed response), a
-bare raw-ASGI app on uvicorn, Sanic, and FastAPI on uvicorn (httptools, uvloop, no access
-log); and the same function through the Invoke API. wrk loads them from a separate process at
+bare raw-ASGI app on uvicorn (httptools, uvloop, no access log) and on granian (its Rust
+server: one worker, one runtime thread, uvloop), Sanic, and FastAPI on uvicorn; and the same
+function through the Invoke API. wrk loads them from a separate process at
 1, 16 and 64 concurrent connections, contenders interleaved. eventrouter runs as users run it
 (``python -m eventrouter run --http``) with logging at its default level: a REPORT line per
 request, to a file.
@@ -34,8 +35,17 @@ from tests.services import free_port
 ROOT = Path(__file__).resolve().parents[1]
 #: The goals: the route against bare ASGI and the limit (requests/s, every connection
 #: count), the Invoke API against the route, 1 MB bodies against bare ASGI.
-TARGETS = {"vs_bare": 2.0, "vs_limit": 0.5, "invoke_vs_route": 0.9, "body_vs_bare": 1.0}
+TARGETS = {
+    "vs_bare": 1.0,
+    "vs_sanic": 1.3,
+    "vs_granian": 0.8,
+    "vs_limit": 0.4,
+    "invoke_vs_route": 0.9,
+    "body_vs_bare": 1.0,
+}
 UVICORN = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+GRANIAN = ["--interface", "asgi", "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop",
+           "--http", "1", "--no-ws", "--no-access-log", "--log-level", "warning"]  # fmt: skip
 
 
 def command(kind: str, port: int, state: Path) -> list[str]:
@@ -47,6 +57,9 @@ def command(kind: str, port: int, state: Path) -> list[str]:
         return cmd + (["--server", "uvicorn"] if kind == "on_uvicorn" else [])
     if kind == "limit":
         return [sys.executable, "-m", "benchmarks.apps.protocol_limit", str(port)]
+    if kind == "granian":
+        return [sys.executable, "-m", "granian", *GRANIAN, "--host", "127.0.0.1", "--port",
+                str(port), "benchmarks.apps.bare_asgi:app"]  # fmt: skip
     if kind == "sanic":
         return [sys.executable, "-m", "sanic", "benchmarks.apps.sanic_app:app", "--port",
                 str(port), "--single-process", "--no-access-logs"]  # fmt: skip
@@ -99,8 +112,17 @@ PAYLOAD_CONNECTIONS = 16
 INVOKE_PATH = "/2015-03-31/functions/noop/invocations"
 #: The contenders of the no-op rows; the servers started for them (the Invoke API is served
 #: by eventrouter's process).
-KINDS = ("eventrouter", "on_uvicorn", "invoke_api", "limit", "bare_asgi", "sanic", "fastapi")
-SERVED = ("eventrouter", "on_uvicorn", "limit", "bare_asgi", "sanic", "fastapi")
+KINDS = (
+    "eventrouter",
+    "on_uvicorn",
+    "invoke_api",
+    "limit",
+    "bare_asgi",
+    "granian",
+    "sanic",
+    "fastapi",
+)
+SERVED = ("eventrouter", "on_uvicorn", "limit", "bare_asgi", "granian", "sanic", "fastapi")
 #: What the body-size rows POST to: the route (typed: the body decoded), the Invoke API,
 #: the bare ASGI app (reads and decodes it).
 BODY_KINDS = ("eventrouter", "invoke_api", "bare_asgi")
@@ -141,7 +163,7 @@ def _stats(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def run(quick: bool = False) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (make bench installs it from Debian's packages)"}
-    for module, name in (("fastapi", "FastAPI"), ("sanic", "Sanic")):
+    for module, name in (("fastapi", "FastAPI"), ("sanic", "Sanic"), ("granian", "granian")):
         if importlib.util.find_spec(module) is None:
             return {"skipped": f"{name} is not installed (pip install -e '.[bench]')"}
     seconds = 1 if quick else 3
@@ -212,7 +234,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     for c in connection_counts:
         row = result["by_connections"][str(c)]
         ours = row["eventrouter"]["rps"]["median"]
-        for kind in ("limit", "bare_asgi", "sanic", "fastapi", "on_uvicorn"):
+        for kind in ("limit", "bare_asgi", "granian", "sanic", "fastapi", "on_uvicorn"):
             row[f"vs_{kind}"] = ours / row[kind]["rps"]["median"]
         row["invoke_api_vs_route"] = row["invoke_api"]["rps"]["median"] / ours
         row["p99_vs_bare"] = (
@@ -220,6 +242,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
         row["met"] = (
             row["vs_bare_asgi"] >= TARGETS["vs_bare"]
+            and row["vs_sanic"] >= TARGETS["vs_sanic"]
+            and row["vs_granian"] >= TARGETS["vs_granian"]
             and row["vs_limit"] >= TARGETS["vs_limit"]
             and row["p99_vs_bare"] <= 1.0
         )

@@ -19,7 +19,10 @@ if "structlog" not in sys.modules and "rich" not in sys.modules:
     finally:
         del sys.modules["rich"]
 
+from eventrouter.compiled import guard
 from eventrouter.lazy import lazy_exports
+
+guard()  # before any compiled module is imported: stale or unwanted ones run from source
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them
     from eventrouter.context import Context

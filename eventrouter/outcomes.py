@@ -180,9 +180,11 @@ def error_body(
 
 
 #: Frames of these folders are the runtime's, not the user's: Lambda's runtime leaves its
-#: own out of a stack trace, and so does eventrouter (its package, the thread pool).
+#: own out of a stack trace, and so does eventrouter (its package, the thread pool). A
+#: compiled module names its frames by the relative path it was compiled from.
 _RUNTIME_FOLDERS = (
     os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    "eventrouter" + os.sep,
     os.path.dirname(os.path.abspath(concurrent.futures.__file__)) + os.sep,
 )
 

@@ -250,8 +250,11 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        parsed = httptools.parse_url(self.url)
-        raw_path = parsed.path
+        # Any: httptools' stubs say bytes where a URL without a query has None (and compiled
+        # code checks what the stubs say).
+        parsed: Any = httptools.parse_url(self.url)
+        raw_path: bytes = parsed.path
+        query: bytes | None = parsed.query
         path = raw_path.decode("latin-1")
         if b"%" in raw_path:
             path = unquote(path)
@@ -264,7 +267,7 @@ class Connection(asyncio.Protocol):
             "scheme": server.scheme,
             "path": path,
             "raw_path": raw_path,
-            "query_string": parsed.query or b"",
+            "query_string": query or b"",
             "root_path": "",
             "headers": self.headers,
             "client": self.client,

@@ -71,6 +71,20 @@ TRACEBACK_HEAD = "Traceback (most recent call last):\n"
 _SAID_BY_THE_ENVIRONMENT = frozenset((OUT_OF_MEMORY, EXIT_ERROR))
 
 
+class _Raised:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _catching(run: Callable[[Callable[[], Any]], Any], call: Callable[[], Any]) -> Any:
+    try:
+        return run(call)
+    except BaseException as exc:  # noqa: BLE001 - raised again on the loop (Invoker._in_thread)
+        return _Raised(exc)
+
+
 class FunctionState:
     """Runtime state of one function: its slots and whether its environment is warm.
 
@@ -388,9 +402,7 @@ class Invoker:
                     if spec.takes_context
                     else (functools.partial(spec.handler, event))
                 )
-                value = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, contextvars.copy_context().run, call
-                )
+                value = await self._in_thread(call)
             if stream is not None:
                 opened = open_stream(value, self.executor)
                 if opened is not None:
@@ -578,10 +590,18 @@ class Invoker:
             await each_async(spec.handler, items, ctx, spec.takes_context)
             return
         # One hop to the worker thread for the whole batch.
-        call = functools.partial(each, spec.handler, items, ctx, spec.takes_context)
-        await asyncio.get_running_loop().run_in_executor(
-            self.executor, contextvars.copy_context().run, call
+        await self._in_thread(functools.partial(each, spec.handler, items, ctx, spec.takes_context))
+
+    async def _in_thread(self, call: Callable[[], Any]) -> Any:
+        """``call()`` on the handlers' thread pool, in a copy of this context. Its exception
+        comes back as a value and is raised here: compiled code awaiting the future would
+        lose the exception's traceback, the user's frames that Lambda reports."""
+        value = await asyncio.get_running_loop().run_in_executor(
+            self.executor, _catching, contextvars.copy_context().run, call
         )
+        if type(value) is _Raised:
+            raise value.exc
+        return value
 
     async def _init(
         self, state: FunctionState, request_id: str

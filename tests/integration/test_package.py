@@ -1,10 +1,12 @@
-"""eventrouter as a package to depend on: the wheel ``python -m build`` makes installs into a
-fresh virtualenv with its data files (the dashboard page, Lambda's prices) and serves a
-router of the user's own from a folder outside the clone; the demo never leaks there."""
+"""eventrouter as a package to depend on: the wheel ``make wheel`` makes (the hot path
+compiled) installs into a fresh virtualenv with its data files (the dashboard page, Lambda's
+prices) and serves a router of the user's own from a folder outside the clone, its hot
+modules compiled; the demo never leaks there."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -15,6 +17,7 @@ import httpx
 import msgspec
 import pytest
 
+from eventrouter.compiled import HOT
 from tests.processes import RouterProcess
 from tests.services import free_port
 
@@ -33,10 +36,12 @@ async def hello(event) -> dict:
 """
 
 
-def run(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str | Path, cwd: Path, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | env,
     )  # fmt: skip
     return done
 
@@ -45,11 +50,26 @@ def run(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.Comple
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv with the wheel built from this clone installed: its python."""
     folder = tmp_path_factory.mktemp("package")
-    built = run(sys.executable, "-m", "build", "--wheel", "--outdir", folder / "dist", ROOT,
-                cwd=folder)  # fmt: skip
+    # As `make wheel` builds it, in this environment (its hatchling, hatch-mypyc and mypy),
+    # from a copy of the project: the build hook compiles in place and hides pyproject.toml
+    # while it does, which other tests of this clone read.
+    project = folder / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.so", ".compiled.json")
+    shutil.copytree(ROOT / "eventrouter", project / "eventrouter", ignore=skip)
+    built = run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                folder / "dist", project, cwd=folder, timeout=600,
+                HATCH_BUILD_HOOK_ENABLE_MYPYC="true")  # fmt: skip
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = (folder / "dist").glob("eventrouter-*.whl")
+    assert "-none-any" not in wheel.name, wheel.name  # a platform wheel: compiled code
     names = zipfile.ZipFile(wheel).namelist()
+    for module in HOT:
+        stem = module.replace(".", "/")
+        assert [n for n in names if n.startswith(stem + ".cpython-")], (module, names)
+    assert ".compiled.json" not in str(names)  # a clone's manifest stays in the clone
     assert "eventrouter/observability/dashboard.html" in names
     assert "eventrouter/observability/prices.json" in names
     assert "eventrouter/py.typed" in names
@@ -100,3 +120,5 @@ def test_no_target_outside_a_project_says_what_to_pass(installed: Path, tmp_path
     assert "shop" not in done.stdout
     where = run(installed, "-c", "import eventrouter; print(eventrouter.__file__)", cwd=tmp_path)
     assert where.stdout.startswith(str(installed.parent.parent)), where.stdout  # the wheel's
+    check = "from eventrouter.compiled import running_compiled; print(running_compiled())"
+    assert run(installed, "-c", check, cwd=tmp_path).stdout.strip() == "True"
