@@ -19,7 +19,7 @@ from eventrouter import Router
 from eventrouter.observability.logging import configure_logging, flush_logs
 from eventrouter.testing import run_router
 
-TARGET_US = 15.0
+TARGET_US = 3.0
 #: What metrics (the Duration histogram, usage accounting) may add to one invocation.
 METRICS_TARGET_US = 1.0
 

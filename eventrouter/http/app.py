@@ -123,14 +123,13 @@ class HttpApp:
         if self.runtime is not None:
             return self.runtime
         async with self._runtime_lock:
-            if self.runtime is None:
+            if self._service is None:  # the first to hold the lock starts it
                 assert self._start is not None, "HttpApp needs a runtime or start="
                 service = self._start()
                 await service.start()
                 self._service = service
                 self._bind(service)
-        assert self.runtime is not None
-        return self.runtime
+            return self._service
 
     async def aclose(self) -> None:
         """Stop the runtime this app started itself (the ASGI lifespan shutdown does this)."""

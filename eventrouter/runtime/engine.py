@@ -415,8 +415,10 @@ class Engine(Runtime):
             stream=stream,
         )
 
-    #: The decoded result of an outcome, or the exception it stands for.
-    result = staticmethod(result_of)
+    @staticmethod
+    def result(outcome: Outcome) -> Any:
+        """The decoded result of an outcome, or the exception it stands for."""
+        return result_of(outcome)
 
     async def invoke_async(self, name: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation; returns its request id once it is on disk."""

@@ -171,10 +171,13 @@ class EventStore:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                alive = False
             except BlockingIOError:
-                continue  # alive
+                alive = True
             finally:
                 os.close(fd)
+            if alive:
+                continue
             freed += conn.execute(
                 "UPDATE events SET leased = 0, owner = NULL WHERE owner = ?", (owner,)
             ).rowcount
