@@ -149,9 +149,15 @@ class Stream:
         self.chunks = chunks
 
 
+#: What most handlers return: never a stream (one set look-up instead of the checks below).
+_PLAIN = frozenset((dict, list, str, bytes, int, float, bool, type(None)))
+
+
 def open_stream(value: Any, executor: Executor) -> Stream | None:
     """``value`` as a :class:`Stream` if a handler returned one, else ``None``. A generator's
     pieces are made in ``executor`` (they run the handler's synchronous code)."""
+    if type(value) in _PLAIN:
+        return None
     if isinstance(value, StreamingResponse):
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value.headers.items()]
         return Stream(value.status, headers, _pieces(value.content, executor))

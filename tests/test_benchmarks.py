@@ -23,7 +23,7 @@ EXPECTED_ROWS = (
     "cost of durability",
     "HTTP no-op route, req/s, 1 conn.",  # 3. HTTP (or says why it was skipped)
     "HTTP no-op route vs the no-framework limit",
-    "HTTP no-op route vs peers",
+    "HTTP no-op route vs bare ASGI on granian",
     "HTTP route, 1,000,000 B JSON body",
     "streamed response, 10 MB: time to first byte",  # 3b. streaming
     "Kafka batch handler, records/s",  # 4. Kafka, against its ceiling and peers
