@@ -114,7 +114,7 @@ wheel: $(VENV_STAMP)
 	$(PY) -m pip install --quiet build
 	HATCH_BUILD_HOOK_ENABLE_MYPYC=true $(PY) -m build --wheel --outdir dist
 
-## Every benchmark scenario, on the compiled hot path (~12 min; starts its own broker, moto and
+## Every benchmark scenario, on the compiled hot path (~18 min; starts its own broker, moto and
 ## servers): writes benchmarks/results/latest.json, summary.md and the PNG plots, and appends
 ## the run's ratios to benchmarks/history.jsonl.
 bench: $(BENCH_PY_STAMP) $(BENCH_STAMP)
