@@ -33,6 +33,9 @@ from benchmarks.ab import flatten
 ROOT = Path(__file__).resolve().parent.parent
 HISTORY = Path(__file__).parent / "history.jsonl"
 RELATIVE = HISTORY.relative_to(ROOT).as_posix()
+#: The code a run measures (a change there makes the run's commit "dirty"); not what the run
+#: itself writes.
+MEASURED = ("eventrouter", "benchmarks", ":(exclude)benchmarks/results", f":(exclude){RELATIVE}")
 #: Names of the figures that are ratios of two figures measured in the same run (not the
 #: ``target...`` they are held to).
 RATIO = re.compile(r"(^|[._])(vs_|ratio|speedup)|_vs_")
@@ -70,7 +73,7 @@ def entry(results: dict[str, Any], compiled: bool) -> dict[str, Any]:
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": _git("rev-parse", "--short=12", "HEAD") or None,
-        "dirty": bool(_git("status", "--porcelain", "--", "eventrouter", "benchmarks")),
+        "dirty": bool(_git("status", "--porcelain", "--", *MEASURED)),
         "machine": {
             "cpu_model": machine.get("cpu_model"),
             "cpus": machine.get("cpus"),
