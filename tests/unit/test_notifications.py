@@ -64,13 +64,16 @@ def test_the_string_to_sign_and_both_signature_versions() -> None:
     assert text.endswith(f"TopicArn\n{TOPIC}\nType\nNotification\n")
     with_subject = sns_rules.string_to_sign({**plain, "Subject": "s"}).decode()
     assert "MessageId\n" in with_subject and "\nSubject\ns\nTimestamp\n" in with_subject
+    key = sns_rules.public_key(signer.pem)
     for version in ("1", "2"):
         signed = signer.sign({**plain, "Subject": "hi"}, version=version)
-        sns_rules.verify(signed, signer.pem)
+        sns_rules.verify(signed, key)
         with pytest.raises(sns_rules.InvalidMessage, match="does not match"):
-            sns_rules.verify({**signed, "Subject": "changed"}, signer.pem)
+            sns_rules.verify({**signed, "Subject": "changed"}, key)
     with pytest.raises(sns_rules.InvalidMessage, match="SignatureVersion"):
-        sns_rules.verify({**signer.sign(plain), "SignatureVersion": "3"}, signer.pem)
+        sns_rules.verify({**signer.sign(plain), "SignatureVersion": "3"}, key)
+    with pytest.raises(sns_rules.InvalidMessage, match="not a PEM certificate"):
+        sns_rules.public_key(b"-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
 
 
 @pytest.mark.parametrize(

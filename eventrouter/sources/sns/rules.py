@@ -142,12 +142,27 @@ def check_cert_url(url: str, hosts: str) -> None:
         raise InvalidMessage(f"signing certificate URL is not a .pem: {url!r}")
 
 
-def verify(message: dict[str, Any], certificate_pem: bytes) -> None:
-    """Check the message's signature with the certificate (``InvalidMessage`` if wrong)."""
+def public_key(certificate_pem: bytes) -> Any:
+    """The RSA public key of a signing certificate (``InvalidMessage`` if it has another):
+    parsed once per certificate, as the feed caches it (parsing costs more than verifying)."""
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        key = x509.load_pem_x509_certificate(certificate_pem).public_key()
+    except ValueError:
+        raise InvalidMessage("the signing certificate is not a PEM certificate") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise InvalidMessage("the signing certificate's key is not RSA")
+    return key
+
+
+def verify(message: dict[str, Any], key: Any) -> None:
+    """Check the message's signature with the certificate's ``key`` (:func:`public_key`;
+    ``InvalidMessage`` if wrong)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import padding
 
     version = message.get("SignatureVersion")
     if version not in ("1", "2"):
@@ -156,9 +171,6 @@ def verify(message: dict[str, Any], certificate_pem: bytes) -> None:
         signature = base64.b64decode(message.get("Signature") or "", validate=True)
     except ValueError:
         raise InvalidMessage("the Signature is not base64") from None
-    key = x509.load_pem_x509_certificate(certificate_pem).public_key()
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise InvalidMessage("the signing certificate's key is not RSA")
     algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
     try:
         key.verify(signature, string_to_sign(message), padding.PKCS1v15(), algorithm)

@@ -194,7 +194,7 @@ class SnsEndpoint(Endpoint):
         self.source = source
         self.spec = spec
         self.runtime = runtime
-        self._certificates: OrderedDict[str, bytes] = OrderedDict()
+        self._certificates: OrderedDict[str, Any] = OrderedDict()
         #: Message ids accepted within the replay window (ids -> when).
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._session: Any = None
@@ -271,13 +271,13 @@ class SnsEndpoint(Endpoint):
     async def _check_signature(self, message: dict[str, Any]) -> None:
         url = message.get("SigningCertURL") or ""
         rules.check_cert_url(url, self.source.signing_cert_hosts)
-        pem = self._certificates.get(url)
-        if pem is None:
-            pem = await self._get(url)
-            self._certificates[url] = pem
+        key = self._certificates.get(url)
+        if key is None:
+            key = rules.public_key(await self._get(url))
+            self._certificates[url] = key
             if len(self._certificates) > 100:
                 self._certificates.popitem(last=False)
-        rules.verify(message, pem)
+        rules.verify(message, key)
 
     async def _get(self, url: str) -> bytes:
         """GET ``url`` (an SNS host's): from ``signing_cert_endpoint`` when one is set."""
