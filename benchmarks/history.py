@@ -12,7 +12,7 @@ of the machine.
 The noise of a ratio is how far it moved between repeated runs of one commit on the same
 machine (the largest such move, at least :data:`MIN_NOISE`); before a repeated run has
 measured it, :data:`DEFAULT_NOISE`. A move beyond it is flagged, ``better`` or ``worse`` by
-whether a larger ratio is the better one (every ratio here but the ``cpu_per_...`` ones).
+whether a larger ratio is the better one (all but the costs of :data:`LOWER_IS_BETTER`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ MEASURED = ("eventrouter", "benchmarks", ":(exclude)benchmarks/results", f":(exc
 #: Names of the figures that are ratios of two figures measured in the same run (not the
 #: ``target...`` they are held to).
 RATIO = re.compile(r"(^|[._])(vs_|ratio|speedup)|_vs_")
-#: Ratios where smaller is better (CPU time per message against the hand loop's).
-LOWER_IS_BETTER = re.compile(r"cpu_per_")
+#: A target a ratio is held to (``targets.vs_bare``, ``target_speedup``): not measured.
+TARGET = re.compile(r"(^|\.)targets?[._]")
+#: Ratios of costs, where smaller is better: CPU per item, latency, start-up times, the cost
+#: of 10,000 rules against 10.
+LOWER_IS_BETTER = re.compile(
+    r"cpu_per_|p99_vs|cold_start_vs|snapstart_vs_bare|isolated_vs|matching\.ratio_"
+)
 #: The noise assumed before two runs on a machine have measured it (±10 %), and the least.
 DEFAULT_NOISE = 0.10
 MIN_NOISE = 0.03
@@ -52,8 +57,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     return {
         name: round(value, 4)
         for name, value in sorted(figures.items())
-        if RATIO.search(last := name.rsplit(".", 1)[-1])
-        and not last.startswith("target")
+        if RATIO.search(name.rsplit(".", 1)[-1])
+        and not TARGET.search(name)
         and math.isfinite(value)
         and value > 0
     }

@@ -26,11 +26,13 @@ def test_ratios_are_the_figures_named_as_ratios() -> None:
         "http_throughput": {"by_connections": {"64": {"vs_sanic": 1.2, "rps": {"median": 9.0}}}},
         "async_throughput": {"ratio_to_bare_sqlite": 0.1, "met": True, "events": 50_000},
         "workers": {"speedup": 1.7, "target_speedup": 1.7},
+        "http": {"targets": {"vs_bare": 1.0}, "64": {"p99_vs_bare": 0.9}},
         "sqs_throughput": {"cpu_per_message_vs_loop": 0.9},
         "kafka_throughput": {"batch_vs_ceiling": float("nan")},
     }
     assert ratios(results) == {
         "async_throughput.ratio_to_bare_sqlite": 0.1,
+        "http.64.p99_vs_bare": 0.9,
         "http_throughput.by_connections.64.vs_sanic": 1.2,
         "sqs_throughput.cpu_per_message_vs_loop": 0.9,
         "workers.speedup": 1.7,
