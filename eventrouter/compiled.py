@@ -131,6 +131,8 @@ def build(jobs: int = 2) -> bool:
 
     paths = [str(source(module).relative_to(PACKAGE.parent)) for module in HOT]
     MANIFEST.unlink(missing_ok=True)
+    for built in PACKAGE.rglob("*.so"):  # a module no longer in HOT must not shadow its source
+        built.unlink()
     with tempfile.TemporaryDirectory() as temp:
         os.chdir(PACKAGE.parent)
         extensions = mypycify(paths, separate=True, opt_level="3", target_dir=temp)
