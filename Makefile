@@ -100,14 +100,14 @@ typecheck: $(TEST_STAMP)
 
 ## The whole suite on the compiled hot path, then the unit tests on pure Python too.
 unit: $(TEST_STAMP) $(IAM_STAMP) $(NODE_STAMP) $(BENCH_STAMP) $(CHROMIUM_STAMP) $(AWSCLI_STAMP)
-	$(PY) -m eventrouter.compiled
+	$(PY) -m eventrouter.compiling
 	$(PY) -m pytest -q -n auto --dist worksteal
 	EVENTROUTER_PURE_PYTHON=1 $(PY) -m pytest -q -n auto --dist worksteal tests/unit
 
 ## The hot path (eventrouter/compiled.py's HOT) compiled with mypyc, in place (~45 s; again
 ## only when a source changed). A changed source runs from Python until compiled again.
 compile: $(TEST_STAMP)
-	$(PY) -m eventrouter.compiled
+	$(PY) -m eventrouter.compiling
 
 ## A wheel with the hot path compiled, in dist/ (`HATCH_BUILD_NO_HOOKS=true` builds a pure one).
 wheel: $(VENV_STAMP)
@@ -118,7 +118,7 @@ wheel: $(VENV_STAMP)
 ## servers): writes benchmarks/results/latest.json, summary.md and the PNG plots, and appends
 ## the run's ratios to benchmarks/history.jsonl.
 bench: $(BENCH_PY_STAMP) $(BENCH_STAMP)
-	$(PY) -m eventrouter.compiled
+	$(PY) -m eventrouter.compiling
 	$(PY) -m benchmarks
 
 ## The newest run's ratios against the last committed run's (benchmarks/history.jsonl),

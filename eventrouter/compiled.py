@@ -5,8 +5,8 @@ The modules of :data:`HOT` are plain, ``mypy --strict`` Python; mypyc compiles e
 extension beside its source (``native.cpython-311-x86_64-linux-gnu.so`` beside ``native.py``),
 which Python imports in preference to the source. A wheel built with ``make wheel`` (the
 ``hatch-mypyc`` build hook, the list in ``pyproject.toml``) ships them; in a clone,
-``make compile`` (``python -m eventrouter.compiled``, the test and bench extras) builds them in
-place and writes :data:`MANIFEST`, the hash of each source it compiled.
+``make compile`` (``python -m eventrouter.compiling``, the test and bench extras) builds them
+in place and writes :data:`MANIFEST`, the hash of each source it compiled.
 
 When a source of a clone no longer matches the manifest (edited since), or when
 ``EVENTROUTER_PURE_PYTHON=1``, every module of :data:`HOT` is imported from its source: all
@@ -77,7 +77,7 @@ class _FromSource(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source(fullname))
 
 
-def _stale() -> list[str]:
+def stale() -> list[str]:
     """The hot modules of a clone whose source changed since ``make compile``."""
     try:
         compiled = json.loads(MANIFEST.read_text())
@@ -99,55 +99,12 @@ def guard() -> None:
     if any(isinstance(finder, _FromSource) for finder in sys.meta_path):
         return
     pure = os.environ.get(PURE_ENV, "") not in ("", "0")
-    stale = [] if pure else _stale()
-    if stale:
+    stale_modules = [] if pure else stale()
+    if stale_modules:
         warnings.warn(
-            f"eventrouter: {', '.join(stale)} changed since it was compiled: running every "
+            f"eventrouter: {', '.join(stale_modules)} changed since it was compiled: running every "
             "compiled module from its source (`make compile` rebuilds them)",
             stacklevel=2,
         )
-    if pure or stale:
+    if pure or stale_modules:
         sys.meta_path.insert(0, _FromSource())
-
-
-def _fresh() -> bool:
-    """Whether every hot module's extension is in place and built from its current source."""
-    if not MANIFEST.exists() or _stale():
-        return False
-    return all(
-        any(source(module).parent.glob(source(module).stem + ".cpython-*")) for module in HOT
-    )
-
-
-def build(jobs: int = 2) -> bool:
-    """Compile :data:`HOT` in place with mypyc (the test and bench extras' mypy) and write the
-    manifest, unless every module is compiled from its current source: whether it built."""
-    if _fresh():
-        return False
-    import tempfile
-
-    from mypyc.build import mypycify
-    from setuptools import Distribution  # type: ignore[import-untyped]
-
-    paths = [str(source(module).relative_to(PACKAGE.parent)) for module in HOT]
-    MANIFEST.unlink(missing_ok=True)
-    for built in PACKAGE.rglob("*.so"):  # a module no longer in HOT must not shadow its source
-        built.unlink()
-    with tempfile.TemporaryDirectory() as temp:
-        os.chdir(PACKAGE.parent)
-        extensions = mypycify(paths, separate=True, opt_level="3", target_dir=temp)
-        dist = Distribution({"name": "eventrouter-hot", "ext_modules": extensions})
-        command = dist.get_command_obj("build_ext")
-        command.inplace = True
-        command.build_temp = command.build_lib = temp
-        command.parallel = jobs
-        dist.run_command("build_ext")
-    MANIFEST.write_text(
-        json.dumps({module: digest(source(module)) for module in HOT}, indent=1) + "\n"
-    )
-    return True
-
-
-if __name__ == "__main__":
-    built = build()
-    print(f"{len(HOT)} hot modules {'compiled' if built else 'already compiled'} in place")
