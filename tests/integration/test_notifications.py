@@ -86,7 +86,7 @@ async def test_sns_through_a_queue_the_router_subscribes_with_a_filter_policy(mo
             )
         await seen.until(1)
         feed = app.engine.running["on_order"]
-        await feed.wait_until(lambda: feed.fed + feed.dropped == 3)
+        await feed.wait_until(lambda: feed.fed + feed.dropped == 3, within=60)  # moto, loaded
     assert (feed.fed, feed.dropped) == (1, 2)
     (event,) = seen.events
     check_event("sns", event)
@@ -400,7 +400,7 @@ async def test_s3_through_eventbridge_and_an_sqs_target_the_router_sets_up(moto:
         s3.put_object(Bucket=bucket, Key="in/my photo.txt", Body=b"xy")
         s3.delete_object(Bucket=bucket, Key="in/my photo.txt")  # not an ObjectCreated event
         feed = app.engine.running["created"]
-        await feed.wait_until(lambda: feed.fed + feed.dropped >= 3)
+        await feed.wait_until(lambda: feed.fed + feed.dropped >= 3, within=60)  # moto, loaded
         await seen.until(1)
     assert feed.fed == 1  # of the events the rule sent (3, or more from moto), one is wanted
     (event,) = seen.events
