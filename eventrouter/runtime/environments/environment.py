@@ -283,19 +283,6 @@ class Environment:
         # A restored (forked) environment is its template's child: its status is not ours.
         self.returncode = self.process.wait() if self.process is not None else None
         self.drain_output()
-        unread = self.unread()
-        if unread is None:
-            self._gone()
-        else:  # what it said before it exited (its init's failure) first, then its exit
-            unread.add_done_callback(lambda _: self._gone())
-
-    def unread(self) -> asyncio.Future[Any] | None:
-        """What of the process's messages is still being read when it exits (``None``: all)."""
-        return None
-
-    def _gone(self) -> None:
-        if self.exited.is_set():
-            return
         gone = EnvironmentGone(exit_description(self.returncode))
         if not self.ready.done():
             self.ready.set_exception(gone)
@@ -424,14 +411,6 @@ class PythonEnvironment(Environment):
 
     def peak_rss_kb(self) -> int:
         return 0  # the worker reports its own peak with every result
-
-    def unread(self) -> asyncio.Future[Any] | None:
-        """The reader, until it reaches the end of the process's messages (at most a second:
-        a child of the handler may hold the socket open)."""
-        reading = self._reading
-        if reading is None or reading.done():
-            return None
-        return asyncio.ensure_future(asyncio.wait({reading}, timeout=1.0))
 
     def closed(self) -> None:
         if self._reading is not None:
